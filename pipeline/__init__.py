@@ -1,0 +1,1 @@
+"""The streaming library: messages, sources, detection, tracking, clips, bus, matcher, store, API."""

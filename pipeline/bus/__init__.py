@@ -1,0 +1,21 @@
+"""Message buses: the in-memory one for embedded mode, Redis Streams for distributed mode."""
+
+from .base import Bus, DeadLetter, Message, dead_stream
+from .memory import MemoryBus
+
+STREAM_CLIPS = "xreid:clips"
+STREAM_EMBEDDINGS = "xreid:embeddings"
+GROUP_REID = "reid"
+GROUP_MATCHER = "matcher"
+
+__all__ = [
+    "Bus",
+    "DeadLetter",
+    "GROUP_MATCHER",
+    "GROUP_REID",
+    "MemoryBus",
+    "Message",
+    "STREAM_CLIPS",
+    "STREAM_EMBEDDINGS",
+    "dead_stream",
+]

@@ -1,0 +1,319 @@
+"""Wire contracts between stages: ``Clip`` (camera → re-ID) and ``Embedding`` (re-ID → matcher).
+
+Both are frozen dataclasses validated on construction, so a malformed object cannot exist in
+memory, and both encode to one versioned binary blob so Redis entries and in-memory queue items
+are byte-identical. Decoding is strict: any defect raises ``ContractError`` with the reason,
+which the bus turns into a dead-letter entry.
+
+Wire layout (little endian)::
+
+    b"XR" | version:u8 | kind:u8 | header_len:u32 | header (JSON, utf-8) | blob_0 | blob_1 | ...
+
+The JSON header carries the scalar fields and the byte length of every blob, so the payload is
+self-describing and its total length can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from models.errors import ContractError
+
+WIRE_VERSION = 1
+MODALITIES = ("rgb", "ir")
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024  # far above any real clip; guards decoders against garbage
+
+_MAGIC = b"XR"
+_PREFIX = struct.Struct("<2sBBI")
+_KIND_CLIP = 1
+_KIND_EMBEDDING = 2
+_JPEG_SOI = b"\xff\xd8"
+
+
+def make_clip_id(camera_id: str, track_uid: str, segment: int) -> str:
+    """Deterministic clip id: a redelivered clip overwrites itself instead of duplicating."""
+    return f"{camera_id}:{track_uid}:{segment}"
+
+
+def _check_modality(modality: str, owner: str) -> None:
+    if modality not in MODALITIES:
+        raise ContractError(f"{owner}.modality must be one of {MODALITIES}, got {modality!r}")
+
+
+def _check_span(t_start: float, t_end: float, owner: str) -> None:
+    if not (math.isfinite(t_start) and math.isfinite(t_end)):
+        raise ContractError(f"{owner} times must be finite, got {t_start}..{t_end}")
+    if t_end < t_start:
+        raise ContractError(f"{owner}.t_end {t_end} is before t_start {t_start}")
+
+
+def _check_id(value: str, name: str, owner: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ContractError(f"{owner}.{name} must be a non-empty string, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """T person crops of one track segment, in time order.
+
+    Attributes:
+        frames: T JPEG-encoded crops.
+        boxes_xyxy: (T, 4) float32 boxes in source pixels.
+        frame_ts: (T,) float64 UTC epoch seconds of each crop's frame.
+        det_scores: (T,) float32 detector confidence of each crop.
+        n_seen: frames the track was observed in for this segment (>= T crops kept).
+    """
+
+    clip_id: str
+    camera_id: str
+    modality: str
+    track_uid: str
+    segment: int
+    t_start: float
+    t_end: float
+    frames: tuple[bytes, ...]
+    boxes_xyxy: np.ndarray
+    frame_ts: np.ndarray
+    det_scores: np.ndarray
+    n_seen: int = 0
+    v: int = WIRE_VERSION
+
+    kind: ClassVar[int] = _KIND_CLIP
+
+    def __post_init__(self) -> None:
+        for name in ("camera_id", "track_uid"):
+            _check_id(getattr(self, name), name, "Clip")
+        _check_modality(self.modality, "Clip")
+        if not isinstance(self.segment, int) or self.segment < 0:
+            raise ContractError(f"Clip.segment must be an int >= 0, got {self.segment!r}")
+        expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
+        if self.clip_id != expected:
+            raise ContractError(f"Clip.clip_id must be {expected!r}, got {self.clip_id!r}")
+        _check_span(self.t_start, self.t_end, "Clip")
+        t = len(self.frames)
+        if t == 0:
+            raise ContractError("Clip.frames is empty")
+        for i, jpeg in enumerate(self.frames):
+            if not isinstance(jpeg, bytes) or not jpeg.startswith(_JPEG_SOI):
+                raise ContractError(f"Clip.frames[{i}] is not JPEG data")
+        _check_array(self.boxes_xyxy, (t, 4), np.float32, "Clip.boxes_xyxy")
+        _check_array(self.frame_ts, (t,), np.float64, "Clip.frame_ts")
+        _check_array(self.det_scores, (t,), np.float32, "Clip.det_scores")
+        if not isinstance(self.n_seen, int) or self.n_seen < 0:
+            raise ContractError(f"Clip.n_seen must be an int >= 0, got {self.n_seen!r}")
+
+    @property
+    def seq_len(self) -> int:
+        return len(self.frames)
+
+    def to_bytes(self) -> bytes:
+        header = {
+            "clip_id": self.clip_id,
+            "camera_id": self.camera_id,
+            "modality": self.modality,
+            "track_uid": self.track_uid,
+            "segment": self.segment,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "n_seen": self.n_seen,
+        }
+        blobs = [
+            *self.frames,
+            self.boxes_xyxy.astype("<f4").tobytes(),
+            self.frame_ts.astype("<f8").tobytes(),
+            self.det_scores.astype("<f4").tobytes(),
+        ]
+        return _encode(_KIND_CLIP, header, blobs)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Clip:
+        header, blobs = _decode(data, _KIND_CLIP)
+        t = len(blobs) - 3
+        if t < 1:
+            raise ContractError(f"Clip payload has {len(blobs)} blobs, needs at least 4")
+        fields = _take(header, Clip, ("clip_id", "camera_id", "modality", "track_uid", "segment",
+                                      "t_start", "t_end", "n_seen"))
+        return cls(
+            **fields,
+            frames=tuple(blobs[:t]),
+            boxes_xyxy=_array(blobs[t], "<f4", (t, 4), "boxes_xyxy").astype(np.float32),
+            frame_ts=_array(blobs[t + 1], "<f8", (t,), "frame_ts").astype(np.float64),
+            det_scores=_array(blobs[t + 2], "<f4", (t,), "det_scores").astype(np.float32),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """One clip's X-ReID vector, tagged with the model that made it.
+
+    Attributes:
+        vector: (D,) float32, L2-normalised.
+        model_id: ``name@hash``; vectors of different models never share a gallery.
+        thumbnail: one JPEG crop representing the clip (may be empty bytes).
+    """
+
+    clip_id: str
+    camera_id: str
+    modality: str
+    track_uid: str
+    segment: int
+    t_start: float
+    t_end: float
+    vector: np.ndarray
+    model_id: str
+    thumbnail: bytes = field(default=b"")
+    v: int = WIRE_VERSION
+
+    kind: ClassVar[int] = _KIND_EMBEDDING
+
+    def __post_init__(self) -> None:
+        for name in ("camera_id", "track_uid", "model_id"):
+            _check_id(getattr(self, name), name, "Embedding")
+        _check_modality(self.modality, "Embedding")
+        expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
+        if self.clip_id != expected:
+            raise ContractError(f"Embedding.clip_id must be {expected!r}, got {self.clip_id!r}")
+        _check_span(self.t_start, self.t_end, "Embedding")
+        vec = self.vector
+        if not isinstance(vec, np.ndarray) or vec.ndim != 1 or vec.size == 0:
+            raise ContractError(f"Embedding.vector must be a non-empty 1-D array, got {getattr(vec, 'shape', vec)!r}")
+        if vec.dtype != np.float32:
+            raise ContractError(f"Embedding.vector must be float32, got {vec.dtype}")
+        if not np.all(np.isfinite(vec)):
+            raise ContractError("Embedding.vector has non-finite values")
+        norm = float(np.linalg.norm(vec))
+        if abs(norm - 1.0) > 1e-3:
+            raise ContractError(f"Embedding.vector must be L2-normalised, norm is {norm:.4f}")
+        if self.thumbnail and not self.thumbnail.startswith(_JPEG_SOI):
+            raise ContractError("Embedding.thumbnail is not JPEG data")
+
+    def to_bytes(self) -> bytes:
+        header = {
+            "clip_id": self.clip_id,
+            "camera_id": self.camera_id,
+            "modality": self.modality,
+            "track_uid": self.track_uid,
+            "segment": self.segment,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "model_id": self.model_id,
+            "dim": int(self.vector.size),
+        }
+        return _encode(_KIND_EMBEDDING, header, [self.vector.astype("<f4").tobytes(), self.thumbnail])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Embedding:
+        header, blobs = _decode(data, _KIND_EMBEDDING)
+        if len(blobs) != 2:
+            raise ContractError(f"Embedding payload has {len(blobs)} blobs, needs 2")
+        fields = _take(header, Embedding, ("clip_id", "camera_id", "modality", "track_uid", "segment",
+                                           "t_start", "t_end", "model_id", "dim"))
+        dim = fields.pop("dim")
+        vector = _array(blobs[0], "<f4", (dim,), "vector").astype(np.float32)
+        return cls(**fields, vector=vector, thumbnail=blobs[1])
+
+
+def decode_message(data: bytes) -> Clip | Embedding:
+    """Decode either contract by its kind byte; raises ``ContractError`` for anything else."""
+    if len(data) < _PREFIX.size:
+        raise ContractError(f"payload of {len(data)} bytes is shorter than the {_PREFIX.size}-byte prefix")
+    kind = data[3]
+    if kind == _KIND_CLIP:
+        return Clip.from_bytes(data)
+    if kind == _KIND_EMBEDDING:
+        return Embedding.from_bytes(data)
+    raise ContractError(f"unknown message kind {kind}")
+
+
+# ---------------------------------------------------------------------------------------------
+# framing
+
+
+def _check_array(arr: Any, shape: tuple[int, ...], dtype: Any, name: str) -> None:
+    if not isinstance(arr, np.ndarray):
+        raise ContractError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.shape != shape or arr.dtype != dtype:
+        raise ContractError(f"{name} must be {shape} {np.dtype(dtype).name}, got {arr.shape} {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise ContractError(f"{name} has non-finite values")
+
+
+def _encode(kind: int, header: dict[str, Any], blobs: list[bytes]) -> bytes:
+    header = {**header, "blobs": [len(b) for b in blobs]}
+    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    return b"".join([_PREFIX.pack(_MAGIC, WIRE_VERSION, kind, len(head)), head, *blobs])
+
+
+def _decode(data: bytes, kind: int) -> tuple[dict[str, Any], list[bytes]]:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ContractError(f"payload must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    if len(data) < _PREFIX.size:
+        raise ContractError(f"payload of {len(data)} bytes is shorter than the {_PREFIX.size}-byte prefix")
+    magic, version, got_kind, head_len = _PREFIX.unpack_from(data)
+    if magic != _MAGIC:
+        raise ContractError(f"bad magic {magic!r}: not an xreid message")
+    if version != WIRE_VERSION:
+        raise ContractError(f"unknown wire version {version} (this build reads {WIRE_VERSION})")
+    if got_kind != kind:
+        raise ContractError(f"message kind {got_kind} where kind {kind} was expected")
+    body = data[_PREFIX.size:]
+    if head_len > len(body):
+        raise ContractError(f"header length {head_len} exceeds payload")
+    try:
+        header = json.loads(body[:head_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ContractError(f"header is not valid JSON: {e}") from e
+    if not isinstance(header, dict):
+        raise ContractError("header must be a JSON object")
+    sizes = header.pop("blobs", None)
+    if not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
+        raise ContractError("header.blobs must be a list of non-negative sizes")
+    rest = body[head_len:]
+    if sum(sizes) != len(rest):
+        raise ContractError(f"blob sizes add up to {sum(sizes)} bytes but {len(rest)} follow the header")
+    blobs, offset = [], 0
+    for n in sizes:
+        blobs.append(rest[offset:offset + n])
+        offset += n
+    return header, blobs
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "segment": (int,),
+    "n_seen": (int,),
+    "dim": (int,),
+    "t_start": (int, float),
+    "t_end": (int, float),
+}
+
+
+def _take(header: dict[str, Any], owner: type, names: tuple[str, ...]) -> dict[str, Any]:
+    missing = [n for n in names if n not in header]
+    if missing:
+        raise ContractError(f"{owner.__name__} header lacks {', '.join(missing)}")
+    out: dict[str, Any] = {}
+    for n in names:
+        value = header[n]
+        allowed = _FIELD_TYPES.get(n, (str,))
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise ContractError(f"{owner.__name__}.{n} has type {type(value).__name__}")
+        out[n] = float(value) if n in ("t_start", "t_end") else value
+    if out.get("dim", 1) <= 0:
+        raise ContractError(f"{owner.__name__}.dim must be positive")
+    return out
+
+
+def _array(blob: bytes, dtype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
+    need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if len(blob) != need:
+        raise ContractError(f"{name} has {len(blob)} bytes, expected {need} for shape {shape}")
+    return np.frombuffer(blob, dtype=dtype).reshape(shape)

@@ -1,0 +1,111 @@
+"""The configuration tree of the pipeline (``configs/default.yaml`` is its documented instance).
+
+Pure data with validation: each section belongs to one stage, and each stage takes only its
+section. ``pipeline.config.load_config(XreidCfg, path, env=os.environ)`` builds it at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from models.errors import ConfigError
+
+Modality = Literal["rgb", "ir"]
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+
+
+def _unit(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class DetectorCfg:
+    """Person detector of one camera."""
+
+    kind: Literal["hog", "yolo"] = "hog"
+    weights: str = "yolo11n.pt"   # ultralytics weights name or path (yolo only)
+    conf: float = 0.3              # detections below this score are dropped
+    device: str = "cpu"
+    imgsz: int = 640               # yolo inference size
+
+    def __post_init__(self) -> None:
+        _unit("detector.conf", self.conf)
+        _positive("detector.imgsz", self.imgsz)
+
+
+@dataclass(frozen=True)
+class TrackerCfg:
+    """Multi-object tracker of one camera (ultralytics ByteTrack or BoT-SORT)."""
+
+    kind: Literal["bytetrack", "botsort"] = "bytetrack"
+    track_high_thresh: float = 0.5
+    track_low_thresh: float = 0.1
+    new_track_thresh: float = 0.6
+    track_buffer: int = 30
+    match_thresh: float = 0.8
+    fuse_score: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh"):
+            _unit(f"tracker.{name}", getattr(self, name))
+        _positive("tracker.track_buffer", self.track_buffer)
+
+
+@dataclass(frozen=True)
+class ClipCfg:
+    """How tracks are cut into clips of T crops."""
+
+    seq_len: int = 8               # T crops per clip; the re-ID model's sequence length
+    segment_seconds: float = 10.0  # long tracks emit a clip this often
+    max_candidates: int = 32       # crops kept per open track (bounded memory)
+    min_track_frames: int = 5      # shorter tracks never become clips
+    crop_height: int = 256         # crops are resized to this height before JPEG encoding
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        for name in ("seq_len", "max_candidates", "min_track_frames", "crop_height"):
+            _positive(f"clips.{name}", getattr(self, name))
+        _positive("clips.segment_seconds", self.segment_seconds)
+        if self.max_candidates < self.seq_len:
+            raise ConfigError(f"clips.max_candidates ({self.max_candidates}) must be >= clips.seq_len ({self.seq_len})")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"clips.jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+
+
+@dataclass(frozen=True)
+class CameraCfg:
+    """One camera: where frames come from and how they are processed."""
+
+    id: str
+    source: str
+    modality: Modality = "rgb"
+    detector: DetectorCfg | None = None   # None: the top-level detector section
+    frame_stride: int = 1                  # process every n-th frame
+    realtime: bool = False                 # pace file replay at the file's frame rate
+
+    def __post_init__(self) -> None:
+        if not self.id or any(c in self.id for c in ": /"):
+            raise ConfigError(f"camera id must be non-empty without ':', ' ' or '/', got {self.id!r}")
+        _positive(f"cameras[{self.id}].frame_stride", self.frame_stride)
+
+
+@dataclass(frozen=True)
+class StoreCfg:
+    path: str = "xreid-out/xreid.sqlite"
+
+
+@dataclass(frozen=True)
+class XreidCfg:
+    """Root of the pipeline configuration."""
+
+    detector: DetectorCfg = field(default_factory=DetectorCfg)
+    tracker: TrackerCfg = field(default_factory=TrackerCfg)
+    clips: ClipCfg = field(default_factory=ClipCfg)
+    store: StoreCfg = field(default_factory=StoreCfg)
+    cameras: list[CameraCfg] = field(default_factory=list)

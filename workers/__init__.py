@@ -1,0 +1,1 @@
+"""Process entry points: parse config, wire ``pipeline`` pieces to a bus, run the loop."""

@@ -1,0 +1,1 @@
+"""One module per ``xreid`` subcommand; each exposes ``register(subparsers)``."""
