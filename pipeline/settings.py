@@ -6,6 +6,7 @@ section. ``pipeline.config.load_config(XreidCfg, path, env=os.environ)`` builds 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,6 +79,48 @@ class ClipCfg:
             raise ConfigError(f"clips.jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
 
 
+def is_loopback_host(host: str) -> bool:
+    """True for addresses only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a hostname other than localhost may resolve anywhere
+
+
+@dataclass(frozen=True)
+class ApiCfg:
+    """The query API and dashboard (``xreid serve``): a reader of the store file.
+
+    ``token`` is the bearer token clients send (``Authorization: Bearer <token>``); set it with
+    ``XREID_API__TOKEN`` rather than in a file. Binding anything but a loopback address without
+    a token is refused, so the store is never exposed unauthenticated by accident.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    store_path: str | None = None            # None: the store section's path
+    checkpoint: str | None = None            # re-ID checkpoint for image search; None: search by track id only
+    max_upload_bytes: int = 8 * 1024 * 1024  # per uploaded image
+    max_upload_files: int = 8                # images per search request
+    cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ConfigError("api.host must not be empty")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"api.port must be in 1..65535, got {self.port}")
+        if self.token is not None and not self.token.strip():
+            raise ConfigError("api.token is empty; unset it to serve without auth on loopback")
+        if self.token is None and not is_loopback_host(self.host):
+            raise ConfigError(f"api.token is required to bind the non-loopback address {self.host!r} "
+                              "(set XREID_API__TOKEN)")
+        _positive("api.max_upload_bytes", self.max_upload_bytes)
+        _positive("api.max_upload_files", self.max_upload_files)
+
+
 @dataclass(frozen=True)
 class CameraCfg:
     """One camera: where frames come from and how they are processed."""
@@ -105,6 +148,7 @@ class XreidCfg:
     """Root of the pipeline configuration."""
 
     detector: DetectorCfg = field(default_factory=DetectorCfg)
+    api: ApiCfg = field(default_factory=ApiCfg)
     tracker: TrackerCfg = field(default_factory=TrackerCfg)
     clips: ClipCfg = field(default_factory=ClipCfg)
     store: StoreCfg = field(default_factory=StoreCfg)
