@@ -19,6 +19,7 @@ from models.errors import XreidError
 
 # Order is the order of `xreid --help`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "up",
 )
 
 
