@@ -144,6 +144,62 @@ class StoreCfg:
 
 
 @dataclass(frozen=True)
+class BusCfg:
+    """Message bus: in-memory (embedded mode) or Redis Streams (distributed mode).
+
+    ``url`` None or ``"memory"`` selects the in-process bus; ``redis://`` / ``rediss://`` URLs
+    (with ``user:password@`` for ACL users) select Redis. Secrets in the URL are never logged.
+    """
+
+    url: str | None = None
+    read_count: int = 16            # XREADGROUP batch size
+    block_ms: int = 500             # how long one read waits for new entries
+    claim_idle_ms: int = 30_000     # pending entries idle this long are reclaimed by another consumer
+    max_deliveries: int = 5         # after this many hand-outs an entry is dead-lettered
+    socket_timeout_s: float = 5.0   # per-command network timeout (reads block less than this)
+    connect_timeout_s: float = 3.0
+    backoff_initial_s: float = 0.1  # reconnect backoff: doubles up to backoff_max_s, with jitter
+    backoff_max_s: float = 5.0
+    retry_timeout_s: float = 0.0    # give up an operation after this long unreachable; 0 = never
+    max_payload_bytes: int = 32 * 1024 * 1024   # larger entries are refused on publish, dead-lettered on read
+    dead_payload_max_bytes: int = 1024 * 1024   # dead letters keep at most this much of the payload
+    backlog_high: int = 256         # clips lag+pending above this: cameras shed frames
+    backlog_low: int = 64           # ... until it falls below this
+
+    def __post_init__(self) -> None:
+        if self.url is not None and self.url != "memory" and not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("bus.url must be 'memory' or a redis://, rediss:// or unix:// URL")
+        for name in ("read_count", "block_ms", "claim_idle_ms", "max_deliveries", "socket_timeout_s",
+                     "connect_timeout_s", "backoff_initial_s", "backoff_max_s", "max_payload_bytes",
+                     "dead_payload_max_bytes", "backlog_high", "backlog_low"):
+            _positive(f"bus.{name}", getattr(self, name))
+        if self.retry_timeout_s < 0:
+            raise ConfigError(f"bus.retry_timeout_s must be >= 0, got {self.retry_timeout_s}")
+        if self.block_ms / 1000.0 >= self.socket_timeout_s:
+            raise ConfigError(f"bus.block_ms ({self.block_ms}) must be shorter than bus.socket_timeout_s")
+        if self.backlog_low > self.backlog_high:
+            raise ConfigError(f"bus.backlog_low ({self.backlog_low}) must be <= bus.backlog_high ({self.backlog_high})")
+
+
+@dataclass(frozen=True)
+class RtspCfg:
+    """Network camera sources (``rtsp://``, ``rtsps://``): timeouts and reconnect policy."""
+
+    open_timeout_s: float = 10.0     # connecting and reading the stream header
+    read_timeout_s: float = 5.0      # no frame for this long = the connection is dead
+    backoff_initial_s: float = 0.5   # reconnect backoff: doubles up to backoff_max_s, with jitter
+    backoff_max_s: float = 30.0
+    max_reconnects: int = 0          # consecutive failed reconnects before status "failed"; 0 = never give up
+    transport: Literal["tcp", "udp"] = "tcp"
+
+    def __post_init__(self) -> None:
+        for name in ("open_timeout_s", "read_timeout_s", "backoff_initial_s", "backoff_max_s"):
+            _positive(f"rtsp.{name}", getattr(self, name))
+        if self.max_reconnects < 0:
+            raise ConfigError(f"rtsp.max_reconnects must be >= 0, got {self.max_reconnects}")
+
+
+@dataclass(frozen=True)
 class XreidCfg:
     """Root of the pipeline configuration."""
 
@@ -152,4 +208,6 @@ class XreidCfg:
     tracker: TrackerCfg = field(default_factory=TrackerCfg)
     clips: ClipCfg = field(default_factory=ClipCfg)
     store: StoreCfg = field(default_factory=StoreCfg)
+    bus: BusCfg = field(default_factory=BusCfg)
+    rtsp: RtspCfg = field(default_factory=RtspCfg)
     cameras: list[CameraCfg] = field(default_factory=list)

@@ -1,6 +1,7 @@
 """Message buses: the in-memory one for embedded mode, Redis Streams for distributed mode."""
 
 from .base import Bus, DeadLetter, Message, dead_stream
+from .factory import create_bus
 from .memory import MemoryBus
 
 STREAM_CLIPS = "xreid:clips"
@@ -17,5 +18,6 @@ __all__ = [
     "Message",
     "STREAM_CLIPS",
     "STREAM_EMBEDDINGS",
+    "create_bus",
     "dead_stream",
 ]

@@ -8,7 +8,10 @@ of Redis Streams, so code written against the in-memory bus behaves the same on 
 * ``read`` hands each new entry to one consumer of a group; it stays *pending* until ``ack``.
 * ``claim_stale`` moves entries pending longer than ``min_idle_ms`` to another consumer (a killed
   worker loses nothing); every hand-out increments the entry's delivery count.
+* ``claim_stale`` dead-letters, instead of handing out, an entry delivered more than
+  ``max_deliveries`` times (a poison message that keeps killing its workers).
 * ``dead_letter`` copies an entry with its reason to ``{stream}:dead`` and acks it.
+* ``trim_acked`` is the only deletion: it drops entries every group has acknowledged.
 """
 
 from __future__ import annotations
@@ -42,12 +45,17 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A dead-lettered entry: the original payload and why it was rejected."""
+    """A dead-lettered entry: the original payload (possibly truncated) and why it was rejected.
+
+    Attributes:
+        size: the original payload's length in bytes; ``len(data)`` is smaller when truncated.
+    """
 
     id: str
     source_id: str
     data: bytes
     reason: str
+    size: int = 0
 
 
 class Bus(Protocol):
@@ -82,6 +90,12 @@ class Bus(Protocol):
 
     def length(self, stream: str) -> int:
         """Entries currently in ``stream``."""
+
+    def trim_acked(self, stream: str) -> int:
+        """Delete the entries every group of ``stream`` has acked; returns how many were deleted."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start (``dead_lettered``, ``reclaimed``, ``reconnects``, …) for metrics."""
 
     def close(self) -> None:
         """Release connections; the bus is unusable afterwards."""

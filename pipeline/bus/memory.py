@@ -7,13 +7,18 @@ thread-safe: stages may run in threads.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from models.errors import ContractError
+
 from .base import DeadLetter, Message, dead_stream
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,7 +36,8 @@ class _Group:
 
 @dataclass
 class _Stream:
-    ids: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # trim_acked deletes from the front only
+    trimmed: int = 0  # entries deleted from the front; group indexes count from the first entry ever
     data: dict[str, bytes] = field(default_factory=dict)
     groups: dict[str, _Group] = field(default_factory=dict)
     last_ms: int = 0
@@ -39,11 +45,19 @@ class _Stream:
 
 
 class MemoryBus:
-    """A ``Bus`` held in this process's memory; see ``pipeline.bus.base`` for the contract."""
+    """A ``Bus`` held in this process's memory; see ``pipeline.bus.base`` for the contract.
 
-    def __init__(self) -> None:
+    Args:
+        max_deliveries: hand-outs after which ``claim_stale`` dead-letters an entry instead.
+        max_payload_bytes: larger payloads are refused by ``publish``.
+    """
+
+    def __init__(self, max_deliveries: int = 5, max_payload_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_deliveries = max_deliveries
+        self.max_payload_bytes = max_payload_bytes
         self._streams: dict[str, _Stream] = {}
         self._dead: dict[str, list[DeadLetter]] = {}
+        self._counters: Counter[str] = Counter()
         self._cond = threading.Condition()
 
     def _stream(self, name: str) -> _Stream:
@@ -65,6 +79,8 @@ class MemoryBus:
             self._stream(stream).groups.setdefault(group, _Group())
 
     def publish(self, stream: str, data: bytes) -> str:
+        if len(data) > self.max_payload_bytes:
+            raise ContractError(f"payload of {len(data)} bytes exceeds the bus limit of {self.max_payload_bytes}")
         with self._cond:
             s = self._stream(stream)
             entry_id = self._next_id(s)
@@ -79,10 +95,11 @@ class MemoryBus:
             while True:
                 s = self._stream(stream)
                 g = s.groups.setdefault(group, _Group())
-                if g.next_index < len(s.ids):
+                start = g.next_index - s.trimmed
+                if start < len(s.ids):
                     out = []
                     now = time.monotonic()
-                    for entry_id in s.ids[g.next_index:g.next_index + count]:
+                    for entry_id in s.ids[start:start + count]:
                         g.pending[entry_id] = _Pending(consumer, now, 1)
                         out.append(Message(entry_id, s.data[entry_id], 1))
                     g.next_index += len(out)
@@ -106,22 +123,32 @@ class MemoryBus:
             if g is None:
                 return []
             now = time.monotonic()
-            out = []
+            out, dead = [], []
             for entry_id, p in list(g.pending.items()):
                 if len(out) >= count:
                     break
                 if (now - p.delivered_at) * 1000.0 < min_idle_ms:
                     continue
                 p.consumer, p.delivered_at, p.deliveries = consumer, now, p.deliveries + 1
-                out.append(Message(entry_id, s.data[entry_id], p.deliveries))
-            return out
+                msg = Message(entry_id, s.data[entry_id], p.deliveries)
+                (dead if p.deliveries > self.max_deliveries else out).append(msg)
+            self._counters["reclaimed"] += len(out)
+        for msg in dead:
+            self.dead_letter(stream, group, msg, f"delivered {msg.deliveries} times without being acked "
+                                                 f"(max_deliveries={self.max_deliveries})")
+        return out
 
     def dead_letter(self, stream: str, group: str, msg: Message, reason: str) -> None:
         with self._cond:
-            dead = self._dead.setdefault(stream, [])
-            dead_id = self._next_id(self._stream(dead_stream(stream)))
-            dead.append(DeadLetter(dead_id, msg.id, msg.data, reason))
+            # the dead stream is an ordinary stream too (length, groups), as it is on Redis
+            ds = self._stream(dead_stream(stream))
+            dead_id = self._next_id(ds)
+            ds.ids.append(dead_id)
+            ds.data[dead_id] = msg.data
+            self._dead.setdefault(stream, []).append(DeadLetter(dead_id, msg.id, msg.data, reason, len(msg.data)))
+            self._counters["dead_lettered"] += 1
         self.ack(stream, group, [msg.id])
+        log.warning("dead-lettered stream=%s group=%s entry=%s: %s", stream, group, msg.id, reason)
 
     def dead_letters(self, stream: str, count: int = 100) -> list[DeadLetter]:
         with self._cond:
@@ -136,11 +163,31 @@ class MemoryBus:
         with self._cond:
             s = self._stream(stream)
             g = s.groups.get(group)
-            return len(s.ids) - (g.next_index if g else 0)
+            return len(s.ids) + s.trimmed - (g.next_index if g else s.trimmed)
 
     def length(self, stream: str) -> int:
         with self._cond:
             return len(self._stream(stream).ids)
+
+    def trim_acked(self, stream: str) -> int:
+        with self._cond:
+            s = self._stream(stream)
+            if not s.groups:
+                return 0
+            # the first index some group still needs: its oldest pending entry, else its next unread.
+            # pending keeps delivery order, which is stream order, so its first key is the oldest
+            keep_from = min(s.trimmed + s.ids.index(next(iter(g.pending))) if g.pending else g.next_index
+                            for g in s.groups.values())
+            n = max(0, keep_from - s.trimmed)
+            for entry_id in s.ids[:n]:
+                del s.data[entry_id]
+            del s.ids[:n]
+            s.trimmed += n
+            return n
+
+    def stats(self) -> dict[str, int]:
+        with self._cond:
+            return dict(self._counters)
 
     def close(self) -> None:
         with self._cond:
