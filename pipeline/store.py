@@ -56,9 +56,53 @@ CREATE INDEX tracks_camera_time ON tracks (camera_id, t_start);
 CREATE INDEX tracks_time ON tracks (t_start);
 """
 
+# v2 (matcher): identities, link decisions and merges; tracks gain the matcher's columns. A track's
+# ``embedding`` is the running mean (float32, not normalised) of its ``n_embedded`` clip vectors
+# under ``model_id``; ``segments`` (JSON list) are the clips folded in, so redelivery is a no-op.
+_V2_IDENTITIES = """
+CREATE TABLE identities (
+    id          INTEGER PRIMARY KEY,
+    model_id    TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    merged_into INTEGER REFERENCES identities (id)
+);
+ALTER TABLE tracks ADD COLUMN track_no INTEGER;
+ALTER TABLE tracks ADD COLUMN model_id TEXT;
+ALTER TABLE tracks ADD COLUMN embedding BLOB;
+ALTER TABLE tracks ADD COLUMN n_embedded INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tracks ADD COLUMN segments TEXT;
+ALTER TABLE tracks ADD COLUMN identity_id INTEGER REFERENCES identities (id);
+CREATE UNIQUE INDEX tracks_track_no ON tracks (track_no);
+CREATE INDEX tracks_identity ON tracks (identity_id);
+CREATE TABLE links (
+    id               INTEGER PRIMARY KEY,
+    clip_id          TEXT NOT NULL,
+    track_no         INTEGER NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('join', 'new', 'blocked', 'update')),
+    identity_id      INTEGER NOT NULL REFERENCES identities (id),
+    matched_track_no INTEGER,
+    score            REAL,
+    threshold        REAL,
+    pair             TEXT,
+    reason           TEXT NOT NULL,
+    ts               REAL NOT NULL
+);
+CREATE INDEX links_track ON links (track_no);
+CREATE INDEX links_identity ON links (identity_id);
+CREATE TABLE merges (
+    id                INTEGER PRIMARY KEY,
+    winner            INTEGER NOT NULL REFERENCES identities (id),
+    loser             INTEGER NOT NULL UNIQUE REFERENCES identities (id),
+    evidence_track_no INTEGER NOT NULL,
+    score             REAL NOT NULL,
+    ts                REAL NOT NULL
+);
+"""
+
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
     Migration(1, "tracks", _V1_TRACKS),
+    Migration(2, "identities", _V2_IDENTITIES),
 ]
 
 

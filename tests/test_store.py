@@ -75,19 +75,21 @@ def test_callable_migration_and_failed_migration_rolls_back(tmp_path):
     def add_table(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE extra (k TEXT)")
 
-    with Store(path, migrations=[*MIGRATIONS, Migration(2, "extra", add_table)]) as store:
-        assert store.schema_version == 2
-    broken = [*MIGRATIONS, Migration(2, "extra", add_table), Migration(3, "bad", "CREATE TABLE t (a); SELEC nonsense;")]
-    with pytest.raises(StoreError, match="migration v3 \\(bad\\) failed"):
+    n = len(MIGRATIONS)
+    with Store(path, migrations=[*MIGRATIONS, Migration(n + 1, "extra", add_table)]) as store:
+        assert store.schema_version == n + 1
+    broken = [*MIGRATIONS, Migration(n + 1, "extra", add_table),
+              Migration(n + 2, "bad", "CREATE TABLE t (a); SELEC nonsense;")]
+    with pytest.raises(StoreError, match=f"migration v{n + 2} \\(bad\\) failed"):
         Store(path, migrations=broken)
-    with Store(path, migrations=broken[:2]) as store:
-        assert store.schema_version == 2
+    with Store(path, migrations=broken[:n + 1]) as store:
+        assert store.schema_version == n + 1
         assert store.execute("SELECT name FROM sqlite_master WHERE name = 't'") == []
 
 
 def test_newer_schema_and_bad_files_are_clear_errors(tmp_path):
     path = tmp_path / "x.sqlite"
-    Store(path, migrations=[*MIGRATIONS, Migration(2, "future", "CREATE TABLE f (a);")]).close()
+    Store(path, migrations=[*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "future", "CREATE TABLE f (a);")]).close()
     with pytest.raises(StoreError, match="newer than this build"):
         Store(path)
     junk = tmp_path / "junk.sqlite"
