@@ -1,0 +1,72 @@
+"""Clip preprocessing shared by evaluation and the inference encoder: sample T, resize, normalise.
+
+One function for both so that what the re-ID worker feeds the model is exactly what the model was
+evaluated on. Resizing uses PIL bicubic, as the reference's ``T.Resize(size, interpolation=3)`` on
+PIL images; pixels go to [0, 1], then ``(x - mean) / std`` with the model's mean/std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from models.errors import ContractError
+
+
+def sample_indices(n: int, t: int) -> np.ndarray:
+    """T frame indices evenly spaced over ``n`` frames, repeating frames when ``n < t``.
+
+    ``floor(i * n / t)`` for ``i < t``: covers the clip end to end (24 frames, T=10 ->
+    0 2 4 7 9 12 14 16 19 21; 3 frames, T=10 -> 0 0 0 0 1 1 1 2 2 2).
+    """
+    if n < 1 or t < 1:
+        raise ContractError(f"need at least one frame and T >= 1, got n={n}, T={t}")
+    return (np.arange(t) * n) // t
+
+
+def as_rgb_uint8(crop: np.ndarray) -> np.ndarray:
+    """Check a crop and give it 3 channels (single-channel thermal is replicated)."""
+    if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8:
+        raise ContractError(f"a crop must be a uint8 numpy array, got {type(crop).__name__} {getattr(crop, 'dtype', '')}")
+    if crop.ndim == 2:
+        crop = crop[:, :, None]
+    if crop.ndim != 3 or crop.shape[2] not in (1, 3) or crop.shape[0] < 1 or crop.shape[1] < 1:
+        raise ContractError(f"a crop must be HxWx3 (or HxW / HxWx1 thermal), got shape {crop.shape}")
+    return np.repeat(crop, 3, axis=2) if crop.shape[2] == 1 else crop
+
+
+def crops_to_tensor(
+    crops: Sequence[np.ndarray],
+    input_hw: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> Tensor:
+    """(len(crops), 3, H, W) float32 tensor of resized, normalised RGB crops."""
+    h, w = input_hw
+    out = np.empty((len(crops), h, w, 3), dtype=np.uint8)
+    for i, crop in enumerate(crops):
+        rgb = as_rgb_uint8(crop)
+        out[i] = rgb if rgb.shape[:2] == (h, w) else np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
+    x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def clip_to_tensor(
+    crops: Sequence[np.ndarray],
+    seq_len: int,
+    input_hw: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> tuple[Tensor, int]:
+    """One clip -> ((seq_len, 3, H, W) tensor, true frame count) with evenly spaced sampling."""
+    n = len(crops)
+    idx = sample_indices(n, seq_len)
+    unique, inverse = np.unique(idx, return_inverse=True)  # resize each chosen frame once
+    frames = crops_to_tensor([crops[i] for i in unique], input_hw, mean, std)
+    return frames[torch.from_numpy(inverse.reshape(-1))], n
