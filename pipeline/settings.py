@@ -34,10 +34,23 @@ class DetectorCfg:
     conf: float = 0.3              # detections below this score are dropped
     device: str = "cpu"
     imgsz: int = 640               # yolo inference size
+    nms_iou: float = 0.5           # boxes overlapping a better one by more than this IoU are dropped
+    hog_upscale: float = 1.3       # hog only: frame scale before detection (its window needs people >= ~96 px)
+    hog_win_stride: int = 8        # hog only: sliding-window step in pixels (smaller: slower, more recall)
+    hog_scale: float = 1.05        # hog only: image pyramid step
+    hog_box_shrink: tuple[float, float] = (0.5, 0.75)  # hog only: person width/height as a fraction of the window
+    heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
 
     def __post_init__(self) -> None:
         _unit("detector.conf", self.conf)
         _positive("detector.imgsz", self.imgsz)
+        _unit("detector.nms_iou", self.nms_iou)
+        _positive("detector.hog_upscale", self.hog_upscale)
+        _positive("detector.hog_win_stride", self.hog_win_stride)
+        if self.hog_scale <= 1.0:
+            raise ConfigError(f"detector.hog_scale must be > 1, got {self.hog_scale}")
+        if not all(0.0 < f <= 1.0 for f in self.hog_box_shrink):
+            raise ConfigError(f"detector.hog_box_shrink values must be in (0, 1], got {list(self.hog_box_shrink)}")
 
 
 @dataclass(frozen=True)
@@ -51,11 +64,20 @@ class TrackerCfg:
     track_buffer: int = 30
     match_thresh: float = 0.8
     fuse_score: bool = True
+    # botsort only: camera-motion compensation ("none" for fixed cameras) and its re-ID gates
+    # (its own re-ID encoder stays off: identities across cameras are X-ReID's job)
+    gmc_method: Literal["none", "sparseOptFlow", "orb", "sift", "ecc"] = "none"
+    proximity_thresh: float = 0.5
+    appearance_thresh: float = 0.8
 
     def __post_init__(self) -> None:
-        for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh"):
+        for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",
+                     "proximity_thresh", "appearance_thresh"):
             _unit(f"tracker.{name}", getattr(self, name))
         _positive("tracker.track_buffer", self.track_buffer)
+        if self.track_low_thresh > self.track_high_thresh:
+            raise ConfigError(f"tracker.track_low_thresh ({self.track_low_thresh}) must be <= "
+                              f"tracker.track_high_thresh ({self.track_high_thresh})")
 
 
 @dataclass(frozen=True)
@@ -68,9 +90,10 @@ class ClipCfg:
     min_track_frames: int = 5      # shorter tracks never become clips
     crop_height: int = 256         # crops are resized to this height before JPEG encoding
     jpeg_quality: int = 90
+    max_open_tracks: int = 64      # tracks buffered at once per camera; further new tracks are dropped (counted)
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "max_candidates", "min_track_frames", "crop_height"):
+        for name in ("seq_len", "max_candidates", "min_track_frames", "crop_height", "max_open_tracks"):
             _positive(f"clips.{name}", getattr(self, name))
         _positive("clips.segment_seconds", self.segment_seconds)
         if self.max_candidates < self.seq_len:

@@ -1,0 +1,22 @@
+"""Detector by name: the one place that maps ``detector.kind`` to a class."""
+
+from __future__ import annotations
+
+from ..settings import DetectorCfg
+from .base import Detector
+
+
+def create_detector(cfg: DetectorCfg) -> Detector:
+    """Build the detector ``cfg.kind`` names (``hog`` or ``yolo``).
+
+    Raises:
+        WeightsNotFound: yolo weights are missing and cannot be downloaded.
+        ConfigError: the weights file is not a loadable model.
+    """
+    if cfg.kind == "hog":
+        from .hog import HogDetector
+
+        return HogDetector(cfg)
+    from .yolo import YoloDetector
+
+    return YoloDetector(cfg)

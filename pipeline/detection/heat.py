@@ -1,0 +1,117 @@
+"""Offline people detector for thermal frames: warm blobs the size and shape of a person.
+
+People are warmer than almost everything around them, so on a white-hot frame they are bright
+blobs. The detector estimates the local background (a median over a window much larger than a
+person), keeps pixels warmer than it by a margin that adapts to the frame's own noise (robust
+sigma of the residual) but never less than ``min_contrast`` gray levels, closes small gaps
+(legs, a cold backpack), labels connected components and keeps those whose size and
+height/width ratio fit a person. The score grows with the blob's mean excess heat over the
+threshold, mapped into [0, 1] like the other detectors so one tracker configuration fits all.
+
+Warm objects that are not people (radiators, engines, lamps, reflections) pass this test when
+their shape fits; ``pipeline.detection.persistence`` removes them by behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+
+from models.errors import ContractError
+
+from ..settings import DetectorCfg, HeatCfg
+from .base import Detections, nms
+
+log = logging.getLogger(__name__)
+
+_BG_WORK_PX = 15   # the background median runs with this kernel on a frame shrunk to match background_px
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 intensity of a white-hot frame given as (H, W), (H, W, 1) or gray (H, W, 3) uint8.
+
+    Raises:
+        ContractError: for anything else.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ContractError(f"heat detector needs a uint8 frame, got {getattr(image, 'dtype', type(image).__name__)}")
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[..., 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    raise ContractError(f"heat detector needs (H, W), (H, W, 1) or (H, W, 3), got {image.shape}")
+
+
+def local_background(gray: np.ndarray, window_px: int) -> np.ndarray:
+    """Median of ``gray`` over about ``window_px`` pixels around each pixel, (H, W) float32.
+
+    Computed on a shrunk copy (median blur with a fixed small kernel), then resized back: a large
+    median at full resolution would cost far more than the rest of the detector.
+    """
+    h, w = gray.shape
+    shrink = max(1.0, window_px / _BG_WORK_PX)
+    small = cv2.resize(gray, (max(1, round(w / shrink)), max(1, round(h / shrink))), interpolation=cv2.INTER_AREA)
+    k = min(_BG_WORK_PX, (min(small.shape) // 2) * 2 - 1) if min(small.shape) > 2 else 1
+    if k >= 3:
+        small = cv2.medianBlur(small, k)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
+class HeatDetector:
+    """Warm-blob person detector (``detector.kind: heat``).
+
+    Args:
+        cfg: the detector section; ``cfg.heat`` holds the thermal limits, ``cfg.conf`` the score threshold.
+    """
+
+    name = "heat"
+
+    def __init__(self, cfg: DetectorCfg) -> None:
+        self.cfg = cfg
+        self.heat: HeatCfg = cfg.heat
+        k = self.heat.close_px
+        self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+
+    def warm_mask(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(mask of warm pixels (H, W) uint8 0/1, excess heat over background (H, W) float32, threshold)."""
+        heat = self.heat
+        excess = gray.astype(np.float32) - local_background(gray, heat.background_px)
+        sample = excess[::2, ::2]
+        med = float(np.median(sample))
+        sigma = 1.4826 * float(np.median(np.abs(sample - med)))
+        thresh = max(heat.min_contrast, med + heat.threshold_sigma * sigma)
+        mask = (excess > thresh).astype(np.uint8)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._open)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close)
+        return mask, excess, thresh
+
+    def detect(self, image: np.ndarray) -> Detections:
+        gray = to_gray(image)
+        h, w = gray.shape
+        heat = self.heat
+        mask, excess, thresh = self.warm_mask(gray)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        boxes: list[tuple[float, float, float, float]] = []
+        scores: list[float] = []
+        max_area = heat.max_area_fraction * h * w
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            if area < heat.min_area_px or area > max_area or bh < heat.min_height_px:
+                continue
+            if not heat.min_aspect <= bh / bw <= heat.max_aspect:
+                continue
+            blob = labels[y:y + bh, x:x + bw] == i
+            mean_excess = float(excess[y:y + bh, x:x + bw][blob].mean())
+            # excess at the threshold scores ~0.5, twice the threshold ~0.86
+            scores.append(float(1.0 - np.exp(-0.7 * mean_excess / thresh)))
+            boxes.append((x, y, x + bw, y + bh))
+        if not boxes:
+            return Detections.empty()
+        dets = Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32))
+        dets = dets[dets.scores >= self.cfg.conf]
+        return dets[nms(dets.xyxy, dets.scores, self.cfg.nms_iou)]
