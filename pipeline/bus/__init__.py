@@ -1,6 +1,7 @@
 """Message buses: the in-memory one for embedded mode, Redis Streams for distributed mode."""
 
 from .base import Bus, DeadLetter, Message, dead_stream
+from .consume import decode_batch
 from .factory import create_bus
 from .memory import MemoryBus
 
@@ -19,5 +20,6 @@ __all__ = [
     "STREAM_CLIPS",
     "STREAM_EMBEDDINGS",
     "create_bus",
+    "decode_batch",
     "dead_stream",
 ]
