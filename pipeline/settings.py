@@ -223,6 +223,99 @@ class RtspCfg:
 
 
 @dataclass(frozen=True)
+class ReidCfg:
+    """Re-ID stage: dynamic batching of clips into the encoder."""
+
+    checkpoint: str | None = None   # X-ReID checkpoint; None: `xreid replay/demo` need --checkpoint
+    device: str = "auto"            # auto | cpu | cuda[:n]
+    amp: bool = True                # autocast (bf16/fp16) on GPU
+    max_batch: int = 32             # clips per encoder call
+    max_wait_ms: int = 50           # after the first clip, wait at most this long to fill the batch
+    idle_block_ms: int = 200        # how long one step waits for a first clip
+    min_crop_px: int = 8            # crops smaller than this on a side are poison ("bad_shape")
+    max_crop_px: int = 4096         # ... and larger than this
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "idle_block_ms", "min_crop_px", "max_crop_px"):
+            _positive(f"reid.{name}", getattr(self, name))
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"reid.max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.min_crop_px > self.max_crop_px:
+            raise ConfigError(f"reid.min_crop_px ({self.min_crop_px}) must be <= reid.max_crop_px ({self.max_crop_px})")
+
+
+@dataclass(frozen=True)
+class GalleryCfg:
+    """The faiss index of one model's gallery (see pipeline/matcher/gallery.py)."""
+
+    kind: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = 16                 # graph degree: memory and build time grow with it
+    hnsw_ef_construction: int = 40   # build-time beam width
+    hnsw_ef_search: int = 64         # query-time beam width: recall vs latency
+    ivf_nlist: int = 0               # IVF cells; 0 = 4*sqrt(n) of the first bulk add
+    ivf_nprobe: int = 16             # IVF cells visited per query
+    compact_ratio: float = 0.5       # rebuild once tombstones exceed this fraction of live tracks
+
+    def __post_init__(self) -> None:
+        for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe", "compact_ratio"):
+            _positive(f"matcher.gallery.{name}", getattr(self, name))
+        if self.ivf_nlist < 0:
+            raise ConfigError(f"matcher.gallery.ivf_nlist must be >= 0, got {self.ivf_nlist}")
+
+
+@dataclass(frozen=True)
+class PairThresholds:
+    """Cosine similarity a track needs to join an identity, per modality pair (calibrated apart)."""
+
+    rgb_rgb: float = 0.6
+    ir_ir: float = 0.6
+    rgb_ir: float = 0.45            # cross-modal similarities run lower
+
+    def __post_init__(self) -> None:
+        for name in ("rgb_rgb", "ir_ir", "rgb_ir"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"matcher.thresholds.{name} must be in [-1, 1], got {getattr(self, name)}")
+
+    def for_pair(self, a: str, b: str) -> float:
+        return self.rgb_rgb if a == b == "rgb" else self.ir_ir if a == b == "ir" else self.rgb_ir
+
+
+@dataclass(frozen=True)
+class TransitionCfg:
+    """A person leaving ``from_camera`` appears on ``to_camera`` between ``min_s`` and ``max_s`` later."""
+
+    from_camera: str
+    to_camera: str
+    min_s: float = 0.0
+    max_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.min_s > self.max_s:
+            raise ConfigError(f"matcher.transitions {self.from_camera}->{self.to_camera}: min_s > max_s")
+
+
+@dataclass(frozen=True)
+class MatcherCfg:
+    """Linking tracks into identities (DESIGN.md §4 Matcher)."""
+
+    thresholds: PairThresholds = field(default_factory=PairThresholds)
+    top_k: int = 20                  # gallery tracks compared with each new track
+    merge_margin: float = 0.1        # two identities merge when one track beats both thresholds by this
+    overlap_slack_s: float = 0.5     # same-camera tracks overlapping less than this are not simultaneous
+    transitions: list[TransitionCfg] = field(default_factory=list)  # empty: no transition constraint
+    transitions_strict: bool = False  # true: camera pairs without a window cannot be linked at all
+    gallery: GalleryCfg = field(default_factory=GalleryCfg)
+    max_batch: int = 64              # embeddings per store transaction
+    idle_block_ms: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "max_batch", "idle_block_ms"):
+            _positive(f"matcher.{name}", getattr(self, name))
+        if self.merge_margin < 0 or self.overlap_slack_s < 0:
+            raise ConfigError("matcher.merge_margin and matcher.overlap_slack_s must be >= 0")
+
+
+@dataclass(frozen=True)
 class XreidCfg:
     """Root of the pipeline configuration."""
 
@@ -233,4 +326,6 @@ class XreidCfg:
     store: StoreCfg = field(default_factory=StoreCfg)
     bus: BusCfg = field(default_factory=BusCfg)
     rtsp: RtspCfg = field(default_factory=RtspCfg)
+    reid: ReidCfg = field(default_factory=ReidCfg)
+    matcher: MatcherCfg = field(default_factory=MatcherCfg)
     cameras: list[CameraCfg] = field(default_factory=list)

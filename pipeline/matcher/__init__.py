@@ -1,0 +1,1 @@
+"""Linking tracks into global identities: faiss gallery, union-find merges, the matcher and its stage."""

@@ -1,0 +1,389 @@
+"""Link track embeddings into global identities across cameras and modalities (DESIGN.md §4).
+
+The matcher is pure in-memory logic, so the stage, restarts, calibration and tests share it:
+``observe(embedding)`` folds one clip's vector into its track (running mean, re-normalised),
+decides what the track is, and returns an ``Outcome`` listing every change for the store to
+persist. A new track joins the best identity whose similarity passes the threshold of the
+modality pair and that no constraint forbids, or founds a new identity; a track that scores
+``merge_margin`` above the threshold of a second, compatible identity merges the two.
+
+Constraints:
+    co-occurrence: one person is not on two tracks of one camera at the same time.
+    transitions: when windows are configured, the gap between consecutive sightings on a
+    camera pair must fall in its window.
+
+Each model has its own gallery: vectors of different ``model_id``s never meet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.errors import ContractError
+from pipeline.messages import Embedding
+from pipeline.settings import MatcherCfg
+
+from .gallery import Gallery
+from .unionfind import IdentityForest, Merge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class TrackState:
+    """What the matcher knows of one track (one camera's tracklet, under one model).
+
+    Attributes:
+        key: the track's number (gallery key and store id).
+        mean: (D,) float32 running mean of its clips' vectors (not normalised).
+        identity: the identity it was assigned; resolve it through the forest.
+        segments: clip segments already folded in (redelivery is a no-op).
+    """
+
+    key: int
+    model_id: str
+    camera_id: str
+    track_uid: str
+    modality: str
+    t_start: float
+    t_end: float
+    mean: np.ndarray
+    n_clips: int
+    identity: int
+    segments: set[int] = field(default_factory=set)
+    thumbnail: bytes = b""
+
+    @property
+    def vector(self) -> np.ndarray:
+        return _unit(self.mean)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One recorded decision about a track, with its evidence.
+
+    Attributes:
+        kind: ``join`` (joined ``identity``), ``new`` (founded ``identity``), ``blocked`` (a
+            candidate that passed the threshold but a constraint forbade), ``update`` (a later
+            clip of a known track; ``score`` is its similarity to the track so far).
+        matched_track: the candidate track behind ``score`` (None for ``new`` without one).
+        score: cosine similarity; ``threshold`` the bar of the modality ``pair``.
+    """
+
+    track_key: int
+    kind: str
+    identity: int
+    matched_track: int | None
+    score: float | None
+    threshold: float | None
+    pair: str | None
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Everything ``observe`` changed, for the store to persist in one transaction."""
+
+    clip_id: str
+    duplicate: bool
+    track: TrackState | None = None
+    new_track: bool = False
+    new_identity: int | None = None
+    links: tuple[Link, ...] = ()
+    merges: tuple[Merge, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    identity: int
+    track: int
+    score: float
+    threshold: float
+    pair: str
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.threshold
+
+
+@dataclass
+class _Space:
+    """One model's tracks and gallery."""
+
+    gallery: Gallery
+    tracks: dict[int, TrackState] = field(default_factory=dict)
+    by_uid: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def pair_name(a: str, b: str) -> str:
+    return "rgb_rgb" if a == b == "rgb" else "ir_ir" if a == b == "ir" else "rgb_ir"
+
+
+class Matcher:
+    """Tracks → identities, one gallery per model."""
+
+    def __init__(self, cfg: MatcherCfg | None = None) -> None:
+        self.cfg = cfg or MatcherCfg()
+        self.forest = IdentityForest()
+        self._spaces: dict[str, _Space] = {}
+        self._members: dict[int, list[TrackState]] = {}   # identity root -> its tracks
+        self._identity_model: dict[int, str] = {}
+        self._uid_model: dict[tuple[str, str], str] = {}   # a track is embedded by one model only
+        self._windows = {(w.from_camera, w.to_camera): w for w in self.cfg.transitions}
+        self.next_track = 1
+        self.next_identity = 1
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def model_ids(self) -> list[str]:
+        return sorted(self._spaces)
+
+    def track(self, key: int) -> TrackState | None:
+        for space in self._spaces.values():
+            if key in space.tracks:
+                return space.tracks[key]
+        return None
+
+    def identity_of(self, key: int) -> int:
+        t = self.track(key)
+        if t is None:
+            raise KeyError(key)
+        return self.forest.find(t.identity)
+
+    def identity_tracks(self, identity: int) -> list[TrackState]:
+        return list(self._members.get(self.forest.find(identity), ()))
+
+    def search(self, model_id: str, vector: np.ndarray, k: int = 10) -> list[tuple[int, float, int]]:
+        """Nearest identities to ``vector``: ``(identity, best score, best track)``, best first."""
+        space = self._spaces.get(model_id)
+        if space is None:
+            return []
+        scores, keys = space.gallery.search(_unit(np.asarray(vector, dtype=np.float32)), max(k * 4, self.cfg.top_k))
+        best: dict[int, tuple[float, int]] = {}
+        for s, key in zip(scores[0].tolist(), keys[0].tolist(), strict=True):
+            if key < 0:
+                continue
+            ident = self.forest.find(space.tracks[key].identity)
+            if ident not in best or s > best[ident][0]:
+                best[ident] = (s, key)
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
+        return [(ident, score, key) for ident, (score, key) in ranked]
+
+    # ------------------------------------------------------------------ the decision
+
+    def observe(self, emb: Embedding) -> Outcome:
+        """Fold one clip embedding into its track and link the track; see the module doc."""
+        owner = self._uid_model.get((emb.camera_id, emb.track_uid), emb.model_id)
+        if owner != emb.model_id:
+            raise ContractError(f"track {emb.camera_id}/{emb.track_uid} is embedded by model {owner}, "
+                                f"not {emb.model_id}")
+        space = self._space(emb.model_id, emb.vector.size)
+        key = space.by_uid.get((emb.camera_id, emb.track_uid))
+        if key is not None:
+            track = space.tracks[key]
+            if emb.segment in track.segments:
+                return Outcome(emb.clip_id, duplicate=True, track=track)
+            if track.modality != emb.modality:
+                raise ContractError(f"track {emb.camera_id}/{emb.track_uid} is {track.modality}, clip says {emb.modality}")
+            return self._update(space, track, emb)
+        return self._new_track(space, emb)
+
+    def _new_track(self, space: _Space, emb: Embedding) -> Outcome:
+        vec = emb.vector.astype(np.float32)
+        track = TrackState(self.next_track, emb.model_id, emb.camera_id, emb.track_uid, emb.modality,
+                           emb.t_start, emb.t_end, vec.copy(), 1, 0, {emb.segment}, emb.thumbnail)
+        self.next_track += 1
+        links: list[Link] = []
+        chosen: Candidate | None = None
+        candidates = self._candidates(space, track, vec)
+        for cand in candidates:
+            if cand.margin < 0:
+                break
+            reason = self._forbids(self._members[cand.identity], [track])
+            if reason:
+                links.append(self._link(track, "blocked", cand, reason, emb.t_end))
+                continue
+            chosen = cand
+            break
+        new_identity = None
+        if chosen is None:
+            new_identity = track.identity = self._found_identity(emb.model_id)
+            best = candidates[0] if candidates else None
+            links.append(Link(track.key, "new", new_identity, best.track if best else None,
+                              best.score if best else None, best.threshold if best else None,
+                              best.pair if best else None,
+                              "no candidate" if best is None else
+                              "best candidate below threshold" if best.margin < 0 else "every passing candidate blocked",
+                              emb.t_end))
+        else:
+            track.identity = chosen.identity
+            links.append(self._link(track, "join", chosen, "best passing candidate", emb.t_end))
+        self._attach(space, track)
+        merges = self._merge_with(track, candidates, emb.t_end) if chosen is not None else []
+        return Outcome(emb.clip_id, False, track, True, new_identity, tuple(links), tuple(merges))
+
+    def _update(self, space: _Space, track: TrackState, emb: Embedding) -> Outcome:
+        vec = emb.vector.astype(np.float32)
+        score = float(track.vector @ vec)
+        track.mean = (track.mean * track.n_clips + vec) / (track.n_clips + 1)
+        track.n_clips += 1
+        track.segments.add(emb.segment)
+        track.t_start, track.t_end = min(track.t_start, emb.t_start), max(track.t_end, emb.t_end)
+        if not track.thumbnail:
+            track.thumbnail = emb.thumbnail
+        space.gallery.upsert([track.key], track.vector)
+        root = self.forest.find(track.identity)
+        link = Link(track.key, "update", root, track.key, score, None, None, f"clip segment {emb.segment}", emb.t_end)
+        candidates = self._candidates(space, track, track.vector)
+        merges = self._merge_with(track, candidates, emb.t_end)
+        return Outcome(emb.clip_id, False, track, False, None, (link,), tuple(merges))
+
+    def _candidates(self, space: _Space, track: TrackState, vec: np.ndarray) -> list[Candidate]:
+        """Best candidate track per identity, ranked by margin over its pair's threshold."""
+        scores, keys = space.gallery.search(_unit(vec), self.cfg.top_k)
+        best: dict[int, Candidate] = {}
+        for s, k in zip(scores[0].tolist(), keys[0].tolist(), strict=True):
+            if k < 0 or k == track.key:
+                continue
+            other = space.tracks[k]
+            pair = pair_name(track.modality, other.modality)
+            cand = Candidate(self.forest.find(other.identity), k, float(s), self.cfg.thresholds.for_pair(
+                track.modality, other.modality), pair)
+            if cand.identity not in best or cand.margin > best[cand.identity].margin:
+                best[cand.identity] = cand
+        return sorted(best.values(), key=lambda c: (-c.margin, c.identity))
+
+    def _merge_with(self, track: TrackState, candidates: list[Candidate], ts: float) -> list[Merge]:
+        """Merge other identities ``track`` matches strongly into its own, when compatible."""
+        margin = self.cfg.merge_margin
+        root = self.forest.find(track.identity)
+        own = [c for c in candidates if c.identity == root]
+        if track.n_clips == 1 and (not own or own[0].margin < margin):
+            return []  # a new track merges only when it joined its identity with a margin as well
+        merges = []
+        for cand in candidates:
+            root = self.forest.find(track.identity)
+            other = self.forest.find(cand.identity)
+            if cand.margin < margin:
+                break
+            if other == root or self._forbids(self._members[root], self._members[other]):
+                continue
+            m = self.forest.merge(root, other, track.key, cand.score, ts)
+            loser = self._members.pop(m.loser)
+            self._members[m.winner].extend(loser)
+            merges.append(m)
+            log.info("merged identity %d into %d (track %d, score %.3f)", m.loser, m.winner, track.key, cand.score)
+        return merges
+
+    # ------------------------------------------------------------------ constraints
+
+    def _forbids(self, a: Iterable[TrackState], b: Iterable[TrackState]) -> str:
+        """Why tracks ``a`` and ``b`` cannot be one person ('' when they can)."""
+        a, b = list(a), list(b)
+        slack = self.cfg.overlap_slack_s
+        for x in a:
+            for y in b:
+                if x.key == y.key:
+                    continue
+                if x.camera_id == y.camera_id and min(x.t_end, y.t_end) - max(x.t_start, y.t_start) > slack:
+                    return f"co-occurrence: tracks {x.key} and {y.key} overlap on camera {x.camera_id}"
+        if self._windows or self.cfg.transitions_strict:
+            for y in b:
+                reason = self._transition(sorted(a, key=lambda t: t.t_start), y)
+                if reason:
+                    return reason
+        return ""
+
+    def _transition(self, tracks: list[TrackState], new: TrackState) -> str:
+        before = [t for t in tracks if t.t_end <= new.t_start]
+        after = [t for t in tracks if t.t_start >= new.t_end]
+        steps = []
+        if before:
+            steps.append((max(before, key=lambda t: t.t_end), new))
+        if after:
+            steps.append((new, min(after, key=lambda t: t.t_start)))
+        for first, second in steps:
+            if first.camera_id == second.camera_id:
+                continue
+            w = self._windows.get((first.camera_id, second.camera_id))
+            gap = second.t_start - first.t_end
+            if w is None:
+                if self.cfg.transitions_strict:
+                    return f"transition: no window {first.camera_id}->{second.camera_id}"
+                continue
+            if not w.min_s <= gap <= w.max_s:
+                return (f"transition: {first.camera_id}->{second.camera_id} after {gap:.1f}s, "
+                        f"window is {w.min_s:g}..{w.max_s:g}s")
+        return ""
+
+    # ------------------------------------------------------------------ state
+
+    def _space(self, model_id: str, dim: int) -> _Space:
+        space = self._spaces.get(model_id)
+        if space is None:
+            space = self._spaces[model_id] = _Space(Gallery(dim, self.cfg.gallery))
+        elif space.gallery.dim != dim:
+            raise ContractError(f"model {model_id} has {space.gallery.dim}-d vectors, got {dim}-d")
+        return space
+
+    def _found_identity(self, model_id: str) -> int:
+        ident = self.next_identity
+        self.next_identity += 1
+        self.forest.add(ident)
+        self._members[ident] = []
+        self._identity_model[ident] = model_id
+        return ident
+
+    def _attach(self, space: _Space, track: TrackState) -> None:
+        space.tracks[track.key] = track
+        space.by_uid[(track.camera_id, track.track_uid)] = track.key
+        self._uid_model[(track.camera_id, track.track_uid)] = track.model_id
+        space.gallery.upsert([track.key], track.vector)
+        self._members[self.forest.find(track.identity)].append(track)
+
+    @staticmethod
+    def _link(track: TrackState, kind: str, cand: Candidate, reason: str, ts: float) -> Link:
+        return Link(track.key, kind, cand.identity, cand.track, cand.score, cand.threshold, cand.pair, reason, ts)
+
+    # ------------------------------------------------------------------ rebuild
+
+    def restore(self, identities: Iterable[tuple[int, str]], tracks: Iterable[TrackState],
+                merges: Iterable[Merge]) -> None:
+        """Rebuild from stored state (identities as ``(id, model_id)``, merges in order).
+
+        Galleries are bulk-built per model, which is also what an HNSW/IVF index wants.
+        """
+        if self._spaces or len(self.forest):
+            raise ContractError("restore() needs a fresh Matcher")
+        for ident, model_id in identities:
+            self.forest.add(ident)
+            self._identity_model[ident] = model_id
+            self.next_identity = max(self.next_identity, ident + 1)
+        for m in merges:
+            self.forest.apply(m)
+        self._members = {r: [] for r in self.forest.roots()}
+        by_model: dict[str, list[TrackState]] = {}
+        for t in tracks:
+            by_model.setdefault(t.model_id, []).append(t)
+            self._members[self.forest.find(t.identity)].append(t)
+            self.next_track = max(self.next_track, t.key + 1)
+        for model_id, ts in by_model.items():
+            space = self._space(model_id, ts[0].mean.size)
+            for t in ts:
+                space.tracks[t.key] = t
+                space.by_uid[(t.camera_id, t.track_uid)] = t.key
+                self._uid_model[(t.camera_id, t.track_uid)] = model_id
+            space.gallery.upsert(np.array([t.key for t in ts], dtype=np.int64), np.vstack([t.vector for t in ts]))
+        log.info("matcher restored: %d identities, %d tracks, %d merges, models %s",
+                 len(self.forest), sum(len(v) for v in by_model.values()), len(self.forest.history), self.model_ids)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)

@@ -1,0 +1,103 @@
+"""The matcher stage: embeddings from the bus → ``Matcher`` → store, acked after the commit.
+
+Runs in the embedded pipeline (a thread over ``MemoryBus``) and as the distributed matcher
+worker (over ``RedisBus``) unchanged. One ``step`` handles one batch: claim stale entries, read
+new ones, decode, match each in order, write every outcome in one transaction, then ack. A
+malformed embedding is dead-lettered with its reason and never stops the loop; a failed store
+write leaves the batch pending (redelivered later) and reloads the matcher from the store so
+memory never runs ahead of what is durable. Redelivery is idempotent: a clip already folded
+into its track is recognised by its segment and only acked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from models.errors import ContractError, StoreError
+from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus, Message
+from pipeline.messages import Embedding
+from pipeline.settings import MatcherCfg
+from pipeline.stage_counters import StageCounters
+from pipeline.store import Store
+
+from . import records
+from .matcher import Matcher, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    consumed: int
+    stored: int
+    duplicates: int
+    dead_lettered: int
+
+
+class MatcherStage:
+    """Consume ``Embedding``s, link them, persist, ack.
+
+    Args:
+        bus: the message bus (memory or Redis).
+        store: the SQLite store (schema v2); the matcher's state is rebuilt from it here.
+        matcher: a fresh ``Matcher``; ``records.load_into`` fills it from ``store``.
+        cfg: batch size and read wait.
+        consumer: this worker's consumer name in the group.
+        claim_idle_ms: entries pending longer than this on another consumer are taken over.
+    """
+
+    def __init__(self, bus: Bus, store: Store, matcher: Matcher, cfg: MatcherCfg | None = None,
+                 consumer: str = "matcher-0", claim_idle_ms: int = 30_000, stream: str = STREAM_EMBEDDINGS,
+                 group: str = GROUP_MATCHER) -> None:
+        self.bus, self.store, self.cfg = bus, store, cfg or matcher.cfg
+        self.consumer, self.claim_idle_ms, self.stream, self.group = consumer, claim_idle_ms, stream, group
+        self.counters = StageCounters()
+        self.matcher = records.load_into(store, matcher)
+        self.bus.ensure_group(stream, group)
+
+    def step(self, block_ms: int | None = None) -> StepResult:
+        """Handle one batch (claim/read → match → store → ack); returns what it did."""
+        msgs = self.bus.claim_stale(self.stream, self.group, self.consumer, self.claim_idle_ms, self.cfg.max_batch)
+        if len(msgs) < self.cfg.max_batch:
+            wait = self.cfg.idle_block_ms if block_ms is None else block_ms
+            msgs += self.bus.read(self.stream, self.group, self.consumer, self.cfg.max_batch - len(msgs), wait)
+        if not msgs:
+            return StepResult(0, 0, 0, 0)
+        t0 = time.perf_counter()
+        self.counters.consumed += len(msgs)
+        outcomes: list[Outcome] = []
+        done: list[str] = []
+        dead = 0
+        for msg in msgs:
+            try:
+                emb = Embedding.from_bytes(msg.data)
+                outcomes.append(self.matcher.observe(emb))
+                done.append(msg.id)
+            except ContractError as e:
+                self._dead(msg, "contract", str(e))
+                dead += 1
+        try:
+            records.save(self.store, outcomes)
+        except StoreError as e:
+            log.error("store write failed, %d entries stay pending for redelivery: %s", len(done), e)
+            self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
+            raise
+        self.bus.ack(self.stream, self.group, done)  # ack after the commit: a crash before this redelivers
+        dup = sum(o.duplicate for o in outcomes)
+        self.counters.published += len(outcomes) - dup
+        self.counters.duplicates += dup
+        self.counters.acked += len(done)
+        self.counters.record_batch(len(msgs), time.perf_counter() - t0)
+        return StepResult(len(msgs), len(outcomes) - dup, dup, dead)
+
+    def _dead(self, msg: Message, code: str, detail: str) -> None:
+        self.bus.dead_letter(self.stream, self.group, msg, f"{code}: {detail}")
+        self.counters.dead_lettered[code] += 1
+
+    def run(self, stop: threading.Event) -> None:
+        """Step until ``stop`` is set; the batch in hand is always finished (SIGTERM-friendly)."""
+        while not stop.is_set():
+            self.step()
