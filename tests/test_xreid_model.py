@@ -251,3 +251,14 @@ def test_clip_weights_file_loads_with_positional_embedding_resized(tmp_path) -> 
     assert torch.equal(visual.transformer.resblocks[1].mlp.c_fc.weight, square.transformer.resblocks[1].mlp.c_fc.weight)
     assert visual.positional_embedding.shape == (1 + 4 * 2, 64)  # 4x4 grid -> 64x32 crop's 4x2
     assert torch.equal(visual.positional_embedding[0], square.positional_embedding[0])  # CLS position kept
+
+
+@pytest.mark.parametrize("name,path", [("xreid_vitb16", "configs/xreid-vitb16.yaml"), ("xreid_tiny", "configs/xreid-tiny.yaml")])
+def test_yaml_model_configs_match_the_registry(name: str, path: str) -> None:
+    from pathlib import Path
+
+    from models.xreid.registry import MODEL_CFGS
+    from pipeline.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    assert load_config(XReIDCfg, root / path, env={}) == MODEL_CFGS[name]
