@@ -5,6 +5,12 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # dashboard browser test (Playwright drives it)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)   # rediss:// test makes a throwaway certificate
+# real RTSP server for the camera-source tests (tests/rtsp_server.py runs under the system python3)
+dpkg -s python3-gi >/dev/null 2>&1 || need+=(python3-gi)
+dpkg -s gir1.2-gst-rtsp-server-1.0 >/dev/null 2>&1 || need+=(gir1.2-gst-rtsp-server-1.0)
+dpkg -s gstreamer1.0-rtsp >/dev/null 2>&1 || need+=(gstreamer1.0-rtsp)
+dpkg -s gstreamer1.0-plugins-good >/dev/null 2>&1 || need+=(gstreamer1.0-plugins-good)   # avidemux, jpeg, rtpjpegpay
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

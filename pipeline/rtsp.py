@@ -1,0 +1,205 @@
+"""Network camera source (``rtsp://``, ``rtsps://``) that survives a camera or network going away.
+
+``RtspSource`` implements the ``FrameSource`` protocol of ``pipeline.sources`` with OpenCV's
+FFmpeg backend. Opening and reading have timeouts (so a dead server cannot hang the worker); a
+lost stream is reopened with exponential backoff and jitter, and the source reports where it
+stands: ``connected``, ``reconnecting`` (with the reason and the next attempt), ``ended``
+(closed by us) or ``failed`` (gave up after ``max_reconnects`` consecutive failures, or a URL
+that can never work). ``read`` never blocks longer than one open or read timeout, so the
+caller's loop keeps control (shutdown, other cameras, metrics).
+
+The URL's credentials appear nowhere: ``name`` and every log line use ``redact_url``, and FFmpeg
+messages are passed through ``redact_text``. Frames are stamped with the receiving machine's UTC
+clock; ``Frame.index`` keeps counting across reconnects, and ``connection`` (how many times the
+stream was opened) tells consumers that a gap happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import cv2
+
+from models.errors import SourceError
+from pipeline.redact import redact_text, redact_url
+from pipeline.settings import RtspCfg
+from pipeline.sources import Frame, SourceState, SourceStatus
+
+log = logging.getLogger(__name__)
+
+RTSP_SCHEMES = ("rtsp", "rtsps")
+_FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_open_lock = threading.Lock()
+
+
+def is_rtsp_url(source: str) -> bool:
+    """True for ``rtsp://`` and ``rtsps://`` URLs (any case)."""
+    return urlsplit(source).scheme.lower() in RTSP_SCHEMES
+
+
+def ffmpeg_capture_options(cfg: RtspCfg) -> str:
+    """Value for ``OPENCV_FFMPEG_CAPTURE_OPTIONS``; workers set it once per process at start."""
+    return f"rtsp_transport;{cfg.transport}"
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Delay before reconnect ``attempt`` (1-based): ``initial * 2^(attempt-1)``, capped, +-50% jitter.
+
+    Jitter keeps a fleet of cameras that lost the same server from reconnecting in lockstep.
+    """
+    base = min(max_s, initial_s * (2.0 ** max(0, attempt - 1)))
+    return base * (rng or random).uniform(0.5, 1.5)
+
+
+class RtspSource:
+    """Frames of a network camera, reconnecting by itself.
+
+    Args:
+        url: ``rtsp://[user:password@]host[:port]/path`` or ``rtsps://…``.
+        cfg: timeouts and reconnect policy.
+        stop_event: set it to make a pending backoff wait return at once (shutdown).
+        on_status: called with every new ``SourceStatus`` (for the store/API and metrics).
+        clock: UTC epoch seconds for frame stamps (injectable for replays of recorded streams).
+
+    Raises:
+        SourceError: the URL is not an RTSP URL or has no host.
+    """
+
+    def __init__(self, url: str, cfg: RtspCfg | None = None, *, stop_event: threading.Event | None = None,
+                 on_status: Callable[[SourceStatus], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.name = redact_url(url)
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in RTSP_SCHEMES:
+            raise SourceError(f"not an RTSP URL: {self.name}")
+        if not parts.hostname:
+            raise SourceError(f"RTSP URL has no host: {self.name}")
+        self._url = url
+        self.cfg = cfg or RtspCfg()
+        self._stop = stop_event or threading.Event()
+        self._on_status = on_status
+        self._clock = clock
+        self._rng = random.Random()
+        self._cap: cv2.VideoCapture | None = None
+        self._status = SourceStatus("reconnecting", "not connected yet")
+        self._failures = 0            # consecutive failed opens
+        self._next_attempt = 0.0      # monotonic time of the next open attempt
+        self._next_index = 0
+        self.connections = 0          # successful opens so far
+        self.reconnects = 0           # opens after a lost stream
+        self.frames = 0
+
+    # ------------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> SourceStatus:
+        return self._status
+
+    @property
+    def connection(self) -> int:
+        """1 for the first connection, incremented by every successful reconnect."""
+        return self.connections
+
+    def _set_status(self, state: SourceState, reason: str = "") -> None:
+        new = SourceStatus(state, reason)
+        if new == self._status:
+            return
+        self._status = new
+        level = logging.INFO if state == "connected" else logging.WARNING
+        log.log(level, "source %s %s%s", self.name, state, f": {reason}" if reason else "")
+        if self._on_status is not None:
+            self._on_status(new)
+
+    def _open(self) -> bool:
+        cfg = self.cfg
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_s * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(cfg.read_timeout_s * 1000)]
+        try:
+            if os.environ.get(_FFMPEG_OPTIONS_ENV) is not None:
+                # set for the whole process (workers do, from cfg.transport; or the operator): no lock
+                cap = cv2.VideoCapture(self._url, cv2.CAP_FFMPEG, params)
+            else:
+                with _open_lock:  # FFmpeg options only travel through the environment
+                    os.environ[_FFMPEG_OPTIONS_ENV] = ffmpeg_capture_options(cfg)
+                    try:
+                        cap = cv2.VideoCapture(self._url, cv2.CAP_FFMPEG, params)
+                    finally:
+                        os.environ.pop(_FFMPEG_OPTIONS_ENV, None)
+        except cv2.error as e:
+            log.warning("source %s: OpenCV refused to open: %s", self.name, redact_text(str(e)))
+            return False
+        if not cap.isOpened():
+            cap.release()
+            return False
+        self._cap = cap
+        return True
+
+    def _schedule_retry(self, reason: str) -> None:
+        self._failures += 1
+        limit = self.cfg.max_reconnects
+        if limit and self._failures > limit:
+            self._set_status("failed", f"{reason}; gave up after {limit} reconnect attempts")
+            return
+        delay = backoff_delay(self._failures, self.cfg.backoff_initial_s, self.cfg.backoff_max_s, self._rng)
+        self._next_attempt = time.monotonic() + delay
+        self._set_status("reconnecting", f"{reason}; attempt {self._failures} in {delay:.1f}s")
+
+    def _drop_connection(self, reason: str) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self._schedule_retry(reason)
+
+    def read(self) -> Frame | None:
+        """The next frame, or ``None`` when none is available now (see ``status``).
+
+        While reconnecting, waits at most ``max_wait_s`` (0.5 s) for the next attempt, so callers
+        poll; an attempt itself may take up to ``open_timeout_s``.
+        """
+        state = self._status.state
+        if state in ("ended", "failed"):
+            return None
+        if self._cap is None:
+            wait = self._next_attempt - time.monotonic()
+            if wait > 0:
+                self._stop.wait(min(wait, 0.5))
+                return None
+            if self._stop.is_set():
+                return None
+            if not self._open():
+                self._schedule_retry(f"cannot open stream (no answer within {self.cfg.open_timeout_s:g}s "
+                                     "or refused)")
+                return None
+            self.connections += 1
+            if self.connections > 1:
+                self.reconnects += 1
+            self._failures = 0
+            self._set_status("connected")
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            self._drop_connection(f"stream lost (no frame within {self.cfg.read_timeout_s:g}s or server closed it)")
+            return None
+        frame = Frame(image, self._clock(), self._next_index)
+        self._next_index += 1
+        self.frames += 1
+        return frame
+
+    def close(self) -> None:
+        """Release the stream; status becomes ``ended`` unless it already ``failed``."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        if self._status.state != "failed":
+            self._set_status("ended", "closed")
+
+    def __enter__(self) -> RtspSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
