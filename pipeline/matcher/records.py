@@ -8,6 +8,7 @@ the CLI, the report and the API.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,13 @@ def save(store: Store, outcomes: Sequence[Outcome]) -> None:
     """Persist every change of ``outcomes`` atomically (duplicates write nothing)."""
     if store.schema_version < 2:
         raise StoreError(f"store {store.path} is at schema v{store.schema_version}; the matcher needs v2")
+    try:
+        _save(store, outcomes)
+    except sqlite3.Error as e:
+        raise StoreError(f"store {store.path}: cannot write matcher outcomes: {e}") from None
+
+
+def _save(store: Store, outcomes: Sequence[Outcome]) -> None:
     with store.transaction() as conn:
         for out in outcomes:
             if out.duplicate or out.track is None:
