@@ -20,6 +20,9 @@ from models.errors import XreidError
 # Order is the order of `xreid --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "up",
+    "synth",
+    "train",
+    "eval",
 )
 
 

@@ -2,18 +2,19 @@
 
 Training (reference ``make_dataloader_clipreid_vvi.py``): resize to the input size, random
 horizontal flip, random erasing, to tensor, normalise. Testing: resize, to tensor, normalise.
-The mean/std must be the model's (its encoder preprocesses deployed crops with the same values).
+Resizing and normalising go through ``models.xreid.preprocess.crops_to_tensor``, the function the
+deployed encoder uses, so training, evaluation and inference see identical pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from models.errors import ContractError
+from models.xreid.preprocess import crops_to_tensor
 
 
 class SequenceTransform:
@@ -32,16 +33,11 @@ class SequenceTransform:
         if len(size_hw) != 2 or min(size_hw) < 1:
             raise ContractError(f"size_hw must be (height, width) > 0, got {size_hw}")
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean_t, self.std_t = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         self.train, self.flip_p, self.erase_p = train, flip_p, erase_p
 
     def __call__(self, frames: Sequence[np.ndarray], rng: np.random.Generator | None = None) -> torch.Tensor:
-        h, w = self.size_hw
-        arr = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) if f.shape[:2] != (h, w) else f
-                        for f in frames])                                       # (T, H, W, 3) uint8
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)       # (T, 3, H, W)
-        x = (x - self.mean) / self.std
+        x = crops_to_tensor(frames, self.size_hw, self.mean_t, self.std_t)      # (T, 3, H, W)
         if self.train:
             rng = rng if rng is not None else np.random.default_rng()
             if rng.random() < self.flip_p:

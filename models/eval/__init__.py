@@ -4,6 +4,7 @@ from models.eval.metrics import (
     DirectionResult,
     RetrievalResult,
     eval_func,
+    evaluate_direction,
     evaluate_vvi,
     squared_euclidean,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "DirectionResult",
     "RetrievalResult",
     "eval_func",
+    "evaluate_direction",
     "evaluate_vvi",
     "k_reciprocal_rerank",
     "squared_euclidean",

@@ -168,11 +168,19 @@ class RetrievalResult:
         return "\n".join(lines)
 
 
-def _direction(name: str, distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
-               q_cams: np.ndarray, g_cams: np.ndarray, max_rank: int) -> DirectionResult:
-    cmc, m_ap, m_inp, valid = eval_func(distmat, q_pids, g_pids, q_cams, g_cams, max_rank)
-    return DirectionResult(name=name, cmc=cmc, mAP=m_ap, mINP=m_inp, num_queries=distmat.shape[0],
-                           num_valid_queries=valid, num_gallery=distmat.shape[1])
+def evaluate_direction(name: str, q_feats: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray,
+                       g_feats: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
+                       max_rank: int = DEFAULT_MAX_RANK, rerank: bool = False) -> DirectionResult:
+    """One protocol: queries against a gallery (features normalised here; optional re-ranking)."""
+    q_pids, q_cams, g_pids, g_cams = (np.asarray(a) for a in (q_pids, q_cams, g_pids, g_cams))
+    dist = squared_euclidean(q_feats, g_feats)
+    if rerank:
+        from models.eval.rerank import k_reciprocal_rerank
+
+        dist = k_reciprocal_rerank(dist, squared_euclidean(q_feats, q_feats), squared_euclidean(g_feats, g_feats))
+    cmc, m_ap, m_inp, valid = eval_func(dist, q_pids, g_pids, q_cams, g_cams, max_rank)
+    return DirectionResult(name=name, cmc=cmc, mAP=m_ap, mINP=m_inp, num_queries=dist.shape[0],
+                           num_valid_queries=valid, num_gallery=dist.shape[1])
 
 
 def evaluate_vvi(ir_feats: np.ndarray, ir_pids: np.ndarray, ir_cams: np.ndarray,
@@ -182,7 +190,8 @@ def evaluate_vvi(ir_feats: np.ndarray, ir_pids: np.ndarray, ir_cams: np.ndarray,
 
     Infrared→visible uses the infrared sequences as queries and the visible ones as gallery;
     visible→infrared swaps the roles (the reference evaluates the transposed matrix with the
-    labels swapped, which is what we do).
+    labels swapped, which is the same thing). HITSZ-VCM is evaluated this way; BUPTCampus has
+    separate query/gallery lists per direction (``evaluate_direction`` twice).
 
     Args:
         ir_feats, rgb_feats: (N_ir, D), (N_rgb, D) sequence embeddings (normalised here).
@@ -190,19 +199,9 @@ def evaluate_vvi(ir_feats: np.ndarray, ir_pids: np.ndarray, ir_cams: np.ndarray,
         max_rank: CMC length.
         rerank: apply k-reciprocal re-ranking (Zhong et al. 2017) to each direction.
     """
-    ir_pids, ir_cams = np.asarray(ir_pids), np.asarray(ir_cams)
-    rgb_pids, rgb_cams = np.asarray(rgb_pids), np.asarray(rgb_cams)
-    d_ir_rgb = squared_euclidean(ir_feats, rgb_feats)
-    if rerank:
-        from models.eval.rerank import k_reciprocal_rerank
-
-        d_ir_ir = squared_euclidean(ir_feats, ir_feats)
-        d_rgb_rgb = squared_euclidean(rgb_feats, rgb_feats)
-        fwd = k_reciprocal_rerank(d_ir_rgb, d_ir_ir, d_rgb_rgb)
-        bwd = k_reciprocal_rerank(d_ir_rgb.T, d_rgb_rgb, d_ir_ir)
-    else:
-        fwd, bwd = d_ir_rgb, d_ir_rgb.T
     return RetrievalResult(
-        ir_to_rgb=_direction("ir_to_rgb", fwd, ir_pids, rgb_pids, ir_cams, rgb_cams, max_rank),
-        rgb_to_ir=_direction("rgb_to_ir", bwd, rgb_pids, ir_pids, rgb_cams, ir_cams, max_rank),
+        ir_to_rgb=evaluate_direction("ir_to_rgb", ir_feats, ir_pids, ir_cams, rgb_feats, rgb_pids, rgb_cams,
+                                     max_rank, rerank),
+        rgb_to_ir=evaluate_direction("rgb_to_ir", rgb_feats, rgb_pids, rgb_cams, ir_feats, ir_pids, ir_cams,
+                                     max_rank, rerank),
     )
