@@ -29,7 +29,7 @@ def _unit(name: str, value: float) -> None:
 class DetectorCfg:
     """Person detector of one camera."""
 
-    kind: Literal["hog", "yolo"] = "hog"
+    kind: Literal["hog", "yolo", "heat"] = "hog"   # heat: warm-blob detector for thermal frames (offline)
     weights: str = "yolo11n.pt"   # ultralytics weights name or path (yolo only)
     conf: float = 0.3              # detections below this score are dropped
     device: str = "cpu"
@@ -142,6 +142,126 @@ class ApiCfg:
                               "(set XREID_API__TOKEN)")
         _positive("api.max_upload_bytes", self.max_upload_bytes)
         _positive("api.max_upload_files", self.max_upload_files)
+
+
+@dataclass(frozen=True)
+class DayNightCfg:
+    """How a ``modality: auto`` camera tells colour frames from near-infrared ones (pipeline/daynight.py).
+
+    A frame is ``ir`` when it is both unsaturated and gray (channels move together), ``rgb`` when
+    it is clearly saturated or its channels disagree, and undecided in between (hysteresis band).
+    """
+
+    ir_max_saturation: float = 0.08    # mean HSV saturation (0..1) at or below which a frame may be infrared
+    ir_min_correlation: float = 0.97   # ... and smallest inter-channel correlation at or above which
+    rgb_min_saturation: float = 0.15   # a frame is colour at or above this saturation
+    rgb_max_correlation: float = 0.95  # ... or at or below this channel correlation
+    min_dwell_s: float = 2.0           # a change must last this long before the camera switches
+    min_dwell_frames: int = 3          # ... and be seen in at least this many frames
+    min_hold_s: float = 10.0           # after a switch, no other switch for this long
+    max_lookahead_frames: int = 50     # frames held back while a change is pending (memory bound)
+    analysis_width: int = 96           # frames are measured on a copy this wide
+
+    def __post_init__(self) -> None:
+        for name in ("ir_max_saturation", "rgb_min_saturation"):
+            _unit(f"daynight.{name}", getattr(self, name))
+        for name in ("ir_min_correlation", "rgb_max_correlation"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"daynight.{name} must be in [-1, 1], got {getattr(self, name)}")
+        if self.ir_max_saturation >= self.rgb_min_saturation:
+            raise ConfigError("daynight.ir_max_saturation must be below daynight.rgb_min_saturation (hysteresis band)")
+        if self.rgb_max_correlation >= self.ir_min_correlation:
+            raise ConfigError("daynight.rgb_max_correlation must be below daynight.ir_min_correlation (hysteresis band)")
+        if self.min_dwell_s < 0 or self.min_hold_s < 0:
+            raise ConfigError("daynight.min_dwell_s and daynight.min_hold_s must be >= 0")
+        for name in ("min_dwell_frames", "max_lookahead_frames", "analysis_width"):
+            _positive(f"daynight.{name}", getattr(self, name))
+        if self.max_lookahead_frames < self.min_dwell_frames:
+            raise ConfigError("daynight.max_lookahead_frames must be >= daynight.min_dwell_frames")
+
+
+ThermalPalette = Literal["white_hot", "black_hot", "ironbow", "rainbow", "turbo", "hot", "inferno", "magma", "auto"]
+
+
+@dataclass(frozen=True)
+class ThermalCfg:
+    """How a thermal camera encodes heat in its frames (pipeline/thermal.py).
+
+    8-bit frames are a palette (``white_hot``/``black_hot`` gray, or a false-colour palette mapped
+    back to intensity; ``auto`` picks the false-colour palette that fits); 16-bit frames are raw
+    counts, mapped to 8 bits by automatic gain control or by a fixed temperature window.
+    """
+
+    palette: ThermalPalette = "white_hot"
+    max_colour_distance: float = 40.0       # a pixel farther than this (RGB units) from every palette colour is off-palette
+    max_off_palette_fraction: float = 0.05  # frames with more off-palette pixels than this are rejected
+    agc_low_percentile: float = 1.0         # 16-bit AGC: raw value mapped to 0 ...
+    agc_high_percentile: float = 99.0       # ... and to 255
+    agc_smoothing: float = 0.3              # weight of the newest frame in the running AGC range (1 = no smoothing)
+    agc_min_span: int = 64                  # raw counts: a flat scene is not stretched into noise
+    raw_scale: float = 0.01                 # radiometric: temperature (deg C) = raw * raw_scale + raw_offset
+    raw_offset: float = -273.15
+    window_c: tuple[float, float] | None = None  # fixed window [lo, hi] deg C instead of AGC
+
+    def __post_init__(self) -> None:
+        _positive("thermal.max_colour_distance", self.max_colour_distance)
+        _unit("thermal.max_off_palette_fraction", self.max_off_palette_fraction)
+        if not 0.0 <= self.agc_low_percentile < self.agc_high_percentile <= 100.0:
+            raise ConfigError("thermal.agc_low_percentile must be below thermal.agc_high_percentile, both in [0, 100]")
+        if not 0.0 < self.agc_smoothing <= 1.0:
+            raise ConfigError(f"thermal.agc_smoothing must be in (0, 1], got {self.agc_smoothing}")
+        _positive("thermal.agc_min_span", self.agc_min_span)
+        if self.raw_scale == 0:
+            raise ConfigError("thermal.raw_scale must not be 0")
+        if self.window_c is not None and not self.window_c[0] < self.window_c[1]:
+            raise ConfigError(f"thermal.window_c must be [lo, hi] with lo < hi, got {list(self.window_c)}")
+
+
+@dataclass(frozen=True)
+class HeatCfg:
+    """The offline thermal detector (``detector.kind: heat``): warm blobs shaped like people."""
+
+    background_px: int = 61         # local background = median over about this many pixels
+    threshold_sigma: float = 4.0    # warm = above the local background by this many robust sigmas ...
+    min_contrast: float = 10.0      # ... and by at least this many gray levels
+    min_area_px: int = 60           # blob size limits (pixels of the frame)
+    max_area_fraction: float = 0.2  # ... and as a fraction of the frame
+    min_height_px: int = 12
+    min_aspect: float = 1.0         # blob height / width: people are taller than wide ...
+    max_aspect: float = 5.0         # ... but not poles
+    close_px: int = 5               # gaps up to this size inside a person are closed before labelling
+
+    def __post_init__(self) -> None:
+        for name in ("background_px", "threshold_sigma", "min_area_px", "min_height_px", "min_aspect", "close_px"):
+            _positive(f"heat.{name}", getattr(self, name))
+        if self.min_contrast < 0:
+            raise ConfigError(f"heat.min_contrast must be >= 0, got {self.min_contrast}")
+        if not 0.0 < self.max_area_fraction <= 1.0:
+            raise ConfigError(f"heat.max_area_fraction must be in (0, 1], got {self.max_area_fraction}")
+        if self.max_aspect <= self.min_aspect:
+            raise ConfigError("heat.max_aspect must be > heat.min_aspect")
+
+
+@dataclass(frozen=True)
+class PersistenceCfg:
+    """A track must move or persist like a person before it counts (pipeline/detection/persistence.py).
+
+    Warm static objects (radiators, parked engines, lamps) and fleeting reflections fool a thermal
+    detector; they are told apart by behaviour: a person is seen in most frames and moves.
+    """
+
+    apply_to: Literal["none", "ir", "all"] = "ir"   # which frames' tracks are filtered
+    min_hits: int = 5              # frames a track must be seen in ...
+    min_hit_ratio: float = 0.6     # ... out of the frames since it first appeared
+    min_travel: float = 0.3        # and its centre must move this many box heights from where it appeared
+    max_pending_s: float = 60.0    # a track unconfirmed this long is forgotten (memory bound)
+
+    def __post_init__(self) -> None:
+        _positive("persistence.min_hits", self.min_hits)
+        _unit("persistence.min_hit_ratio", self.min_hit_ratio)
+        if self.min_travel < 0:
+            raise ConfigError(f"persistence.min_travel must be >= 0, got {self.min_travel}")
+        _positive("persistence.max_pending_s", self.max_pending_s)
 
 
 @dataclass(frozen=True)
