@@ -1,0 +1,81 @@
+"""The FastAPI application: routes, auth, limits, metrics and the dashboard, wired in one place.
+
+``create_app`` takes everything it needs as arguments (config section, store path, an optional
+encoder) so tests, ``xreid serve`` and the distributed API container build the same app.
+Middleware order, outermost first: metrics (so refusals are counted) → CORS (only when origins
+are configured) → bearer auth (before routing: unknown paths get 401 too) → body limit → routes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from pipeline.settings import ApiCfg, GalleryCfg
+
+from .auth import BearerAuth
+from .limits import BodyLimit
+from .metrics import ApiMetrics, RequestMetrics
+from .queries import StoreReader
+from .routes import dashboard, identities, search, system, tracks
+from .search import SearchIndex
+
+log = logging.getLogger(__name__)
+
+FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart boundaries and small fields on top of the images
+
+
+class QueryEncoder(Protocol):
+    """What ``/search`` needs from the re-ID encoder (``models.xreid`` ``ReidEncoder``)."""
+
+    model_id: str
+
+    def encode(self, clips: list[list[np.ndarray]], modalities: list[str]) -> np.ndarray: ...
+
+
+def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None = None,
+               gallery: GalleryCfg | None = None) -> FastAPI:
+    """Build the API over the store file at ``store_path``.
+
+    Args:
+        cfg: the ``api`` config section (token, limits, CORS).
+        store_path: SQLite store the replay or matcher writes; it may not exist yet.
+        encoder: encodes uploaded images for ``/search``; ``None`` limits search to track ids.
+        gallery: faiss index settings of the search galleries (the matcher's, ideally).
+    """
+    app = FastAPI(
+        title="xreid",
+        version="0.1.0",
+        description="Where else was this person seen? Tracks and cross-camera, cross-modality identities "
+                    "from the xreid store. Times are ISO-8601 UTC. Authenticate with `Authorization: Bearer <token>` "
+                    "when the server has a token.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    reader = StoreReader(store_path)
+    app.state.cfg = cfg
+    app.state.reader = reader
+    app.state.encoder = encoder
+    app.state.search_index = SearchIndex(gallery)
+    app.state.metrics = metrics = ApiMetrics(reader)
+
+    for module in (system, tracks, identities, search, dashboard):
+        app.include_router(module.router)
+
+    # add_middleware wraps: the last added is the outermost
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_files * cfg.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    if cfg.token is not None:
+        app.add_middleware(BearerAuth, token=cfg.token, public_paths=dashboard.public_paths(),
+                           on_failure=metrics.auth_failures.inc)
+    if cfg.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type"])
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token else "off",
+             encoder.model_id if encoder is not None else "none")
+    return app

@@ -1,0 +1,317 @@
+"""Read-only SQL over the store file for the API: cameras, tracks, identities, thumbnails.
+
+The API never writes. Every request opens its own read-only connection and reads inside one
+transaction, so a page and its total come from the same WAL snapshot while the matcher keeps
+committing. The schema is discovered per snapshot (tables and columns present), because the
+API may start before the writer has created or migrated the file: identity routes simply find
+nothing in a store that has no identities yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from models.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+TRACK_FIELDS = ("track_uid", "camera_id", "modality", "t_start", "t_end", "n_frames", "n_clips")
+
+
+class StoreUnavailable(StoreError):
+    """The store file is missing, unreadable, or not an xreid store (the API answers 503)."""
+
+
+@dataclass(frozen=True)
+class TrackFilter:
+    """Filters of ``/tracks``; times are UTC epoch seconds, a track matches if it overlaps the range."""
+
+    camera_id: str | None = None
+    modality: str | None = None
+    t_from: float | None = None
+    t_to: float | None = None
+    identity_id: int | None = None
+
+
+class StoreReader:
+    """Opens read-only snapshots of the store at ``path``.
+
+    Args:
+        path: the SQLite file the writer (replay or matcher) maintains.
+        timeout_s: how long a read waits on a lock (WAL readers rarely wait at all).
+    """
+
+    def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A consistent read view; raises ``StoreUnavailable`` when the store cannot be read."""
+        if not self.path.is_file():
+            raise StoreUnavailable(f"store {self.path} does not exist yet (has the replay or matcher run?)")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot open store {self.path}: {e}") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("BEGIN")
+            try:
+                snap = Snapshot(conn)
+                yield snap
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            raise StoreUnavailable(f"cannot read store {self.path}: {e}") from None
+        finally:
+            conn.close()
+
+
+# A track's identity may have been merged since it was assigned: ``canon`` maps every identity to
+# the root of its merge chain, and ``t`` is the tracks table with that root as ``pid``.
+_WITH_CANON = """WITH RECURSIVE canon(id, root) AS (
+    SELECT id, id FROM identities WHERE merged_into IS NULL
+    UNION SELECT i.id, c.root FROM identities i JOIN canon c ON i.merged_into = c.id),
+t AS (SELECT tracks.*, canon.root AS pid FROM tracks LEFT JOIN canon ON canon.id = tracks.identity_id)
+"""
+_WITH_NO_IDENTITIES = "WITH t AS (SELECT tracks.*, NULL AS pid FROM tracks)\n"
+_TRACK_SELECT = ", ".join(TRACK_FIELDS) + ", pid AS identity_id, thumbnail IS NOT NULL AS has_thumbnail"
+_IDENTITY_AGG = ("pid AS identity_id, count(*) AS n_tracks, min(t_start) AS first_seen, max(t_end) AS last_seen, "
+                 "group_concat(DISTINCT camera_id) AS cameras, group_concat(DISTINCT modality) AS modalities")
+
+
+class Snapshot:
+    """Queries against one read transaction. Rows come back as plain dicts."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.columns: dict[str, set[str]] = {}
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            self.columns[name] = {r[1] for r in conn.execute(f'PRAGMA table_info("{name}")').fetchall()}
+        if "tracks" not in self.columns:
+            raise StoreUnavailable("the store has no tracks table yet (schema not created)")
+        self.has_identities = "identity_id" in self.columns["tracks"] and "identities" in self.columns
+        self.has_embeddings = {"embedding", "model_id", "track_no"} <= self.columns["tracks"]
+        self._with = _WITH_CANON if self.has_identities else _WITH_NO_IDENTITIES
+
+    @property
+    def schema_version(self) -> int:
+        if "meta" not in self.columns:
+            return 0
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+
+    def _t(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run ``sql`` that reads ``t`` (tracks with their resolved identity ``pid``)."""
+        return self._rows(self._with + sql, params)
+
+    def counts(self) -> tuple[int, int]:
+        """Tracks, and identities after merges, in the store."""
+        row = self._t("SELECT count(*) AS n, count(DISTINCT pid) AS ids FROM t")[0]
+        return int(row["n"]), int(row["ids"])
+
+    # -- cameras ------------------------------------------------------------------------------
+
+    def cameras(self) -> list[dict[str, Any]]:
+        """Every camera seen in tracks or listed in a ``cameras`` status table, by id."""
+        seen = self._rows(
+            "SELECT camera_id, group_concat(DISTINCT modality) AS modalities, count(*) AS n_tracks, "
+            "min(t_start) AS first_seen, max(t_end) AS last_seen FROM tracks GROUP BY camera_id")
+        out = {r["camera_id"]: {**r, "modalities": sorted(r["modalities"].split(",")),
+                                "status": None, "reason": None, "status_at": None} for r in seen}
+        cols = self.columns.get("cameras", set())
+        if {"camera_id", "status"} <= cols:
+            extra = [c if c in cols else f"NULL AS {c}" for c in ("reason", "updated_at", "modality")]
+            for r in self._rows(f"SELECT camera_id, status, {', '.join(extra)} FROM cameras"):
+                cam = out.setdefault(r["camera_id"], {
+                    "camera_id": r["camera_id"], "modalities": [r["modality"]] if r["modality"] else [],
+                    "n_tracks": 0, "first_seen": None, "last_seen": None})
+                cam.update(status=r["status"], reason=r["reason"], status_at=r["updated_at"])
+        return [out[k] for k in sorted(out)]
+
+    # -- tracks -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _where(f: TrackFilter) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for col, value in (("camera_id", f.camera_id), ("modality", f.modality), ("pid", f.identity_id)):
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                params.append(value)
+        if f.t_from is not None:
+            clauses.append("t_end >= ?")
+            params.append(f.t_from)
+        if f.t_to is not None:
+            clauses.append("t_start <= ?")
+            params.append(f.t_to)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def tracks(self, f: TrackFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of tracks, newest first, and the total matching the filter."""
+        where, params = self._where(f)
+        total = self._t(f"SELECT count(*) AS n FROM t{where}", params)[0]["n"]
+        rows = self._t(f"SELECT {_TRACK_SELECT} FROM t{where} ORDER BY t_start DESC, track_uid LIMIT ? OFFSET ?",
+                       [*params, limit, offset])
+        return rows, int(total)
+
+    def track(self, track_uid: str) -> dict[str, Any] | None:
+        rows = self._t(f"SELECT {_TRACK_SELECT} FROM t WHERE track_uid = ?", (track_uid,))
+        return rows[0] if rows else None
+
+    def track_thumbnail(self, track_uid: str) -> bytes | None:
+        row = self.conn.execute("SELECT thumbnail FROM tracks WHERE track_uid = ?", (track_uid,)).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else None
+
+    # -- identities ---------------------------------------------------------------------------
+
+    def resolve(self, identity_id: int) -> int | None:
+        """The identity ``identity_id`` lives on as (itself, or the winner of its merges)."""
+        if not self.has_identities:
+            return None
+        rows = self._rows(_WITH_CANON + "SELECT root FROM canon WHERE id = ?", (identity_id,))
+        return int(rows[0]["root"]) if rows else None
+
+    def identities(self, f: TrackFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """Identities (most recently seen first) having at least one track that passes the filter."""
+        if not self.has_identities:
+            return [], 0
+        where, params = self._where(f)
+        where = (where + " AND " if where else " WHERE ") + "pid IS NOT NULL"
+        matching = f"SELECT DISTINCT pid FROM t{where}"
+        total = self._t(f"SELECT count(*) AS n FROM ({matching})", params)[0]["n"]
+        rows = self._t(f"SELECT {_IDENTITY_AGG} FROM t WHERE pid IN ({matching}) "
+                       "GROUP BY pid ORDER BY last_seen DESC, pid LIMIT ? OFFSET ?", [*params, limit, offset])
+        return [_split_lists(r) for r in rows], int(total)
+
+    def identity(self, root: int) -> dict[str, Any] | None:
+        """The summary of a resolved identity, with the ids merged into it; ``None`` if it has no track."""
+        if not self.has_identities:
+            return None
+        rows = self._t(f"SELECT {_IDENTITY_AGG} FROM t WHERE pid = ? GROUP BY pid", (root,))
+        if not rows:
+            return None
+        merged = self._rows(_WITH_CANON + "SELECT id FROM canon WHERE root = ? AND id != root ORDER BY id", (root,))
+        return {**_split_lists(rows[0]), "merged_ids": [r["id"] for r in merged]}
+
+    def identity_tracks(self, root: int) -> list[dict[str, Any]]:
+        """Every track of the identity in time order, with the decision that put it there."""
+        if not self.has_identities:
+            return []
+        rows = self._t(f"SELECT {_TRACK_SELECT}, track_no FROM t WHERE pid = ? ORDER BY t_start, track_uid", (root,))
+        decisions = self._decisions([r["track_no"] for r in rows if r.get("track_no") is not None])
+        for r in rows:
+            r.update(decisions.get(r.pop("track_no"), {"link_kind": None, "link_score": None, "link_pair": None,
+                                                       "matched_track_uid": None}))
+        return rows
+
+    def _decisions(self, track_nos: list[int]) -> dict[int, dict[str, Any]]:
+        """The latest join/new decision of each track (its link evidence)."""
+        if not track_nos or "links" not in self.columns:
+            return {}
+        marks = ", ".join("?" * len(track_nos))
+        out: dict[int, dict[str, Any]] = {}
+        for r in self._rows(
+                f"SELECT l.track_no, l.kind AS link_kind, l.score AS link_score, l.pair AS link_pair, "
+                f"m.track_uid AS matched_track_uid FROM links l LEFT JOIN tracks m ON m.track_no = l.matched_track_no "
+                f"WHERE l.track_no IN ({marks}) AND l.kind IN ('join', 'new') ORDER BY l.ts, l.id", track_nos):
+            out[r.pop("track_no")] = r
+        return out
+
+    def merges(self, root: int) -> list[dict[str, Any]]:
+        """Merges that folded other identities into this one, oldest first."""
+        if "merges" not in self.columns:
+            return []
+        return self._rows(
+            _WITH_CANON + "SELECT m.winner, m.loser, m.score, m.ts, e.track_uid AS evidence_track_uid FROM merges m "
+            "LEFT JOIN tracks e ON e.track_no = m.evidence_track_no "
+            "WHERE m.loser IN (SELECT id FROM canon WHERE root = ?) ORDER BY m.ts, m.id", (root,))
+
+    def identity_thumbnails(self, root: int, modality: str | None, limit: int) -> list[bytes]:
+        """Thumbnails of the identity's longest-observed tracks (optionally of one modality)."""
+        if not self.has_identities:
+            return []
+        sql = "SELECT thumbnail FROM t WHERE pid = ? AND thumbnail IS NOT NULL"
+        params: list[Any] = [root]
+        if modality is not None:
+            sql += " AND modality = ?"
+            params.append(modality)
+        return [bytes(r["thumbnail"]) for r in self._t(sql + " ORDER BY n_frames DESC, t_start LIMIT ?",
+                                                        [*params, limit])]
+
+    def thumbnail_modalities(self, roots: Sequence[int]) -> dict[int, set[str]]:
+        """For each identity, the modalities it has a thumbnail in."""
+        if not roots or not self.has_identities:
+            return {}
+        marks = ", ".join("?" * len(roots))
+        out: dict[int, set[str]] = {}
+        for r in self._t(f"SELECT DISTINCT pid, modality FROM t WHERE pid IN ({marks}) AND thumbnail IS NOT NULL",
+                         list(roots)):
+            out.setdefault(r["pid"], set()).add(r["modality"])
+        return out
+
+    # -- embeddings ---------------------------------------------------------------------------
+
+    def track_embedding(self, track_uid: str) -> tuple[np.ndarray, str, int] | None:
+        """The track's unit-length embedding, model id and track number; ``None`` when it has none yet."""
+        if not self.has_embeddings:
+            return None
+        row = self.conn.execute("SELECT embedding, model_id, track_no FROM tracks WHERE track_uid = ?",
+                                (track_uid,)).fetchone()
+        if row is None or row[0] is None or row[1] is None or row[2] is None:
+            return None
+        return _unit_rows(np.frombuffer(bytes(row[0]), dtype="<f4")[None, :])[0], str(row[1]), int(row[2])
+
+    def gallery_fingerprint(self, model_id: str) -> tuple[int, float]:
+        """Changes whenever a track embedding of ``model_id`` is added or updated."""
+        if not self.has_embeddings:
+            return 0, 0.0
+        n, folded = self.conn.execute("SELECT count(*), total(n_embedded) FROM tracks WHERE model_id = ? "
+                                      "AND embedding IS NOT NULL AND track_no IS NOT NULL", (model_id,)).fetchone()
+        return int(n), float(folded)
+
+    def gallery(self, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) int64 track numbers and (N, D) unit float32 embeddings of every track of ``model_id``."""
+        if not self.has_embeddings:
+            return np.empty(0, np.int64), np.empty((0, 0), np.float32)
+        rows = self.conn.execute("SELECT track_no, embedding FROM tracks WHERE model_id = ? "
+                                 "AND embedding IS NOT NULL AND track_no IS NOT NULL", (model_id,)).fetchall()
+        if not rows:
+            return np.empty(0, np.int64), np.empty((0, 0), np.float32)
+        keys = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.vstack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in rows])
+        return keys, _unit_rows(vectors)
+
+    def tracks_by_number(self, track_nos: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not track_nos or not self.has_embeddings:
+            return {}
+        marks = ", ".join("?" * len(track_nos))
+        rows = self._t(f"SELECT track_no, track_uid, camera_id, modality, pid FROM t WHERE track_no IN ({marks})",
+                       list(track_nos))
+        return {r["track_no"]: r for r in rows}
+
+
+def _unit_rows(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.ascontiguousarray(v / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _split_lists(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "cameras": sorted(row["cameras"].split(",")), "modalities": sorted(row["modalities"].split(","))}

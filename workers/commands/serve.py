@@ -1,0 +1,57 @@
+"""``xreid serve``: the query API and dashboard over the store, under uvicorn.
+
+The server only reads the store, so it runs beside a replay or the distributed matcher on the
+same file. Binding a non-loopback address needs a bearer token (``XREID_API__TOKEN``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="query API and dashboard (where else was this person seen?)",
+                       description="Serve the JSON API (OpenAPI at /openapi.json, docs at /docs) and the dashboard "
+                                   "(/) over the store. Set the bearer token with XREID_API__TOKEN; it is required "
+                                   "when --host is not a loopback address.")
+    p.add_argument("--config", type=Path, help="YAML config (default: built-in defaults + XREID_* environment)")
+    p.add_argument("--store", help="store file (default: api.store_path, else store.path = xreid-out/xreid.sqlite)")
+    p.add_argument("--host", help="bind address (default: api.host = 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default: api.port = 8000)")
+    p.add_argument("--checkpoint", help="X-ReID checkpoint for image search (default: api.checkpoint; none: search "
+                                        "by track id only)")
+    p.add_argument("--device", default="cpu", help="device of the image-search encoder: cpu, cuda, auto (default cpu)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from pipeline.api import create_app
+    from pipeline.config import load_config
+    from pipeline.settings import XreidCfg
+
+    log = logging.getLogger("workers.serve")
+    flags = {"host": args.host, "port": args.port, "checkpoint": args.checkpoint, "store_path": args.store}
+    cfg = load_config(XreidCfg, args.config, env=os.environ,
+                      overrides={"api": {k: v for k, v in flags.items() if v is not None}})
+    api = cfg.api
+    store_path = api.store_path or cfg.store.path
+    encoder = None
+    if api.checkpoint:
+        from models.xreid.encoder import ReidEncoder
+
+        encoder = ReidEncoder.from_checkpoint(api.checkpoint, device=args.device)
+        log.info("image search with %s", encoder.model_id)
+    app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery)
+    host = f"[{api.host}]" if ":" in api.host else api.host
+    print(f"xreid serve: http://{host}:{api.port}/ over {store_path} (auth {'on' if api.token else 'off'})",
+          flush=True)
+    level = logging.getLogger().getEffectiveLevel()
+    uvicorn.run(app, host=api.host, port=api.port, log_level=max(level, logging.INFO) if level > logging.DEBUG
+                else logging.DEBUG, access_log=level <= logging.INFO, server_header=False)
+    return 0
