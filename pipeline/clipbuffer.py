@@ -2,8 +2,8 @@
 
 Each open track keeps at most ``max_candidates`` crops. A crop's quality is the detector score
 times penalties for being small, cut by the frame border, or covered by another person's box.
-When the buffer is full, the closest-in-time pair loses its worse member, so the candidates stay
-spread over the segment while bad crops go first. A clip takes the best crop of each of T equal
+When the buffer is full, the interior candidate whose loss opens the smallest time gap (weighted by
+its quality) goes, so the candidates stay spread over the segment while bad crops go first. A clip takes the best crop of each of T equal
 time bins. Clips are emitted when a track ends and every ``segment_seconds`` while it lasts.
 
 Memory is bounded per camera: ``max_open_tracks`` x ``max_candidates`` crops, each at most
@@ -186,7 +186,8 @@ class ClipBuffer:
             box = dets.xyxy[det_i]
             self._insert(tr, _Candidate(float(quality[det_i]), frame.ts, _crop(frame.image, box, self.cfg.crop_height),
                                         box.copy(), float(dets.scores[det_i])))
-            if frame.ts - tr.seg_start >= self.cfg.segment_seconds:
+            # a segment rolls over on time, once the track is long enough to count at all
+            if frame.ts - tr.seg_start >= self.cfg.segment_seconds and tr.n_frames >= self.cfg.min_track_frames:
                 clip = self._emit(tr)
                 if clip is not None:
                     clips.append(clip)
@@ -241,10 +242,13 @@ class ClipBuffer:
         cands.append(cand)  # frames arrive in time order: the list stays sorted by ts
         if len(cands) <= self.cfg.max_candidates:
             return
-        # drop the worse of the two candidates closest in time: keeps coverage, sheds bad crops
+        # drop the interior candidate whose loss opens the smallest time gap, weighted by its quality:
+        # coverage of the segment is kept while bad crops go first; the first and newest stay
         ts = np.fromiter((c.ts for c in cands), np.float64, len(cands))
-        i = int(np.argmin(np.diff(ts)))
-        del cands[i if cands[i].quality < cands[i + 1].quality else i + 1]
+        quality = np.fromiter((c.quality for c in cands), np.float64, len(cands))
+        cost = (ts[2:] - ts[:-2]) * (0.5 + quality[1:-1])
+        drop = 1 + int(np.argmin(cost))
+        del cands[drop]
 
     def _emit(self, tr: _OpenTrack) -> Clip | None:
         cands = tr.candidates

@@ -81,13 +81,14 @@ class FileSource:
         stride: hand out every ``stride``-th frame (the others are grabbed, not decoded).
         realtime: pace ``read`` so frames come out at the file's frame rate.
         max_frames: stop after this many source frames (``None``: the whole file).
+        grayscale: hand out single-channel frames, as thermal cameras send them.
 
     Raises:
         SourceError: the file is missing, unreadable, or not a video FFmpeg can decode.
     """
 
     def __init__(self, path: str | Path, start_time: float | None = None, stride: int = 1, realtime: bool = False,
-                 max_frames: int | None = None) -> None:
+                 max_frames: int | None = None, grayscale: bool = False) -> None:
         if stride < 1:
             raise SourceError(f"frame stride must be >= 1, got {stride}")
         self.path = Path(path)
@@ -111,6 +112,7 @@ class FileSource:
         self.stride = stride
         self.realtime = realtime
         self.max_frames = max_frames
+        self.grayscale = grayscale
         self._next_index = 0
         self._last_pts = -1.0
         self._wall0: float | None = None
@@ -139,6 +141,8 @@ class FileSource:
         ok, image = self._cap.read()
         if not ok or image is None:
             return None
+        if self.grayscale and image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         index = self._next_index
         self._next_index += 1
         pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -194,7 +198,7 @@ class FileSource:
     def _end(self, state: SourceState, reason: str) -> None:
         self._status = SourceStatus(state, reason)
         if state == "failed":
-            log.warning("source %s failed: %s", self.name, reason)
+            log.info("source %s failed: %s", self.name, reason)  # the owner reports it (once)
         self.close()
         return None
 

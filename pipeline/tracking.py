@@ -77,6 +77,7 @@ class Tracker:
             proximity_thresh=cfg.proximity_thresh, appearance_thresh=cfg.appearance_thresh, with_reid=False,
             model="auto",
         )
+        self._active: set[int] = set()
         if cfg.kind == "botsort":
             from ultralytics.trackers.bot_sort import BOTSORT
 
@@ -89,8 +90,11 @@ class Tracker:
     def update(self, detections: Detections, image: np.ndarray | None = None) -> TrackedBoxes:
         """Associate this frame's detections with the tracks; returns the confirmed tracks."""
         out = self._impl.update(_UltralyticsDetections(detections.xyxy, detections.scores), image)
-        removed = getattr(self._impl, "removed_stracks_frame", [])
-        ended = tuple(int(t.track_id) for t in removed if getattr(t, "is_activated", True))
+        # ended = held before, held no more. (Its own removed list can repeat a track on the next
+        # frame, and duplicate pruning drops tracks without listing them.)
+        active = self.active_ids()
+        ended = tuple(sorted(self._active - active))
+        self._active = active
         if len(out) == 0:
             return TrackedBoxes(np.zeros((0,), np.int64), np.zeros((0, 4), np.float32), np.zeros((0,), np.int64), ended)
         out = np.asarray(out, np.float32).reshape(len(out), -1)  # [x1, y1, x2, y2, id, score, cls, idx]
@@ -103,3 +107,4 @@ class Tracker:
 
     def reset(self) -> None:
         self._impl.reset()
+        self._active = set()

@@ -19,6 +19,9 @@ from models.errors import XreidError
 
 # Order is the order of `xreid --help`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "replay",
+    "eval_tracking",
     "up",
     "synth",
     "train",
