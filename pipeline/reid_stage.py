@@ -26,6 +26,7 @@ import numpy as np
 
 from models.errors import ContractError
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, Bus, Message
+from pipeline.camera_index import camera_key
 from pipeline.messages import Clip, Embedding
 from pipeline.settings import ReidCfg
 from pipeline.stage_counters import StageCounters
@@ -111,7 +112,7 @@ class ReidStage:
 
     # ------------------------------------------------------------------ batching
 
-    def _collect(self, block_ms: int) -> list[Message]:
+    def _collect(self, block_ms: int, wait_ms: int) -> list[Message]:
         cap = self.cfg.max_batch
         msgs = self.bus.claim_stale(self.clips_stream, self.group, self.consumer, self.claim_idle_ms, cap)
         if len(msgs) < cap:
@@ -119,7 +120,7 @@ class ReidStage:
                                   0 if msgs else block_ms)
         if not msgs:
             return msgs
-        deadline = time.monotonic() + self.cfg.max_wait_ms / 1000.0
+        deadline = time.monotonic() + wait_ms / 1000.0
         while len(msgs) < cap:
             left_ms = int((deadline - time.monotonic()) * 1000)
             if left_ms <= 0:
@@ -132,9 +133,15 @@ class ReidStage:
 
     # ------------------------------------------------------------------ one batch
 
-    def step(self, block_ms: int | None = None) -> StepResult:
-        """One batch: read/claim → decode → encode → publish → ack; returns its counts."""
-        msgs = self._collect(self.cfg.idle_block_ms if block_ms is None else block_ms)
+    def step(self, block_ms: int | None = None, wait_ms: int | None = None) -> StepResult:
+        """One batch: read/claim → decode → encode → publish → ack; returns its counts.
+
+        Args:
+            block_ms: how long to wait for a first clip (default ``cfg.idle_block_ms``).
+            wait_ms: how long to keep filling the batch after it (default ``cfg.max_wait_ms``).
+        """
+        msgs = self._collect(self.cfg.idle_block_ms if block_ms is None else block_ms,
+                             self.cfg.max_wait_ms if wait_ms is None else wait_ms)
         if not msgs:
             return StepResult(0, 0, 0)
         t0 = time.perf_counter()
@@ -183,8 +190,9 @@ class ReidStage:
         return np.concatenate(vecs), kept, failed
 
     def _checked(self, ready: list[_Ready]) -> np.ndarray:
+        # a day/night camera is one camera per modality to the model (pipeline/camera_index.py)
         vectors = self.encoder.encode([r.crops for r in ready], [r.clip.modality for r in ready],
-                                      [r.clip.camera_id for r in ready])
+                                      [camera_key(r.clip.camera_id, r.clip.modality) for r in ready])
         vectors = np.asarray(vectors)
         if vectors.shape != (len(ready), self.encoder.embed_dim) or vectors.dtype != np.float32:
             raise ContractError(f"encoder returned {vectors.shape} {vectors.dtype} for {len(ready)} clips")
@@ -201,6 +209,17 @@ class ReidStage:
     def _dead(self, msg: Message, code: str, detail: str) -> None:
         self.bus.dead_letter(self.clips_stream, self.group, msg, detail if detail.startswith(code) else f"{code}: {detail}")
         self.counters.dead_lettered[code] += 1
+
+    def poll(self) -> int:
+        """Embedded mode: embed whatever clips are ready, without waiting; returns how many were read."""
+        return self.step(block_ms=0, wait_ms=0).consumed
+
+    def drain(self) -> int:
+        """Embedded mode: embed every clip left on the bus."""
+        total = 0
+        while n := self.poll():
+            total += n
+        return total
 
     def run(self, stop: threading.Event) -> None:
         """Step until ``stop`` is set; the batch in hand is always finished (SIGTERM-friendly)."""

@@ -97,6 +97,17 @@ class MatcherStage:
         self.bus.dead_letter(self.stream, self.group, msg, f"{code}: {detail}")
         self.counters.dead_lettered[code] += 1
 
+    def poll(self) -> int:
+        """Embedded mode: link whatever embeddings are ready, without waiting."""
+        return self.step(block_ms=0).consumed
+
+    def drain(self) -> int:
+        """Embedded mode: link every embedding left on the bus."""
+        total = 0
+        while n := self.poll():
+            total += n
+        return total
+
     def run(self, stop: threading.Event) -> None:
         """Step until ``stop`` is set; the batch in hand is always finished (SIGTERM-friendly)."""
         while not stop.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,11 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotate", action="store_true", help="write <camera>.annotated.mp4 with boxes and track ids")
     p.add_argument("--mot-out", action="store_true", help="write <camera>.mot.txt (MOTChallenge format)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--checkpoint", help="X-ReID checkpoint for the re-ID stage (overrides reid.checkpoint; "
+                                        "none: an UNTRAINED tiny model, identities not meaningful)")
+    p.add_argument("--device", help="re-ID device: auto, cpu, cuda (overrides reid.device)")
+    p.add_argument("--no-identities", action="store_true",
+                   help="stop after clips: no re-ID, matcher, identities.json or contact sheets")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,7 +94,23 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     options = ReplayOptions(out_dir=Path(args.out), start_time=parse_start_time(args.start_time),
                             max_frames=max_frames, annotate=args.annotate, mot_out=args.mot_out,
                             progress=not args.no_progress)
-    return Replay(cfg, cameras, options).run()
+    if args.no_identities:
+        return Replay(cfg, cameras, options).run()
+    from pipeline.bus import MemoryBus
+    from pipeline.replay import STORE_NAME
+    from pipeline.store import Store
+    from workers.identity_chain import align_clip_length, identity_stages, load_encoder, write_identities
+
+    encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp)
+    cfg = align_clip_length(cfg, encoder.seq_len)
+    bus = MemoryBus()
+    with Store(Path(args.out) / STORE_NAME) as store:
+        stages = identity_stages(cfg, encoder, bus, store)
+        replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=stages)
+        summary = replay.run()
+        summary["identities"] = write_identities(store, args.out, replay.run_id, stages)
+    (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -102,8 +124,14 @@ def print_summary(summary: dict[str, Any]) -> None:
         cells = [f"{fps.get(k) or 0:.1f}" for k in ("decode", "detect", "track", "pipeline")]
         print(f"{cam_id:<10}{c['modality']:<9}{c['frames']:>7}{c['detections']:>7}{c['tracks']:>7}{c['clips']:>6}"
               f"{cells[0]:>11}{cells[1]:>11}{cells[2]:>10}{cells[3]:>13}")
+    ids = summary.get("identities")
+    if ids:
+        print(f"identities: {ids['identities']} ({ids['cross_modal']} seen in RGB and IR, {ids['multi_camera']} on "
+              f"several cameras) from {ids['clips_embedded']} clips, model {ids['model_id']}")
     outs = summary["outputs"]
     print(f"store:   {outs['store']}\ntracks:  {outs['tracks']}\nsummary: {outs['summary']}")
+    if ids:
+        print(f"identities: {Path(outs['summary']).parent / 'identities.json'} (contact sheets in identities/)")
     for cam_id, c in summary["cameras"].items():
         for kind, path in c.get("outputs", {}).items():
             print(f"{kind}: {path}  ({cam_id})")

@@ -1,0 +1,66 @@
+"""Wiring of the identity half of the pipeline (re-ID stage → matcher stage → report) for commands.
+
+``replay`` and ``demo`` call ``load_encoder`` and ``identity_stages`` before the replay and
+``write_identities`` after it; ``search`` uses ``load_encoder`` for ``--image``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+UNTRAINED_ID = "xreid_tiny@untrained-seed0"
+
+
+def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True) -> Any:
+    """The X-ReID encoder of ``checkpoint``; None: an UNTRAINED tiny model (plumbing only, loudly)."""
+    from models.errors import WeightsNotFound
+
+    if checkpoint is not None:
+        from models.xreid.encoder import ReidEncoder
+
+        if not Path(checkpoint).is_file():
+            raise WeightsNotFound(f"re-ID checkpoint {checkpoint} not found (train one with `xreid train`)")
+        return ReidEncoder.from_checkpoint(checkpoint, device=device, amp=amp)
+    import torch
+
+    from models.xreid import create_model
+    from models.xreid.encoder import ReidEncoder
+
+    log.warning("no re-ID checkpoint given: using an UNTRAINED xreid_tiny model; identities will not be meaningful "
+                "(pass --checkpoint PATH)")
+    torch.manual_seed(0)
+    return ReidEncoder.from_model(create_model("xreid_tiny"), UNTRAINED_ID, device="cpu")
+
+
+def align_clip_length(cfg: Any, seq_len: int) -> Any:
+    """The config with ``clips.seq_len`` set to the encoder's T (clips of another T are poison)."""
+    if cfg.clips.seq_len == seq_len:
+        return cfg
+    log.info("clips.seq_len %d -> %d to match the re-ID model", cfg.clips.seq_len, seq_len)
+    clips = dataclasses.replace(cfg.clips, seq_len=seq_len, max_candidates=max(cfg.clips.max_candidates, seq_len))
+    return dataclasses.replace(cfg, clips=clips)
+
+
+def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any) -> list[Any]:
+    """The re-ID and matcher stages on ``bus``/``store``, in the order the replay must drain them."""
+    from pipeline.matcher.matcher import Matcher
+    from pipeline.matcher.stage import MatcherStage
+    from pipeline.reid_stage import ReidStage
+
+    return [ReidStage(bus, encoder, cfg.reid), MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher)]
+
+
+def write_identities(store: Any, out_dir: str | Path, run_id: str, stages: list[Any]) -> dict[str, Any]:
+    """identities.json + contact sheets for the identities this run touched; returns a summary."""
+    from pipeline.report import write_report
+
+    doc = write_report(store, out_dir, track_uid_like=f"%-{run_id}-%")
+    reid = stages[0].counters.snapshot()
+    return {"identities": doc["n_identities"], "cross_modal": doc["cross_modal"], "multi_camera": doc["multi_camera"],
+            "tracks_linked": doc["n_tracks"], "clips_embedded": reid["published"],
+            "clips_dead_lettered": reid["dead_lettered"], "model_id": stages[0].encoder.model_id}
