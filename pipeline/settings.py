@@ -354,10 +354,16 @@ class ReidCfg:
     idle_block_ms: int = 200        # how long one step waits for a first clip
     min_crop_px: int = 8            # crops smaller than this on a side are poison ("bad_shape")
     max_crop_px: int = 4096         # ... and larger than this
+    # training camera index of deployed cameras that were in training: "cam" or, for a day/night
+    # camera, "cam:rgb" / "cam:ir" (pipeline/camera_index.py); others get their modality's mean embedding
+    camera_index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "idle_block_ms", "min_crop_px", "max_crop_px"):
             _positive(f"reid.{name}", getattr(self, name))
+        bad = sorted(k for k, v in self.camera_index.items() if not isinstance(v, int) or v < 0)
+        if bad:
+            raise ConfigError(f"reid.camera_index values must be training camera indices >= 0, bad: {', '.join(bad)}")
         if self.max_wait_ms < 0:
             raise ConfigError(f"reid.max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.min_crop_px > self.max_crop_px:

@@ -99,10 +99,25 @@ CREATE TABLE merges (
 );
 """
 
+# v3: day/night cameras (pipeline/modality_events.py). One row per modality decision of a camera:
+# the first one (from_modality NULL) and every switch, dated to the first frame in the new modality.
+_V3_MODALITY_EVENTS = """
+CREATE TABLE modality_events (
+    camera_id     TEXT NOT NULL,
+    ts            REAL NOT NULL,
+    from_modality TEXT CHECK (from_modality IS NULL OR from_modality IN ('rgb', 'ir')),
+    to_modality   TEXT NOT NULL CHECK (to_modality IN ('rgb', 'ir')),
+    saturation    REAL,
+    correlation   REAL,
+    PRIMARY KEY (camera_id, ts)
+);
+"""
+
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
     Migration(1, "tracks", _V1_TRACKS),
     Migration(2, "identities", _V2_IDENTITIES),
+    Migration(3, "modality_events", _V3_MODALITY_EVENTS),
 ]
 
 

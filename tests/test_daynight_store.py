@@ -1,0 +1,83 @@
+"""Modality switch events in the store, the per-camera timeline, and camera × modality for X-ReID."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.errors import ConfigError
+from models.xreid import ReidEncoder, create_model
+from pipeline.camera_index import camera_key, expand_camera_index
+from pipeline.daynight import ModalitySwitch
+from pipeline.modality_events import cameras_with_events, list_switches, modality_timeline, record_switch
+from pipeline.store import Store
+
+T0 = 1_700_000_000.0
+
+
+def test_switch_events_round_trip_and_rewrites_are_idempotent(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        events = [ModalitySwitch("gate", T0, None, "rgb", 0.4, 0.92),
+                  ModalitySwitch("gate", T0 + 3600, "rgb", "ir", 0.01, 0.999),
+                  ModalitySwitch("lobby", T0 + 10, None, "ir", float("nan"), float("nan"))]
+        for ev in events + events[:2]:
+            record_switch(store, ev)
+        got = list_switches(store)
+        assert [(e.camera_id, e.ts, e.from_modality, e.to_modality) for e in got] == [
+            ("gate", T0, None, "rgb"), ("gate", T0 + 3600, "rgb", "ir"), ("lobby", T0 + 10, None, "ir")]
+        assert got[1].saturation == pytest.approx(0.01) and np.isnan(got[2].saturation)
+        assert cameras_with_events(store) == ["gate", "lobby"]
+    with Store(tmp_path / "s.sqlite", readonly=True) as reader:           # the API reads it read-only
+        assert len(list_switches(reader, "gate")) == 2
+
+
+def test_timeline_spans_cover_colour_and_infrared_periods(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        for ev in (ModalitySwitch("gate", T0, None, "rgb", 0.4, 0.9),
+                   ModalitySwitch("gate", T0 + 100, "rgb", "ir", 0.0, 1.0),
+                   ModalitySwitch("gate", T0 + 500, "ir", "rgb", 0.4, 0.9)):
+            record_switch(store, ev)
+        spans = modality_timeline(store, "gate")
+        assert [(s.modality, s.t_start, s.t_end, s.switched_in) for s in spans] == [
+            ("rgb", T0, T0 + 100, False), ("ir", T0 + 100, T0 + 500, True), ("rgb", T0 + 500, None, True)]
+        assert [s.modality for s in modality_timeline(store, "gate", t_from=T0 + 200, t_to=T0 + 300)] == ["ir"]
+        assert modality_timeline(store, "nowhere") == []
+        assert spans[1].as_dict()["modality"] == "ir"
+
+
+def test_store_schema_has_the_modality_events_table(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        names = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "modality_events" in names
+        with pytest.raises(Exception, match="CHECK constraint"):
+            store.execute("INSERT INTO modality_events (camera_id, ts, to_modality) VALUES ('c', 1, 'thermal')")
+
+
+def test_camera_index_expands_plain_and_per_modality_keys():
+    idx = expand_camera_index({"lobby": 3, "gate": 1, "gate:ir": 7})
+    assert idx == {"lobby:rgb": 3, "lobby:ir": 3, "gate:rgb": 1, "gate:ir": 7}
+    assert camera_key("gate", "ir") == "gate:ir"
+    with pytest.raises(ConfigError, match="modality"):
+        expand_camera_index({"gate:thermal": 1})
+    with pytest.raises(ConfigError, match=">= 0"):
+        expand_camera_index({"gate": -1})
+
+
+def test_a_switching_camera_is_two_cameras_to_the_model():
+    torch.manual_seed(0)
+    model = create_model("xreid_tiny").eval()
+    with torch.no_grad():
+        model.camera_embed.normal_(0, 1.0)
+    n = model.cfg.camera_num                                       # first half colour cameras, second half infrared
+    model.set_camera_modalities(torch.tensor([[i < n // 2, i >= n // 2] for i in range(n)]))
+    enc = ReidEncoder.from_model(model, "m", camera_index=expand_camera_index({"gate:rgb": 1, "gate:ir": 2}))
+    rng = np.random.default_rng(0)
+    clip = [rng.integers(0, 256, (96, 40, 3), dtype=np.uint8) for _ in range(4)]
+    day = enc.encode([clip], ["ir"], [camera_key("gate", "rgb")])
+    night = enc.encode([clip], ["ir"], [camera_key("gate", "ir")])
+    assert np.abs(day - night).max() > 1e-3                        # a different learned embedding per modality
+    unseen_night = enc.encode([clip], ["ir"], [camera_key("yard", "ir")])
+    assert np.array_equal(unseen_night, enc.encode([clip], ["ir"]))  # unseen: the infrared mean embedding
+    unseen_day = enc.encode([clip], ["rgb"], [camera_key("yard", "rgb")])
+    assert np.abs(unseen_day - unseen_night).max() > 1e-3          # ... which is not the colour one
