@@ -27,6 +27,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "eval",
     "serve",
+    "tracks",
+    "identity",
+    "search",
+    "calibrate",
 )
 
 
