@@ -90,6 +90,16 @@ def parse_camera_spec(text: str, stride: int = 1, realtime: bool = False) -> Cam
     return CameraCfg(id=cam_id, source=path, modality=modality, frame_stride=stride, realtime=realtime)  # type: ignore[arg-type]
 
 
+def probe_cameras(cameras: Sequence[CameraCfg]) -> None:
+    """Open and close every camera's file: bad input fails before anything slow is loaded.
+
+    Raises:
+        SourceError: naming the first file that is missing or not a decodable video.
+    """
+    for cam in cameras:
+        FileSource(cam.source, max_frames=1).close()
+
+
 @dataclass
 class _Camera:
     cfg: CameraCfg

@@ -60,8 +60,9 @@ class YoloDetector:
             self._model = YOLO(source, task="detect")
         except FileNotFoundError as e:
             raise WeightsNotFound(f"YOLO weights '{cfg.weights}': {e}; use --detector hog offline") from None
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise ConfigError(f"cannot load YOLO model '{cfg.weights}': {str(e).splitlines()[0]}") from None
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:  # ultralytics: TypeError for a corrupt file
+            reason = str(e).splitlines()[0].replace("ERROR ❌️ ", "")
+            raise ConfigError(f"cannot load YOLO model '{cfg.weights}': {reason}") from None
         names = getattr(self._model, "names", {}) or {}
         self._person = next((int(k) for k, v in names.items() if str(v) == "person"), PERSON_CLASS)
         log.info("yolo model %s loaded (person class %d, device %s)", source, self._person, cfg.device)

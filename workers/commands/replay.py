@@ -86,7 +86,7 @@ def quiet_ffmpeg(verbose: int) -> None:
 
 def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int | None) -> dict[str, Any]:
     from models.errors import ConfigError
-    from pipeline.replay import Replay, ReplayOptions
+    from pipeline.replay import Replay, ReplayOptions, probe_cameras
 
     if args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
@@ -96,6 +96,7 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
                             progress=not args.no_progress)
     if args.no_identities:
         return Replay(cfg, cameras, options).run()
+    probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
     from pipeline.bus import MemoryBus
     from pipeline.replay import STORE_NAME
     from pipeline.store import Store
