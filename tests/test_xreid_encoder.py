@@ -41,6 +41,14 @@ def test_sample_indices_spread_evenly_and_repeat_short_clips() -> None:
         sample_indices(0, 4)
 
 
+def test_reference_sampling_matches_the_reference_test_loader() -> None:
+    assert sample_indices(24, 10, "reference").tolist() == [0, 3, 6, 9, 12, 15, 18, 21, 23, 23]
+    assert sample_indices(3, 10, "reference").tolist() == [0, 1, 2, 2, 2, 2, 2, 2, 2, 2]
+    assert sample_indices(10, 10, "reference").tolist() == list(range(10))
+    with pytest.raises(ContractError):
+        sample_indices(5, 4, "random")
+
+
 def test_encode_returns_unit_float32_vectors_for_clips_of_any_length_and_size(model) -> None:
     enc = ReidEncoder.from_model(model, "xreid_tiny.test", device="cpu")
     assert (enc.embed_dim, enc.seq_len, enc.input_hw, enc.model_id) == (model.embed_dim, 4, (64, 32), "xreid_tiny.test")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from models.errors import ContractError
 from models.xreid.model import MODALITIES, XReID
-from models.xreid.preprocess import clip_to_tensor
+from models.xreid.preprocess import SAMPLINGS, clip_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,18 @@ class ReidEncoder:
         max_batch: sequences per forward pass.
         camera_index: deployed camera id -> training camera index, for cameras that were in
             training; every other camera is unseen (modality mean or zero embedding, per config).
+        sampling: how T frames are picked from a clip: ``even`` (default) or ``reference`` (the
+            reference test loader; see ``preprocess.sample_indices``).
     """
 
     def __init__(self, model: XReID, model_id: str, device: str | torch.device = "cpu", amp: bool = True,
-                 compile: bool = False, max_batch: int = 32, camera_index: Mapping[str, int] | None = None) -> None:
+                 compile: bool = False, max_batch: int = 32, camera_index: Mapping[str, int] | None = None,
+                 sampling: str = "even") -> None:
         if max_batch < 1:
             raise ContractError(f"max_batch must be >= 1, got {max_batch}")
+        if sampling not in SAMPLINGS:
+            raise ContractError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        self.sampling = sampling
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.model_id = model_id
@@ -121,7 +127,7 @@ class ReidEncoder:
             tensors = []
             for i in range(start, stop):
                 frames, counts[i] = clip_to_tensor(clips[i], self.seq_len, self.input_hw,
-                                                   self.model.cfg.pixel_mean, self.model.cfg.pixel_std)
+                                                   self.model.cfg.pixel_mean, self.model.cfg.pixel_std, self.sampling)
                 tensors.append(frames)
             modality = torch.tensor([MODALITIES.index(m) for m in modalities[start:stop]], dtype=torch.long)
             camera = None

@@ -16,16 +16,26 @@ from torch import Tensor
 
 from models.errors import ContractError
 
+SAMPLINGS = ("even", "reference")
 
-def sample_indices(n: int, t: int) -> np.ndarray:
-    """T frame indices evenly spaced over ``n`` frames, repeating frames when ``n < t``.
 
-    ``floor(i * n / t)`` for ``i < t``: covers the clip end to end (24 frames, T=10 ->
-    0 2 4 7 9 12 14 16 19 21; 3 frames, T=10 -> 0 0 0 0 1 1 1 2 2 2).
+def sample_indices(n: int, t: int, method: str = "even") -> np.ndarray:
+    """T frame indices over a clip of ``n`` frames.
+
+    ``even``: ``floor(i * n / t)`` for ``i < t``, spread end to end, repeating frames evenly when
+    ``n < t`` (24 frames, T=10 -> 0 2 4 7 9 12 14 16 19 21; 3 frames -> 0 0 0 0 1 1 1 2 2 2).
+    ``reference``: the reference test loader (``video_loader_vvi.py``, ``video_test``): every
+    ``ceil(n / t)``-th frame clamped to the last (24, T=10 -> 0 3 6 .. 21 23 23), or all frames then
+    the last one repeated when ``n < t`` (3 -> 0 1 2 2 2 2 2 2 2 2). For benchmark parity.
     """
     if n < 1 or t < 1:
         raise ContractError(f"need at least one frame and T >= 1, got n={n}, T={t}")
-    return (np.arange(t) * n) // t
+    if method == "even":
+        return (np.arange(t) * n) // t
+    if method == "reference":
+        step = 1 if n < t else -(-n // t)
+        return np.minimum(np.arange(t) * step, n - 1)
+    raise ContractError(f"sampling must be one of {SAMPLINGS}, got {method!r}")
 
 
 def as_rgb_uint8(crop: np.ndarray) -> np.ndarray:
@@ -63,10 +73,11 @@ def clip_to_tensor(
     input_hw: tuple[int, int],
     mean: Sequence[float],
     std: Sequence[float],
+    sampling: str = "even",
 ) -> tuple[Tensor, int]:
-    """One clip -> ((seq_len, 3, H, W) tensor, true frame count) with evenly spaced sampling."""
+    """One clip -> ((seq_len, 3, H, W) tensor, true frame count), frames picked by ``sampling``."""
     n = len(crops)
-    idx = sample_indices(n, seq_len)
+    idx = sample_indices(n, seq_len, sampling)
     unique, inverse = np.unique(idx, return_inverse=True)  # resize each chosen frame once
     frames = crops_to_tensor([crops[i] for i in unique], input_hw, mean, std)
     return frames[torch.from_numpy(inverse.reshape(-1))], n
