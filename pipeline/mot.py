@@ -109,18 +109,23 @@ def _motmetrics() -> Any:
 
 
 def evaluate(gt: np.ndarray, pred: np.ndarray, frames: tuple[int, int] | None = None,
-             iou: float = 0.5) -> dict[str, float]:
+             iou: float = 0.5, keep_zero_marked: bool = False) -> dict[str, float]:
     """MOT metrics of ``pred`` against ``gt`` (rows as ``read_mot`` returns), by motmetrics.
 
     Args:
         frames: inclusive 1-based frame range to score; default: every frame of the ground truth.
         iou: minimum IoU for a prediction to match a ground-truth box.
+        keep_zero_marked: score ground-truth rows whose flag (7th column) is 0 like any other. By
+            default they are "ignore" regions, as in the MOTChallenge devkits: not counted as misses,
+            and a prediction that matches one (better than any scored box) is not a false positive.
 
     Returns:
         metric name -> value (``METRICS``, plus ``hota`` when TrackEval is installed).
     """
     mm = _motmetrics()
-    gt = gt[gt[:, 6] != 0]  # MOTChallenge ground truth marks boxes to ignore with conf 0
+    ignored = gt[gt[:, 6] == 0] if not keep_zero_marked else gt[:0]
+    if not keep_zero_marked:
+        gt = gt[gt[:, 6] != 0]
     if frames is None:
         if len(gt) == 0:
             raise ContractError("ground truth is empty: nothing to score")
@@ -129,9 +134,12 @@ def evaluate(gt: np.ndarray, pred: np.ndarray, frames: tuple[int, int] | None = 
     acc = mm.MOTAccumulator(auto_id=False)
     gt_by = _by_frame(gt)
     pr_by = _by_frame(pred)
+    ig_by = _by_frame(ignored)
     for f in range(lo, hi + 1):
         g = gt_by.get(f, np.zeros((0, MOT_COLUMNS)))
         p = pr_by.get(f, np.zeros((0, MOT_COLUMNS)))
+        if f in ig_by and len(p):
+            p = p[~_on_ignored(mm, g, ig_by[f], p, iou)]
         dist = mm.distances.iou_matrix(g[:, 2:6], p[:, 2:6], max_iou=1.0 - iou)
         acc.update(g[:, 1].astype(int).tolist(), p[:, 1].astype(int).tolist(), dist, frameid=f)
     summary = mm.metrics.create().compute(acc, metrics=list(METRICS), name="all")
@@ -140,6 +148,18 @@ def evaluate(gt: np.ndarray, pred: np.ndarray, frames: tuple[int, int] | None = 
     if hota is not None:
         out["hota"] = hota
     return out
+
+
+def _on_ignored(mm: Any, g: np.ndarray, ig: np.ndarray, p: np.ndarray, iou: float) -> np.ndarray:
+    """Mask of predictions covering an ignored box (IoU >= ``iou``) better than any scored box."""
+    to_ig = 1.0 - np.nan_to_num(mm.distances.iou_matrix(ig[:, 2:6], p[:, 2:6], max_iou=1.0), nan=1.0)
+    best_ig = to_ig.max(axis=0)
+    if len(g):
+        to_gt = 1.0 - np.nan_to_num(mm.distances.iou_matrix(g[:, 2:6], p[:, 2:6], max_iou=1.0), nan=1.0)
+        best_gt = to_gt.max(axis=0)
+    else:
+        best_gt = np.zeros(len(p))
+    return (best_ig >= iou) & (best_ig > best_gt)
 
 
 def _by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:

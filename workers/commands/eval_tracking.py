@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, help="tracker output (MOTChallenge format, e.g. from replay --mot-out)")
     p.add_argument("--frames", help="inclusive 1-based frame range to score, e.g. 1-400 (default: the ground truth's)")
     p.add_argument("--iou", type=float, default=0.5, help="minimum IoU of a match (default 0.5)")
+    p.add_argument("--keep-zero-marked", action="store_true",
+                   help="score ground-truth rows flagged 0 (7th column) too; by default they are ignore regions")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.iou <= 1.0:
         raise ConfigError(f"--iou must be in (0, 1], got {args.iou}")
     frames = parse_frame_range(args.frames) if args.frames else None
-    metrics = evaluate(read_mot(args.gt), read_mot(args.pred), frames=frames, iou=args.iou)
+    metrics = evaluate(read_mot(args.gt), read_mot(args.pred), frames=frames, iou=args.iou,
+                       keep_zero_marked=args.keep_zero_marked)
     if args.json:
         json.dump(metrics, sys.stdout, indent=2)
         sys.stdout.write("\n")
