@@ -308,6 +308,7 @@ class BusCfg:
     dead_payload_max_bytes: int = 1024 * 1024   # dead letters keep at most this much of the payload
     backlog_high: int = 256         # clips lag+pending above this: cameras shed frames
     backlog_low: int = 64           # ... until it falls below this
+    trim_every_s: float = 10.0      # consumers delete entries every group has acked this often; 0 = never
 
     def __post_init__(self) -> None:
         if self.url is not None and self.url != "memory" and not self.url.startswith(("redis://", "rediss://", "unix://")):
@@ -316,8 +317,8 @@ class BusCfg:
                      "connect_timeout_s", "backoff_initial_s", "backoff_max_s", "max_payload_bytes",
                      "dead_payload_max_bytes", "backlog_high", "backlog_low"):
             _positive(f"bus.{name}", getattr(self, name))
-        if self.retry_timeout_s < 0:
-            raise ConfigError(f"bus.retry_timeout_s must be >= 0, got {self.retry_timeout_s}")
+        if self.retry_timeout_s < 0 or self.trim_every_s < 0:
+            raise ConfigError("bus.retry_timeout_s and bus.trim_every_s must be >= 0")
         if self.block_ms / 1000.0 >= self.socket_timeout_s:
             raise ConfigError(f"bus.block_ms ({self.block_ms}) must be shorter than bus.socket_timeout_s")
         if self.backlog_low > self.backlog_high:

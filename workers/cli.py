@@ -21,6 +21,9 @@ from models.errors import XreidError
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "replay",
+    "camera",
+    "reid_worker",
+    "matcher",
     "eval_tracking",
     "up",
     "synth",

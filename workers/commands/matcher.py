@@ -1,0 +1,44 @@
+"""``xreid matcher``: link embeddings from Redis into identities in the store (distributed mode)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from workers.commands.reid_worker import add_worker_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("matcher", help="matcher: embeddings from Redis -> identities in the store (distributed mode)",
+                       description="Consume embeddings from the Redis embeddings stream in the 'matcher' group, link "
+                                   "tracks into identities and write the store. Run exactly one per store.")
+    p.add_argument("--store", default=None, help="SQLite store path (default store.path from --config)")
+    add_worker_args(p, metrics_port=9103)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.bus import create_bus
+    from pipeline.matcher.matcher import Matcher
+    from pipeline.matcher.stage import MatcherStage
+    from pipeline.metrics import MetricsServer
+    from pipeline.redact import redact_url
+    from pipeline.store import Store
+    from workers.commands.reid_worker import load_worker_config
+    from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
+    from workers.matcher import MatcherWorker
+
+    cfg = load_worker_config(args)
+    shutdown = Shutdown().install()
+    url = resolve_redis_url(args.redis, os.environ, cfg.bus.url)
+    consumer = args.consumer or default_consumer("matcher")
+    store = Store(args.store or cfg.store.path)
+    bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
+    stage = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, consumer=consumer,
+                         claim_idle_ms=cfg.bus.claim_idle_ms)
+    worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s)
+    host = args.metrics_host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1")
+    metrics = MetricsServer(worker.registry, worker.health, host, args.metrics_port).start()
+    print(f"matcher {consumer}: store {store.path}, bus {redact_url(url)}, "
+          f"metrics http://{metrics.host}:{metrics.port}/metrics", flush=True)
+    return worker.run(metrics)

@@ -1,0 +1,120 @@
+"""What every long-running worker shares: signals, the bus URL, metrics plumbing, the run loop.
+
+Shutdown follows DESIGN.md §7: the first SIGTERM/SIGINT sets ``stop`` (the loop finishes the
+batch in hand, flushes, acks, returns 0); ``abort`` is set ``grace_s`` later, or at a second
+signal, and makes bus retries give up so an unreachable Redis cannot hold the process past its
+10 s budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import FrameType
+
+from models.errors import BusError, ConfigError
+from pipeline.bus import Bus
+from pipeline.metrics import Sample
+
+log = logging.getLogger(__name__)
+
+REDIS_URL_ENV = "XREID_REDIS_URL"
+METRICS_HOST_ENV = "XREID_METRICS_HOST"
+
+
+class Shutdown:
+    """SIGTERM/SIGINT → ``stop``; ``grace_s`` later (or a second signal) → ``abort``."""
+
+    def __init__(self, grace_s: float = 7.0) -> None:
+        self.grace_s = grace_s
+        self.stop = threading.Event()
+        self.abort = threading.Event()
+        self.signal_name: str | None = None
+
+    def install(self) -> Shutdown:
+        """Route SIGTERM and SIGINT here (call from the main thread)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            log.warning("second %s: aborting now", name)
+            self.abort.set()
+            return
+        self.signal_name = name
+        log.warning("%s received: finishing the current batch, then exiting", name)
+        self.request()
+
+    def request(self) -> None:
+        """Ask for a graceful stop (what a signal does), e.g. from tests or an end of input."""
+        if not self.stop.is_set():
+            self.stop.set()
+            timer = threading.Timer(self.grace_s, self.abort.set)
+            timer.daemon = True
+            timer.start()
+
+
+def resolve_redis_url(flag: str | None, env: dict[str, str] | os._Environ, cfg_url: str | None) -> str:
+    """``--redis`` wins, then ``$XREID_REDIS_URL`` (keeps passwords out of ``ps``), then ``bus.url``.
+
+    Raises:
+        ConfigError: none of them names a Redis server.
+    """
+    url = flag or env.get(REDIS_URL_ENV) or cfg_url
+    if not url or url == "memory":
+        raise ConfigError(f"no Redis URL: pass --redis URL or set {REDIS_URL_ENV} (distributed workers need Redis)")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("the Redis URL must start with redis://, rediss:// or unix://")
+    return url
+
+
+def default_consumer(role: str) -> str:
+    """A consumer name unique per process: a restarted worker never inherits a dead one's name."""
+    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def bus_samples(bus: Bus, role: str) -> Iterable[Sample]:
+    """The bus client's own counters (reconnects, dead letters, reclaims, …) as metric samples."""
+    for key, value in sorted(bus.stats().items()):
+        yield Sample("xreid_bus_events_total", value, "counter", {"worker": role, "event": key},
+                     "bus client events since start (reconnects, server_restarts, dead_lettered, reclaimed, ...)")
+
+
+def run_loop(step: Callable[[], object], shutdown: Shutdown, heartbeat: Callable[[], None],
+             what: str, retry_s: float = 1.0, transient: tuple[type[Exception], ...] = (BusError,)) -> None:
+    """Call ``step`` until ``shutdown.stop``; a ``transient`` error (Redis gone past the retry
+    budget, a locked store) is logged and retried after ``retry_s`` instead of killing the worker.
+    The step that failed acked nothing, so its entries are redelivered."""
+    while not shutdown.stop.is_set():
+        try:
+            step()
+        except transient as e:
+            if shutdown.abort.is_set() or shutdown.stop.is_set():
+                log.warning("%s: stopping with the bus unavailable: %s", what, e)
+                return
+            log.error("%s: %s; retrying in %.0fs", what, e, retry_s)
+            shutdown.stop.wait(retry_s)
+        heartbeat()
+
+
+class Periodic:
+    """Runs ``fn`` at most every ``every_s`` seconds when ``tick`` is called (0 disables)."""
+
+    def __init__(self, every_s: float, fn: Callable[[], object]) -> None:
+        self.every_s, self.fn = every_s, fn
+        self._last = time.monotonic()
+
+    def tick(self) -> None:
+        if self.every_s <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self.fn()

@@ -1,0 +1,109 @@
+"""The distributed matcher worker: ``MatcherStage`` over Redis into the SQLite store.
+
+The matcher is the store's single writer (DESIGN.md §4 Store): run exactly one per store. It
+acks an embedding only after the transaction holding its outcome has committed, so a crash
+redelivers instead of losing; redelivered clips are recognised and only acked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram
+
+from models.errors import BusError, StoreError
+from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus
+from pipeline.matcher.stage import MatcherStage
+from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
+from pipeline.store import Store
+from workers.lifecycle import Periodic, Shutdown, bus_samples, run_loop
+
+log = logging.getLogger(__name__)
+
+BATCH_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class MatcherWorker:
+    """One matcher process.
+
+    Args:
+        stage: the ``MatcherStage`` (already rebuilt from the store).
+        store: the store it writes (closed on exit).
+        trim_every_s: how often acked embeddings are trimmed from the stream (0 = never).
+    """
+
+    def __init__(self, bus: Bus, stage: MatcherStage, store: Store, shutdown: Shutdown, consumer: str,
+                 trim_every_s: float = 10.0) -> None:
+        self.bus, self.stage, self.store, self.shutdown, self.consumer = bus, stage, store, shutdown, consumer
+        self.last_beat = time.monotonic()
+        self.backlog = {"lag": 0, "pending": 0}
+        self._seen_batches = 0
+        self._lock = threading.Lock()
+        self.registry = CollectorRegistry()
+        self.latency = Histogram("xreid_matcher_batch_latency_seconds", "read -> commit -> ack time of one batch",
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(SnapshotCollector(self.samples))
+        self._trim = Periodic(trim_every_s, lambda: bus.trim_acked(STREAM_EMBEDDINGS))
+        self._probe = Periodic(2.0, self._measure_backlog)
+
+    def _measure_backlog(self) -> None:
+        lag = self.bus.lag(STREAM_EMBEDDINGS, GROUP_MATCHER)
+        pending = self.bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER)
+        with self._lock:
+            self.backlog = {"lag": lag, "pending": pending}
+
+    def _heartbeat(self) -> None:
+        self.last_beat = time.monotonic()
+        c = self.stage.counters
+        new = c.batches - self._seen_batches
+        if new > 0:
+            for seconds in list(c.latencies_s)[-new:]:
+                self.latency.observe(seconds)
+            self._seen_batches = c.batches
+        self._trim.tick()
+        self._probe.tick()
+
+    def samples(self) -> Iterator[Sample]:
+        c = self.stage.counters
+        yield Sample("xreid_embeddings_consumed_total", c.consumed, "counter", {},
+                     "embedding entries read (redeliveries included)")
+        yield Sample("xreid_embeddings_stored_total", c.published, "counter", {}, "embeddings folded into the store")
+        yield Sample("xreid_embeddings_duplicate_total", c.duplicates, "counter", {},
+                     "redelivered embeddings recognised and only acked")
+        yield Sample("xreid_embeddings_acked_total", c.acked, "counter", {}, "embedding entries acknowledged")
+        for reason, n in sorted(c.dead_lettered.items()):
+            yield Sample("xreid_embeddings_dead_lettered_total", n, "counter", {"reason": reason},
+                         "embeddings sent to the dead-letter stream, by reason")
+        buckets, total = histogram_from_counts(c.batch_sizes, BATCH_BOUNDS)
+        yield Sample("xreid_matcher_batch_size", total, "histogram", {}, "embeddings per store transaction", buckets)
+        with self._lock:
+            backlog = dict(self.backlog)
+        for kind, value in backlog.items():
+            yield Sample("xreid_embeddings_backlog", value, "gauge", {"kind": kind},
+                         "embeddings stream backlog of the matcher group")
+        yield from bus_samples(self.bus, "matcher")
+
+    def health(self) -> Health:
+        stale = time.monotonic() - self.last_beat
+        return Health("ok" if stale < 60 else "failed",
+                      {"worker": "matcher", "consumer": self.consumer, "store": self.store.path,
+                       "since_last_step_s": round(stale, 1), "snapshot": self.stage.counters.snapshot()})
+
+    def run(self, metrics: MetricsServer | None = None) -> int:
+        """Match until SIGTERM; the batch in hand is committed and acked first. Returns 0."""
+        log.info("matcher %s consuming %s into %s", self.consumer, STREAM_EMBEDDINGS, self.store.path)
+        try:
+            run_loop(self.stage.step, self.shutdown, self._heartbeat, "matcher", transient=(BusError, StoreError))
+        finally:
+            if metrics is not None:
+                metrics.stop()
+            self.bus.close()
+            self.store.close()
+        snap = self.stage.counters.snapshot()
+        log.warning("matcher %s stopped: %d consumed, %d stored, %d duplicates, dead-lettered %s", self.consumer,
+                    snap["consumed"], snap["published"], snap["duplicates"], snap["dead_lettered"])
+        return 0
