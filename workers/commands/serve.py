@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import signal
 
     import uvicorn
 
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"xreid serve: http://{host}:{api.port}/ over {store_path} (auth {'on' if api.token else 'off'})",
           flush=True)
     level = logging.getLogger().getEffectiveLevel()
+    # uvicorn shuts down gracefully on SIGTERM, restores the previous handler and re-raises the
+    # signal; with this no-op handler in place the re-raise is absorbed and we exit 0 (DESIGN §7)
+    signal.signal(signal.SIGTERM, lambda signum, frame: log.info("SIGTERM: stopped"))
     uvicorn.run(app, host=api.host, port=api.port, log_level=max(level, logging.INFO) if level > logging.DEBUG
                 else logging.DEBUG, access_log=level <= logging.INFO, server_header=False)
     return 0
