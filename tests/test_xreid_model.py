@@ -262,3 +262,29 @@ def test_yaml_model_configs_match_the_registry(name: str, path: str) -> None:
 
     root = Path(__file__).resolve().parents[1]
     assert load_config(XReIDCfg, root / path, env={}) == MODEL_CFGS[name]
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning")
+def test_openai_torchscript_weights_file_is_read(tmp_path) -> None:
+    """OpenAI's released ViT-B-16.pt is a TorchScript archive; a scripted tiny CLIP stands in."""
+    from open_clip.model import _build_vision_tower
+
+    from models.xreid.backbone import LOCAL_CLIP_CONFIGS
+
+    cfg = LOCAL_CLIP_CONFIGS["xreid-tiny-vit"]
+
+    class Clip(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.visual = _build_vision_tower(cfg["embed_dim"], {**cfg["vision_cfg"], "image_size": 64}, quick_gelu=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.visual(x)
+
+    torch.manual_seed(4)
+    clip = Clip().eval()
+    path = tmp_path / "ViT-tiny.pt"
+    torch.jit.trace(clip, torch.randn(1, 3, 64, 64), check_trace=False).save(str(path))
+    model = create_model("xreid_tiny", pretrained=str(path))
+    assert torch.equal(model.backbone.visual.proj, clip.visual.proj)
+    assert torch.equal(model.backbone.visual.ln_post.weight, clip.visual.ln_post.weight)
