@@ -18,6 +18,7 @@ from models.errors import ConfigError
 from .bus import STREAM_CLIPS, Bus
 from .clipbuffer import ClipBuffer, TrackSummary
 from .detection.base import Detections, Detector, as_bgr
+from .detection.persistence import BehaviourGate
 from .messages import MODALITIES, Clip
 from .settings import ClipCfg, TrackerCfg
 from .sources import Frame
@@ -91,6 +92,10 @@ class CameraProcessor:
         self.clips = ClipBuffer(clip_cfg, camera_id, modality, self.track_uid)
         self.stats = CameraStats()
         self._summaries: list[TrackSummary] = []
+        # set per modality by pipeline/modality_front.py: thermal tracks must move and persist like people
+        self.behaviour: BehaviourGate | None = None
+        self.modality_switches = 0
+        self._run_base = self.run_id
 
     def track_uid(self, track_id: int) -> str:
         """The store/bus identity of tracker id ``track_id`` in this run."""
@@ -107,6 +112,8 @@ class CameraProcessor:
         t2 = time.perf_counter()
         # the tracker's own removals, plus any id it let go without reporting (duplicate pruning)
         gone = set(tracked.ended) | (self.clips.open_track_ids - self.tracker.active_ids())
+        if self.behaviour is not None:  # warm static objects and glints never reach the clips
+            tracked = self.behaviour.update(frame.ts, tracked)
         clips = self.clips.add(frame, dets, tracked)
         clips += self.clips.end(sorted(gone))
         t3 = time.perf_counter()
@@ -126,6 +133,27 @@ class CameraProcessor:
         self._publish(clips)
         self.stats.seconds["clips"] += time.perf_counter() - t0
         self.tracker.reset()
+        if self.behaviour is not None:
+            self.behaviour.reset()
+        return clips
+
+    def switch_modality(self, modality: str) -> list[Clip]:
+        """The camera changed modality (day/night): close every open track, restart tracking.
+
+        Tracks never carry across a switch and a clip never mixes modalities: open tracks end as
+        clips of the old modality, the tracker starts afresh, and its restarted ids get a new
+        uid generation so they cannot collide with the tracks just closed.
+
+        Raises:
+            ConfigError: ``modality`` is not ``rgb`` or ``ir``.
+        """
+        if modality not in MODALITIES:
+            raise ConfigError(f"camera {self.camera_id}: modality must be one of {MODALITIES}, got {modality!r}")
+        clips = self.flush()
+        self.modality_switches += 1
+        self.run_id = f"{self._run_base}~{self.modality_switches}"
+        self.modality = modality
+        self.clips.modality = modality
         return clips
 
     def pop_summaries(self) -> list[TrackSummary]:

@@ -28,6 +28,8 @@ from .clipbuffer import TrackSummary
 from .config import to_dict
 from .detection import Detector, create_detector
 from .messages import MODALITIES
+from .modality_events import record_switch
+from .modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
 from .mot import MotBox, MotWriter
 from .settings import CameraCfg, DetectorCfg, XreidCfg
 from .sources import FileSource
@@ -85,8 +87,8 @@ def parse_camera_spec(text: str, stride: int = 1, realtime: bool = False) -> Cam
     if len(parts) != 3 or not all(parts):
         raise ConfigError(f"--camera must be ID:MODALITY:PATH (e.g. cam1:rgb:video.mp4), got {text!r}")
     cam_id, modality, path = parts
-    if modality not in MODALITIES:
-        raise ConfigError(f"--camera {text!r}: unknown modality {modality!r} (valid: {', '.join(MODALITIES)})")
+    if modality not in (*MODALITIES, "auto"):
+        raise ConfigError(f"--camera {text!r}: unknown modality {modality!r} (valid: {', '.join(MODALITIES)}, auto)")
     return CameraCfg(id=cam_id, source=path, modality=modality, frame_stride=stride, realtime=realtime)  # type: ignore[arg-type]
 
 
@@ -105,6 +107,7 @@ class _Camera:
     cfg: CameraCfg
     source: FileSource
     proc: CameraProcessor
+    front: ModalityFront | None = None      # thermal decoding, day/night switching (pipeline/modality_front.py)
     decode_s: float = 0.0
     done: bool = False
     annotated: AnnotatedWriter | None = None
@@ -145,16 +148,21 @@ class Replay:
         detectors: dict[DetectorCfg, Detector] = {}
         try:
             for cam in cameras:  # open every file first: bad input fails before any work
-                source = FileSource(cam.source, start_time=options.start_time, stride=cam.frame_stride,
-                                    realtime=cam.realtime, max_frames=options.max_frames,
-                                    grayscale=cam.modality == "ir")
+                source = open_file_source(cam, start_time=options.start_time, max_frames=options.max_frames)
                 self._cams.append(_Camera(cam, source, None))  # type: ignore[arg-type]
             for c in self._cams:
-                det_cfg = c.cfg.detector or cfg.detector
-                if det_cfg not in detectors or getattr(detectors[det_cfg], "per_camera", False):
-                    detectors[det_cfg] = create_detector(det_cfg)  # a background model belongs to one camera
-                c.proc = CameraProcessor(c.cfg.id, c.cfg.modality, detectors[det_cfg], cfg.tracker, cfg.clips,
+                det_cfgs = detector_cfgs(c.cfg, cfg.detector)  # one per modality of the camera's frames
+                mine: dict[DetectorCfg, Detector] = {}
+                for det_cfg in det_cfgs.values():
+                    if det_cfg in mine:
+                        continue
+                    if det_cfg not in detectors or getattr(detectors[det_cfg], "per_camera", False):
+                        detectors[det_cfg] = create_detector(det_cfg)  # a background model belongs to one camera
+                    mine[det_cfg] = detectors[det_cfg]
+                first = initial_modality(c.cfg)
+                c.proc = CameraProcessor(c.cfg.id, first, mine[det_cfgs[first]], cfg.tracker, cfg.clips,
                                          self.bus, STREAM_CLIPS, self.run_id)
+                c.front = ModalityFront(c.cfg, c.proc, {m: mine[d] for m, d in det_cfgs.items()})
         except BaseException:
             for c in self._cams:
                 c.source.close()
@@ -185,6 +193,9 @@ class Replay:
                         for stage in self.downstream:
                             stage.poll()
                 for c in self._cams:
+                    assert c.front is not None
+                    for result in c.front.drain():   # frames a day/night camera still held back
+                        self._write(c, result)
                     c.proc.flush()
                     self._record(c, tracks_file)
                 for stage in self.downstream:
@@ -212,16 +223,23 @@ class Replay:
             if c.progress is not None:
                 c.progress.close()
             return
-        result = c.proc.process(frame)
-        if c.mot is not None:
-            c.mot.write(_mot_boxes(result))
-        if c.annotated is not None:
-            c.annotated.write(result)
+        assert c.front is not None
+        for result in c.front.feed(frame):   # none for a bad frame, several when a day/night camera decides
+            self._write(c, result)
         self._record(c, tracks_file)
         if c.progress is not None:
             c.progress.update(1)
 
+    def _write(self, c: _Camera, result: FrameResult) -> None:
+        if c.mot is not None:   # tracker ids restart after a modality switch: keep MOT ids unique
+            c.mot.write(_mot_boxes(result, id_offset=c.proc.modality_switches * _MOT_ID_STRIDE))
+        if c.annotated is not None:
+            c.annotated.write(result)
+
     def _record(self, c: _Camera, tracks_file: Any) -> None:
+        if c.front is not None:
+            for event in c.front.pop_switches():
+                record_switch(self.store, event)
         for s in c.proc.pop_summaries():
             self.store.upsert_track(_row(s))
             if s.ended:
@@ -258,6 +276,10 @@ class Replay:
             st["fps"]["decode"] = st["frames"] / c.decode_s if c.decode_s > 0 else None
             busy = sum(st["seconds"].values())
             st["fps"]["pipeline"] = st["frames"] / busy if busy > 0 else None
+            front = c.front
+            st["modality_switches"] = c.proc.modality_switches if c.cfg.modality == "auto" else 0
+            st["bad_frames"] = dict(front.bad_frames) if front is not None else {}
+            st["behaviour_suppressed_boxes"] = front.behaviour.suppressed_boxes if front and front.behaviour else 0
             cams[c.cfg.id] = {"source": str(c.source.path), "modality": c.cfg.modality,
                               "detector": c.proc.detector.name, "status": c.source.status.state,
                               "reason": c.source.status.reason, "frame_stride": c.cfg.frame_stride, **st,
@@ -277,10 +299,13 @@ class Replay:
         }
 
 
-def _mot_boxes(result: FrameResult) -> list[MotBox]:
+_MOT_ID_STRIDE = 1_000_000
+
+
+def _mot_boxes(result: FrameResult, id_offset: int = 0) -> list[MotBox]:
     tr = result.tracked
     scores = result.detections.scores
-    return [MotBox(result.frame.index + 1, int(tid), tuple(float(v) for v in box), float(scores[di]))  # type: ignore[arg-type]
+    return [MotBox(result.frame.index + 1, int(tid) + id_offset, tuple(float(v) for v in box), float(scores[di]))  # type: ignore[arg-type]
             for tid, box, di in zip(tr.track_ids.tolist(), tr.xyxy, tr.det_index.tolist(), strict=True)]
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from models.errors import ConfigError
 
 Modality = Literal["rgb", "ir"]
+CameraModality = Literal["rgb", "ir", "auto"]   # auto: switches between rgb and ir (day/night cameras)
 
 
 def _positive(name: str, value: float) -> None:
@@ -270,10 +271,14 @@ class CameraCfg:
 
     id: str
     source: str
-    modality: Modality = "rgb"
+    modality: CameraModality = "rgb"       # auto: a day/night camera, decided per frame (docs/daynight.md)
     detector: DetectorCfg | None = None   # None: the top-level detector section
     frame_stride: int = 1                  # process every n-th frame
     realtime: bool = False                 # pace file replay at the file's frame rate
+    detector_ir: DetectorCfg | None = None  # for infrared frames (ir, or auto at night); None: detector
+    daynight: DayNightCfg = field(default_factory=DayNightCfg)      # auto cameras: colour vs infrared
+    thermal: ThermalCfg = field(default_factory=ThermalCfg)         # ir cameras: how frames encode heat
+    persistence: PersistenceCfg = field(default_factory=PersistenceCfg)  # tracks must move/persist like people
 
     def __post_init__(self) -> None:
         if not self.id or any(c in self.id for c in ": /"):

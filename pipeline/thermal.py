@@ -275,7 +275,8 @@ class ImageSequenceSource:
         if fps <= 0 or stride < 1:
             raise SourceError(f"image sequence {pattern}: fps must be > 0 and stride >= 1")
         self._files = list_image_sequence(pattern)[:max_frames]
-        self.name = str(pattern)
+        self.path = Path(pattern)
+        self.name = self.path.name or str(pattern)
         self.fps = float(fps)
         self.stride = stride
         self.start_time = float(self._files[0].stat().st_mtime if start_time is None else start_time)
@@ -316,3 +317,11 @@ class ImageSequenceSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def is_image_sequence(source: str) -> bool:
+    """True for a directory or a glob of images (``/data/cam3/``, ``/data/cam3/*.tiff``), not a video file."""
+    p = Path(source)
+    if p.is_dir():
+        return True
+    return any(ch in p.name for ch in "*?[") and p.suffix.lower() in (".png", ".tif", ".tiff")

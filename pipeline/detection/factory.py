@@ -7,7 +7,7 @@ from .base import Detector
 
 
 def create_detector(cfg: DetectorCfg) -> Detector:
-    """Build the detector ``cfg.kind`` names (``hog`` or ``yolo``).
+    """Build the detector ``cfg.kind`` names (``hog``, ``yolo`` or ``heat``).
 
     Raises:
         WeightsNotFound: yolo weights are missing and cannot be downloaded.
@@ -17,6 +17,10 @@ def create_detector(cfg: DetectorCfg) -> Detector:
         from .hog import HogDetector
 
         return HogDetector(cfg)
+    if cfg.kind == "heat":
+        from .heat import HeatDetector  # thermal frames: warm blobs shaped like people (offline)
+
+        return HeatDetector(cfg)
     from .yolo import YoloDetector
 
     return YoloDetector(cfg)

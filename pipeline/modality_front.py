@@ -1,0 +1,164 @@
+"""What stands between a camera's source and its ``CameraProcessor``: per-clip modality.
+
+A camera's modality is a property of each clip, not of the camera:
+
+* ``modality: ir`` (thermal camera): every frame is decoded to 8-bit white-hot first
+  (``pipeline.thermal``: palettes, 16-bit AGC or temperature window);
+* ``modality: auto`` (day/night camera): every frame goes through the ``ModalityGate``; on a
+  switch the processor closes its open tracks as clips of the old modality, restarts its
+  tracker, and continues with the detector and filters configured for the new modality;
+* ``modality: rgb``: frames pass unchanged.
+
+Each camera's first modality and every switch become ``ModalitySwitch`` events, handed to the
+owner by ``pop_switches`` (replay writes them to the store). A frame that cannot be interpreted
+(wrong bit depth, a palette that does not fit) is counted under ``bad_frames``, logged with the
+camera and the format, and skipped: the camera keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Mapping
+
+from models.errors import ContractError
+
+from .camera import CameraProcessor, FrameResult
+from .daynight import ModalityGate, ModalitySwitch, Released
+from .detection.base import Detector
+from .detection.persistence import BehaviourGate
+from .messages import Clip
+from .settings import CameraCfg, DetectorCfg
+from .sources import FileSource, Frame
+from .thermal import GRAY_PALETTES, ImageSequenceSource, ThermalDecoder, is_image_sequence
+
+log = logging.getLogger(__name__)
+
+_LOG_EVERY_BAD = 1000   # after the first, one warning per this many bad frames
+
+
+def detector_cfgs(cam: CameraCfg, default: DetectorCfg) -> dict[str, DetectorCfg]:
+    """The detector settings a camera uses for each modality of its frames.
+
+    ``detector_ir`` (else ``detector``, else the top-level section) for infrared frames,
+    ``detector`` (else the top-level section) for colour frames.
+    """
+    rgb = cam.detector or default
+    return {"rgb": rgb, "ir": cam.detector_ir or rgb}
+
+
+def initial_modality(cam: CameraCfg) -> str:
+    """The modality a processor is built with (an auto camera's first frame decides later)."""
+    return "rgb" if cam.modality == "auto" else cam.modality
+
+
+def wants_gray_source(cam: CameraCfg) -> bool:
+    """Decode the source to one channel: thermal cameras with a gray palette (colour palettes need colour)."""
+    return cam.modality == "ir" and cam.thermal.palette in GRAY_PALETTES
+
+
+def open_file_source(cam: CameraCfg, start_time: float | None = None, max_frames: int | None = None,
+                     sequence_fps: float = 10.0) -> FileSource | ImageSequenceSource:
+    """A recorded camera's source: an image sequence (directory or glob of PNG/TIFF, 16-bit kept) or a video file.
+
+    Raises:
+        SourceError: the file or sequence is missing or unreadable.
+    """
+    if is_image_sequence(cam.source):
+        return ImageSequenceSource(cam.source, fps=sequence_fps, start_time=start_time, stride=cam.frame_stride,
+                                   max_frames=max_frames)
+    return FileSource(cam.source, start_time=start_time, stride=cam.frame_stride, realtime=cam.realtime,
+                      max_frames=max_frames, grayscale=wants_gray_source(cam))
+
+
+class ModalityFront:
+    """Thermal decoding and day/night switching in front of one camera's processor.
+
+    Args:
+        cam: the camera's config (``modality``, ``daynight``, ``thermal``, ``persistence``).
+        proc: its processor, built with ``initial_modality(cam)``.
+        detectors: the detector for ``rgb`` and for ``ir`` frames (see ``detector_cfgs``).
+    """
+
+    def __init__(self, cam: CameraCfg, proc: CameraProcessor, detectors: Mapping[str, Detector]) -> None:
+        self.cam = cam
+        self.proc = proc
+        self.detectors = dict(detectors)
+        self.gate: ModalityGate[Frame] | None = ModalityGate(cam.id, cam.daynight) if cam.modality == "auto" else None
+        self.decoder = ThermalDecoder(cam.id, cam.thermal) if cam.modality == "ir" else None
+        self.behaviour = BehaviourGate(cam.persistence) if cam.persistence.apply_to != "none" else None
+        self.bad_frames: Counter[str] = Counter()
+        self._events: list[ModalitySwitch] = []
+        self._started = False
+        if self.gate is None:
+            self._use(cam.modality)
+
+    @property
+    def modality(self) -> str | None:
+        """The modality frames are processed in now (``None``: an auto camera before its first frame)."""
+        return self.proc.modality if self._started else (None if self.gate is not None else self.cam.modality)
+
+    @property
+    def switches(self) -> int:
+        return self.proc.modality_switches if self.gate is not None else 0
+
+    def feed(self, frame: Frame) -> list[FrameResult]:
+        """Process one source frame; returns the frames processed now (an auto camera may hold some back)."""
+        try:
+            if self.decoder is not None:
+                frame = Frame(self.decoder.decode(frame.image), frame.ts, frame.index)
+            items = self.gate.push(frame, frame.ts, frame.image) if self.gate is not None else None
+        except ContractError as e:
+            self._bad_frame(e)
+            return []
+        if items is None:
+            if not self._started:
+                self._started = True
+                self._events.append(ModalitySwitch(self.cam.id, frame.ts, None, self.cam.modality,
+                                                   math.nan, math.nan))
+            return [self.proc.process(frame)]
+        return self._handle(items)
+
+    def drain(self) -> list[FrameResult]:
+        """Process the frames the gate still holds (end of input); returns their results."""
+        return self._handle(self.gate.flush()) if self.gate is not None else []
+
+    def flush(self) -> list[Clip]:
+        """End of input or shutdown: process held frames, then close every open track as clips."""
+        self.drain()
+        return self.proc.flush()
+
+    def pop_switches(self) -> list[ModalitySwitch]:
+        """Modality events since the last call (the first decision, then every switch)."""
+        out, self._events = self._events, []
+        return out
+
+    def _handle(self, items: list[ModalitySwitch | Released[Frame]]) -> list[FrameResult]:
+        results = []
+        for item in items:
+            if isinstance(item, ModalitySwitch):
+                self._events.append(item)
+                if self._started:
+                    self.proc.switch_modality(item.to_modality)
+                else:                      # the first decision: nothing is open yet
+                    self._started = True
+                    self.proc.modality = item.to_modality
+                    self.proc.clips.modality = item.to_modality
+                self._use(item.to_modality)
+            else:
+                results.append(self.proc.process(item.payload))
+        return results
+
+    def _use(self, modality: str) -> None:
+        """Detector and behaviour filter for frames of ``modality``."""
+        self.proc.detector = self.detectors[modality]
+        apply_to = self.cam.persistence.apply_to
+        use = apply_to == "all" or (apply_to == "ir" and modality == "ir")
+        self.proc.behaviour = self.behaviour if use else None
+
+    def _bad_frame(self, e: ContractError) -> None:
+        self.bad_frames["bad_format"] += 1
+        n = self.bad_frames["bad_format"]
+        if n == 1 or n % _LOG_EVERY_BAD == 0:
+            log.warning("camera=%s frame skipped (%d so far): %s", self.cam.id, n, e)

@@ -1,0 +1,132 @@
+"""Day/night cameras end to end: real footage (vtest.avi) that turns near-infrared at dusk (or colour at dawn),
+replayed with ``--camera ID:auto:PATH``; thermal cameras whose frames are sometimes unreadable."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.bus import STREAM_CLIPS, MemoryBus
+from pipeline.config import from_dict
+from pipeline.daynight import simulate_near_infrared
+from pipeline.messages import Clip
+from pipeline.modality_events import list_switches
+from pipeline.replay import Replay, ReplayOptions, parse_camera_spec
+from pipeline.settings import XreidCfg
+from pipeline.store import Store
+from tests.test_thermal_scenes import render_scene
+
+T0 = 1_700_000_000.0
+FPS = 10.0
+SWITCH_FRAME = 60            # the footage changes look here (6.0 s)
+SIZE = (576, 432)            # vtest downscaled: HOG still sees its people, the test stays fast
+
+
+class ClipRecorder:
+    """Downstream stage that takes every clip off the bus (as the re-ID stage would)."""
+
+    def __init__(self, bus: MemoryBus) -> None:
+        self.bus, self.clips = bus, []
+
+    def poll(self) -> int:
+        msgs = self.bus.read(STREAM_CLIPS, "rec", "c1", count=200)
+        self.clips += [Clip.from_bytes(m.data) for m in msgs]
+        self.bus.ack(STREAM_CLIPS, "rec", [m.id for m in msgs])
+        return len(msgs)
+
+    def drain(self) -> int:
+        return self.poll()
+
+
+def write_video(path, frames) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, SIZE)
+    for f in frames:
+        writer.write(f)
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def footage(vtest_path, tmp_path_factory):
+    """120 real frames; dusk.avi turns near-infrared at frame 60, dawn.avi turns colour there."""
+    cap = cv2.VideoCapture(str(vtest_path))
+    day = []
+    while len(day) < 2 * SWITCH_FRAME:
+        ok, f = cap.read()
+        assert ok
+        day.append(cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA))
+    cap.release()
+    rng = np.random.default_rng(11)
+    night = [simulate_near_infrared(f, rng) for f in day]
+    d = tmp_path_factory.mktemp("daynight")
+    write_video(d / "dusk.avi", day[:SWITCH_FRAME] + night[SWITCH_FRAME:])
+    write_video(d / "dawn.avi", night[:SWITCH_FRAME] + day[SWITCH_FRAME:])
+    return d
+
+
+def replay(spec: str, out_dir, cfg: XreidCfg | None = None, stride: int = 2):
+    bus = MemoryBus()
+    rec = ClipRecorder(bus)
+    options = ReplayOptions(out_dir=out_dir, start_time=T0, progress=False, mot_out=True)
+    summary = Replay(cfg or XreidCfg(), [parse_camera_spec(spec, stride=stride)], options, bus=bus,
+                     downstream=[rec]).run()
+    return summary, rec.clips
+
+
+@pytest.mark.parametrize(("video", "before", "after"), [("dusk.avi", "rgb", "ir"), ("dawn.avi", "ir", "rgb")])
+def test_auto_camera_switches_once_and_tracks_do_not_cross(footage, tmp_path, video, before, after):
+    summary, clips = replay(f"gate:auto:{footage / video}", tmp_path)
+    cam = summary["cameras"]["gate"]
+    assert cam["modality"] == "auto" and cam["modality_switches"] == 1
+
+    with Store(tmp_path / "xreid.sqlite") as store:
+        events = list_switches(store, "gate")
+        tracks = store.list_tracks("gate")
+    assert [(e.from_modality, e.to_modality) for e in events] == [(None, before), (before, after)]
+    switch_ts = events[1].ts
+    assert abs(switch_ts - (T0 + SWITCH_FRAME / FPS)) <= 1.0          # found within 1 s of where it was made
+
+    # no track spans the switch; each side carries its own modality; uids never repeat
+    assert {t.modality for t in tracks if t.t_start >= switch_ts} == {after}
+    assert {t.modality for t in tracks if t.t_end < switch_ts} == {before}
+    assert not [t.track_uid for t in tracks if t.t_start < switch_ts <= t.t_end]
+    assert len({t.track_uid for t in tracks}) == len(tracks)
+
+    # every clip after the switch has the new modality, and no clip mixes the two
+    assert clips and {c.modality for c in clips if c.t_start >= switch_ts} == {after}
+    assert {c.modality for c in clips if c.t_end < switch_ts} == {before}
+    assert all(c.t_end < switch_ts or c.t_start >= switch_ts for c in clips)
+    assert {c.track_uid for c in clips if c.t_start >= switch_ts}.isdisjoint(
+        {c.track_uid for c in clips if c.t_end < switch_ts})
+
+    # the MOT output keeps ids apart across the switch too
+    mot = np.loadtxt(tmp_path / "gate.mot.txt", delimiter=",", ndmin=2)
+    split = mot[:, 0] > SWITCH_FRAME + 10
+    assert set(mot[split, 1].astype(int)).isdisjoint(set(mot[mot[:, 0] < SWITCH_FRAME - 10, 1].astype(int)))
+
+
+def test_fixed_cameras_record_their_modality_once(footage, tmp_path):
+    summary, _ = replay(f"door:rgb:{footage / 'dusk.avi'}", tmp_path, stride=6)
+    assert summary["cameras"]["door"]["modality_switches"] == 0
+    with Store(tmp_path / "xreid.sqlite") as store:
+        events = list_switches(store, "door")
+    assert [(e.from_modality, e.to_modality, e.ts) for e in events] == [(None, "rgb", T0)]
+
+
+def test_thermal_camera_skips_unreadable_frames_and_keeps_running(tmp_path):
+    """A 16-bit PNG sequence with some frames in a format no thermal camera sends."""
+    scene = render_scene(40, seed=0, n_people=2, static_objects=False)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    bad = {7, 8, 21}
+    for t, frame in enumerate(scene.frames):
+        raw = (29000 + frame.astype(np.uint16) * 12)
+        if t in bad:                                   # 16-bit colour: wrong format for a thermal camera
+            raw = np.repeat(raw[..., None], 3, axis=2)
+        assert cv2.imwrite(str(seq / f"{t:04d}.png"), raw)
+    cfg = from_dict(XreidCfg, {"detector": {"kind": "heat"}})
+    summary, clips = replay(f"yard:ir:{seq}", tmp_path / "out", cfg=cfg, stride=1)
+    cam = summary["cameras"]["yard"]
+    assert cam["status"] == "ended" and cam["bad_frames"] == {"bad_format": len(bad)}
+    assert cam["frames"] == 40 - len(bad) and cam["detections"] > 30
+    assert clips and {c.modality for c in clips} == {"ir"}
