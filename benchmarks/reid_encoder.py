@@ -4,7 +4,9 @@ Both sides run the same randomly initialised model on the same synthetic clips (
 of 256x128, T_i between T and 2T frames) and the same preprocessing (``clip_to_tensor``). The
 baseline is what a first attempt looks like: for each clip, preprocess, ``model(x[None])`` under
 ``torch.no_grad`` in fp32. The encoder stacks ``max_batch`` clips per forward under
-``torch.inference_mode`` (plus bf16/fp16 autocast on CUDA). DESIGN §6 target: >= 3x on CPU.
+``torch.inference_mode`` (plus bf16/fp16 autocast on CUDA), resizes crops on a thread pool one
+batch ahead, and normalises uint8 frames once per batch. A last row per config shows the encoder's
+optional CPU bfloat16 copy (``cpu_bf16=True``). DESIGN §6 target: >= 3x on CPU.
 
 ViT-B-16 is slow on CPU (about a second per frame on two cores), so it runs fewer clips, and its
 batch-32 row only with ``--full`` on CPU (the per-sequence cost is compute-bound and barely moves
@@ -69,21 +71,26 @@ def bench_config(name: str, device: torch.device, full: bool, amp: bool) -> list
     torch.manual_seed(0)
     model = create_model(name).eval().to(device)
     slow = name == "xreid_vitb16" and device.type == "cpu"
-    n_base = 2 if slow else 32
+    n_base = 2 if slow else 128
     batches = [1, 8, 32] if (full or not slow) else [1, 8]
-    clips = make_clips(max([n_base, *batches]) if slow else 32, model.cfg.seq_len)
+    clips = make_clips(max([n_base, *batches]) if slow else 128, model.cfg.seq_len)
     per_clip_loop(model, clips[:1], device)  # warm-up
     base_s = per_clip_loop(model, clips[:n_base], device)
     base_rate = n_base / base_s
     rows = [{"config": name, "mode": "per-clip fp32 loop", "batch": 1, "clips": n_base,
              "seq_per_s": base_rate, "speedup": 1.0}]
-    for bs in batches:
-        enc = ReidEncoder.from_model(model, f"{name}.bench", device=str(device), amp=amp, max_batch=bs)
-        n = bs if slow else 32
+    runs = [(bs, False) for bs in batches]
+    if device.type == "cpu":
+        runs.append((batches[-1], True))  # the bf16 copy, for CPUs with AMX / AVX512-BF16
+    for bs, bf16 in runs:
+        enc = ReidEncoder.from_model(model, f"{name}.bench", device=str(device), amp=amp, max_batch=bs,
+                                     cpu_bf16=bf16)
+        n = bs if slow else 128
         if device.type == "cuda":
             encoder_run(enc, clips[:bs])  # warm-up: cuDNN/cuBLAS kernel selection per shape
         secs = encoder_run(enc, clips[:n])
-        rows.append({"config": name, "mode": "ReidEncoder" + (" +amp" if enc.amp_dtype is not None else ""),
+        mode = "ReidEncoder" + (" +amp" if enc.amp_dtype is not None else "") + (" cpu-bf16" if bf16 else "")
+        rows.append({"config": name, "mode": mode,
                      "batch": bs, "clips": n, "seq_per_s": n / secs, "speedup": (n / secs) / base_rate})
     return rows
 
@@ -92,7 +99,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=["xreid_tiny", "xreid_vitb16"])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the machine is shared)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op CPU threads (keep low on a shared machine)")
     ap.add_argument("--full", action="store_true", help="also batch 32 for ViT-B-16 on CPU (slow)")
     ap.add_argument("--no-amp", action="store_true", help="no autocast on CUDA")
     ap.add_argument("--out", default="bench-out/reid_encoder.json")

@@ -119,3 +119,21 @@ def test_from_checkpoint_carries_model_id(model, tmp_path) -> None:
     clip = crops(3, 9)
     ref = ReidEncoder.from_model(model, model_id).encode([clip], ["rgb"])
     assert np.abs(enc.encode([clip], ["rgb"]) - ref).max() < 1e-6
+
+
+def test_threaded_preprocessing_gives_identical_vectors(model) -> None:
+    clips = [crops(int(n), 40 + i) for i, n in enumerate([3, 6, 1, 4, 5])]
+    mods = ["ir", "rgb", "ir", "rgb", "rgb"]
+    inline = ReidEncoder.from_model(model, "m", max_batch=2, preprocess_workers=1).encode_detailed(clips, mods)
+    pooled = ReidEncoder.from_model(model, "m", max_batch=2, preprocess_workers=3).encode_detailed(clips, mods)
+    assert np.array_equal(inline.vectors, pooled.vectors)
+    assert inline.frame_counts.tolist() == pooled.frame_counts.tolist() == [3, 6, 1, 4, 5]
+
+
+def test_cpu_bf16_copy_is_close_to_fp32_and_leaves_the_model_fp32(model) -> None:
+    clips = [crops(4, 60), crops(2, 61)]
+    fp32 = ReidEncoder.from_model(model, "m").encode(clips, ["rgb", "ir"])
+    bf16 = ReidEncoder.from_model(model, "m", cpu_bf16=True).encode(clips, ["rgb", "ir"])
+    assert bf16.dtype == np.float32
+    assert (fp32 * bf16).sum(1).min() > 0.99  # cosine of unit vectors
+    assert next(model.parameters()).dtype == torch.float32

@@ -49,6 +49,28 @@ def as_rgb_uint8(crop: np.ndarray) -> np.ndarray:
     return np.repeat(crop, 3, axis=2) if crop.shape[2] == 1 else crop
 
 
+def resize_crops(crops: Sequence[np.ndarray], input_hw: tuple[int, int]) -> np.ndarray:
+    """(len(crops), H, W, 3) uint8 RGB crops resized to ``input_hw`` with PIL bicubic."""
+    h, w = input_hw
+    out = np.empty((len(crops), h, w, 3), dtype=np.uint8)
+    for i, crop in enumerate(crops):
+        rgb = as_rgb_uint8(crop)
+        out[i] = rgb if rgb.shape[:2] == (h, w) else np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
+    return out
+
+
+def normalize_frames(frames_u8: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 ``(x / 255 - mean) / std``, on frames' device.
+
+    Elementwise, so normalising a stacked batch gives bit-identical values to normalising each
+    clip alone; the encoder does it once per batch (on the GPU when there is one).
+    """
+    x = frames_u8.movedim(-1, -3).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    return (x - m) / s
+
+
 def crops_to_tensor(
     crops: Sequence[np.ndarray],
     input_hw: tuple[int, int],
@@ -56,15 +78,16 @@ def crops_to_tensor(
     std: Sequence[float],
 ) -> Tensor:
     """(len(crops), 3, H, W) float32 tensor of resized, normalised RGB crops."""
-    h, w = input_hw
-    out = np.empty((len(crops), h, w, 3), dtype=np.uint8)
-    for i, crop in enumerate(crops):
-        rgb = as_rgb_uint8(crop)
-        out[i] = rgb if rgb.shape[:2] == (h, w) else np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
-    x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (x - m) / s
+    return normalize_frames(torch.from_numpy(resize_crops(crops, input_hw)), mean, std)
+
+
+def clip_to_uint8(crops: Sequence[np.ndarray], seq_len: int, input_hw: tuple[int, int],
+                  sampling: str = "even") -> tuple[np.ndarray, int]:
+    """One clip -> ((seq_len, H, W, 3) uint8 sampled and resized frames, true frame count)."""
+    n = len(crops)
+    idx = sample_indices(n, seq_len, sampling)
+    unique, inverse = np.unique(idx, return_inverse=True)  # resize each chosen frame once
+    return resize_crops([crops[i] for i in unique], input_hw)[inverse.reshape(-1)], n
 
 
 def clip_to_tensor(
@@ -75,9 +98,6 @@ def clip_to_tensor(
     std: Sequence[float],
     sampling: str = "even",
 ) -> tuple[Tensor, int]:
-    """One clip -> ((seq_len, 3, H, W) tensor, true frame count), frames picked by ``sampling``."""
-    n = len(crops)
-    idx = sample_indices(n, seq_len, sampling)
-    unique, inverse = np.unique(idx, return_inverse=True)  # resize each chosen frame once
-    frames = crops_to_tensor([crops[i] for i in unique], input_hw, mean, std)
-    return frames[torch.from_numpy(inverse.reshape(-1))], n
+    """One clip -> ((seq_len, 3, H, W) float32 tensor, true frame count): evaluation preprocessing."""
+    frames, n = clip_to_uint8(crops, seq_len, input_hw, sampling)
+    return normalize_frames(torch.from_numpy(frames), mean, std), n
