@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="TCP port (default: api.port = 8000)")
     p.add_argument("--checkpoint", help="X-ReID checkpoint for image search (default: api.checkpoint; none: search "
                                         "by track id only)")
+    p.add_argument("--untrained-encoder", action="store_true",
+                   help="image search with the UNTRAINED tiny model that replay/demo use when given no checkpoint, "
+                        "so their store can be searched by image (plumbing only: scores mean nothing)")
     p.add_argument("--device", default="cpu", help="device of the image-search encoder: cpu, cuda, auto (default cpu)")
     p.set_defaults(func=run)
 
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from models.errors import ConfigError
     from pipeline.api import create_app
     from pipeline.config import load_config
     from pipeline.settings import XreidCfg
@@ -43,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
     api = cfg.api
     store_path = api.store_path or cfg.store.path
     encoder = None
-    if api.checkpoint:
-        from models.xreid.encoder import ReidEncoder
+    if api.checkpoint and args.untrained_encoder:
+        raise ConfigError("--untrained-encoder and a checkpoint (--checkpoint / api.checkpoint) exclude each other")
+    if api.checkpoint or args.untrained_encoder:
+        from workers.identity_chain import load_encoder
 
-        encoder = ReidEncoder.from_checkpoint(api.checkpoint, device=args.device)
+        encoder = load_encoder(api.checkpoint, device=args.device)
         log.info("image search with %s", encoder.model_id)
     app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery)
     host = f"[{api.host}]" if ":" in api.host else api.host

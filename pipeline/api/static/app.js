@@ -162,8 +162,9 @@ async function renderIdentity(id) {
     h("h1", { id: "identity-title" }, `Person #${ident.identity_id}`),
     h("p", {}, `${ident.n_tracks} tracks on ${ident.cameras.length} camera${ident.cameras.length === 1 ? "" : "s"} `,
       ident.modalities.map((m) => badge(m)), h("span", { class: "muted" }, ` from ${fmtTime(ident.first_seen)} to ${fmtTime(ident.last_seen)}`)),
-    h("div", { class: "pair", style: "max-width: 260px" },
-      authImg(ident.thumbnails.rgb, "thumb", "RGB"), authImg(ident.thumbnails.ir, "thumb", "thermal")),
+    h("div", { class: "pair identity-pair" },
+      h("div", {}, authImg(ident.thumbnails.rgb, "thumb", "RGB"), h("div", { class: "thumb-label" }, badge("rgb"))),
+      h("div", {}, authImg(ident.thumbnails.ir, "thumb", "thermal"), h("div", { class: "thumb-label" }, badge("ir")))),
     h("h2", {}, "Timeline"),
     timeline(ident.timeline),
     h("h2", {}, "Tracks"),
@@ -246,7 +247,7 @@ async function runSearch(filesInput, modality, trackId, results) {
   results.replaceChildren(
     h("h2", {}, `${res.hits.length} nearest identit${res.hits.length === 1 ? "y" : "ies"}`),
     h("p", { class: "muted" }, `model ${res.model_id || "—"}`),
-    items.length ? h("ul", { style: "list-style:none;padding:0;display:grid;gap:10px" }, items) : h("p", { class: "muted" }, "No identity has an embedding from this model yet."));
+    items.length ? h("ul", { class: "hits" }, items) : h("p", { class: "muted" }, "No identity has an embedding from this model yet."));
 }
 
 // ---------------------------------------------------------------- routing
