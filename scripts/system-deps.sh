@@ -4,6 +4,7 @@ set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # dashboard browser test (Playwright drives it)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)   # rediss:// test makes a throwaway certificate
 # real RTSP server for the camera-source tests (tests/rtsp_server.py runs under the system python3)

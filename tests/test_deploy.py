@@ -1,0 +1,84 @@
+"""The deployment files start the commands the README documents, and docker-compose accepts them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workers.cli import build_parser
+from workers.site import SiteCfg, site_processes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _parses(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert getattr(args, "func", None) is not None, f"no subcommand in {argv}"
+
+
+def test_compose_file_is_valid_for_docker_compose():
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose missing: run `bash scripts/system-deps.sh`"
+    env = {**os.environ, "REDIS_PASSWORD": "test-password", "XREID_API_TOKEN": "test-token"}
+    proc = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_refuses_to_start_without_secrets():
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_PASSWORD", "XREID_API_TOKEN")}
+    proc = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0 and "REDIS_PASSWORD" in proc.stderr
+
+
+def test_compose_file_holds_no_secret_values():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "requirepass" in text and "${REDIS_PASSWORD" in text
+    for line in text.splitlines():
+        if "password" in line.lower() and ":" in line and "${" not in line and "$$" not in line:
+            assert line.strip().startswith("#"), f"literal secret-looking line: {line}"
+
+
+def test_compose_services_run_documented_xreid_commands():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"redis", "camera", "reid", "matcher", "api"} <= set(services)
+    for name in ("camera", "reid", "matcher", "api"):
+        _parses(list(services[name]["command"]))
+    gpu = services["reid"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+    assert "appendonly yes" in " ".join(services["redis"]["command"])
+
+
+def test_kubernetes_example_runs_documented_xreid_commands():
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "xreid.yaml").read_text()) if d]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert len(deployments) == 4
+    for dep in deployments:
+        for container in dep["spec"]["template"]["spec"]["containers"]:
+            _parses([a.replace("$(REDIS_PASSWORD)", "x") for a in container["args"]])
+
+
+@pytest.mark.parametrize("reid_workers", [0, 3])
+def test_site_processes_are_valid_xreid_commands(reid_workers):
+    specs = site_processes(SiteCfg(reid_workers=reid_workers, checkpoint="model.pt"))
+    assert [s.name for s in specs].count("matcher") == 1
+    assert sum(s.name.startswith("reid-") for s in specs) == reid_workers
+    for spec in specs:
+        assert list(spec.argv[1:3]) == ["-m", "workers.cli"]
+        _parses(list(spec.argv[3:]))
+        assert "redis://" not in " ".join(spec.argv), "the Redis URL must travel in the environment"
+
+
+def test_dockerfiles_pin_their_base_and_drop_root():
+    for name in ("Dockerfile.cpu", "Dockerfile.cuda"):
+        text = (ROOT / "deploy" / name).read_text()
+        base = next(line.split()[1] for line in text.splitlines() if line.startswith("FROM "))
+        assert ":" in base and not base.endswith(":latest"), base
+        assert "\nUSER xreid" in text
