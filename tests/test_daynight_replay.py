@@ -130,3 +130,22 @@ def test_thermal_camera_skips_unreadable_frames_and_keeps_running(tmp_path):
     assert cam["status"] == "ended" and cam["bad_frames"] == {"bad_format": len(bad)}
     assert cam["frames"] == 40 - len(bad) and cam["detections"] > 30
     assert clips and {c.modality for c in clips} == {"ir"}
+
+
+def test_camera_worker_runs_an_auto_camera_from_config(footage):
+    """The distributed camera worker (``xreid camera``) takes ``modality: auto`` from its YAML config."""
+    from workers.camera import CameraWorker
+    from workers.lifecycle import Shutdown
+
+    cfg = from_dict(XreidCfg, {"cameras": [{"id": "gate", "source": str(footage / "dusk.avi"), "modality": "auto",
+                                            "frame_stride": 3, "daynight": {"min_dwell_s": 1.5}}]})
+    bus = MemoryBus()
+    worker = CameraWorker(cfg, bus, Shutdown())
+    assert worker.run() == 0
+    state = worker.states[0]
+    assert state.status.state == "ended" and state.modality == "ir" and state.modality_switches == 1
+    assert [(e.from_modality, e.to_modality) for e in state.modality_events] == [(None, "rgb"), ("rgb", "ir")]
+    assert worker.health().detail["cameras"]["gate"]["modality"] == "ir"
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in worker.samples()}
+    assert samples[("xreid_camera_modality", (("camera", "gate"), ("modality", "ir")))] == 1.0
+    assert samples[("xreid_modality_switches_total", (("camera", "gate"),))] == 1

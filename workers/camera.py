@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,10 +30,11 @@ from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
 from pipeline.camera import CameraProcessor, make_run_id
 from pipeline.detection import create_detector
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector
+from pipeline.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
 from pipeline.redact import redact_text, redact_url
 from pipeline.rtsp import RtspSource, is_rtsp_url
 from pipeline.settings import CameraCfg, XreidCfg
-from pipeline.sources import FileSource, FrameSource, SourceStatus
+from pipeline.sources import FrameSource, SourceStatus
 from workers.lifecycle import Shutdown, bus_samples
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class CameraState:
     lost_clips: Counter[str] = field(default_factory=Counter)  # open tracks whose clips could not be published
     generation: int = 0
     reconnects: int = 0
+    modality: str | None = None      # the modality frames are processed in now (day/night cameras switch)
+    modality_switches: int = 0
+    modality_events: deque = field(default_factory=lambda: deque(maxlen=64))  # latest ModalitySwitch events
     error: str | None = None
     done: bool = False
 
@@ -74,18 +78,32 @@ class CameraRunner:
         self.run_id = run_id
         self._latency = frame_latency.labels(camera=cam.id)
         self.source = self._open_source()
-        self.proc = CameraProcessor(cam.id, cam.modality, create_detector(cam.detector or cfg.detector), cfg.tracker,
-                                    cfg.clips, bus, STREAM_CLIPS, run_id)
+        det_cfgs = detector_cfgs(cam, cfg.detector)  # one detector per modality of the camera's frames
+        detectors = {d: create_detector(d) for d in set(det_cfgs.values())}
+        first = initial_modality(cam)
+        self.proc = CameraProcessor(cam.id, first, detectors[det_cfgs[first]], cfg.tracker, cfg.clips, bus,
+                                    STREAM_CLIPS, run_id)
+        # thermal decoding and day/night switching in front of the processor (pipeline/modality_front.py)
+        self.front = ModalityFront(cam, self.proc, {m: detectors[d] for m, d in det_cfgs.items()})
         self.thread = threading.Thread(target=self._run, name=f"camera-{cam.id}", daemon=True)
 
     def _open_source(self) -> FrameSource:
         cam = self.cam
         if is_rtsp_url(cam.source):
             return RtspSource(cam.source, self.cfg.rtsp, stop_event=self.shutdown.stop, on_status=self._on_status)
-        source = FileSource(cam.source, stride=cam.frame_stride, realtime=cam.realtime,
-                            grayscale=cam.modality == "ir")
+        source = open_file_source(cam)  # a video file, or a PNG/TIFF sequence (16-bit thermal kept)
         self._on_status(source.status)
         return source
+
+    def _note_modality(self) -> None:
+        """Day/night switches and unreadable frames, for health and metrics."""
+        for event in self.front.pop_switches():
+            self.state.modality = event.to_modality
+            self.state.modality_events.append(event)
+            self.state.modality_switches += event.from_modality is not None
+        bad = self.front.bad_frames["bad_format"]
+        if bad:
+            self.state.drops["bad_format"] = bad
 
     def _on_status(self, status: SourceStatus) -> None:
         if status.state == "reconnecting" and self.state.status.state == "connected":
@@ -103,7 +121,7 @@ class CameraRunner:
     def _flush(self, why: str) -> None:
         open_tracks = len(self.proc.clips.open_track_ids)
         try:
-            clips = self.proc.flush()
+            clips = self.front.flush()
         except BusError as e:
             self.state.lost_clips[why] += open_tracks
             log.error("camera %s: clips of %d open tracks lost (%s): %s", self.cam.id, open_tracks, why, e)
@@ -139,8 +157,9 @@ class CameraRunner:
                     st.drops["backpressure"] += 1
                     continue
                 t0 = time.perf_counter()
-                proc.process(frame)
+                self.front.feed(frame)  # may hold frames back while a day/night change is pending
                 self._latency.observe(time.perf_counter() - t0)
+                self._note_modality()
                 proc.pop_summaries()  # tracks reach the store through the matcher; keep memory flat
         except BusError as e:
             st.error = f"bus unavailable: {e}"
@@ -217,6 +236,11 @@ class CameraWorker:
             yield Sample("xreid_tracks_total", s.tracks, "counter", lab, "tracks that ended after producing clips")
             yield Sample("xreid_clips_produced_total", s.clips, "counter", lab, "clips published to the bus")
             yield Sample("xreid_clip_bytes_total", s.clip_bytes, "counter", lab, "bytes of clips published")
+            for m in ("rgb", "ir"):
+                yield Sample("xreid_camera_modality", 1.0 if st.modality == m else 0.0, "gauge", {**lab, "modality": m},
+                             "1 for the modality the camera's frames are in now (day/night cameras switch)")
+            yield Sample("xreid_modality_switches_total", st.modality_switches, "counter", lab,
+                         "day/night modality switches")
             for reason, n in sorted(st.drops.items()):
                 yield Sample("xreid_frames_dropped_total", n, "counter", {**lab, "reason": reason},
                              "frames not processed, by reason (backpressure, stride)")
@@ -246,7 +270,8 @@ class CameraWorker:
     def health(self) -> Health:
         states = self.states
         cams = {s.cfg.id: {"state": s.status.state, "reason": s.status.reason, "source": s.source_name,
-                           "frames": s.frames_read} for s in states}
+                           "frames": s.frames_read, "modality": s.modality,
+                           "modality_switches": s.modality_switches} for s in states}
         failed = sum(s.status.state == "failed" for s in states)
         if failed == len(states):
             status = "failed"
