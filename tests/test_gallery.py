@@ -70,3 +70,16 @@ def test_small_gallery_pads_and_bad_shapes_raise():
         g.upsert([1], np.ones(5, dtype=np.float32))
     with pytest.raises(ContractError, match="distinct"):
         g.upsert([1, 1], np.eye(4, dtype=np.float32)[:2])
+
+
+def test_ivf_gallery_grown_one_track_at_a_time_retrains_its_cells():
+    import faiss
+
+    x, ids = _clustered(220, 5, 16, seed=3)
+    g = Gallery(16, GalleryCfg(kind="ivf", ivf_nprobe=4))
+    for i, v in enumerate(x):
+        g.upsert([i], v)
+    nlist = faiss.downcast_index(g._index.index).nlist  # noqa: SLF001
+    assert nlist > 1, "trained on one vector at first, retrained once the gallery grew"
+    _, keys = g.search(x[:50], 5)
+    assert np.mean([set(ids[k]) == {ids[i]} for i, k in enumerate(keys)]) >= 0.95

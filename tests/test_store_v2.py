@@ -45,7 +45,7 @@ def test_v1_store_migrates_to_v2_keeping_tracks(tmp_path):
         v1.upsert_track(TrackRow("cam1-1", "cam1", "rgb", 1.0, 2.0, 10, 1))
         assert v1.schema_version == 1
     with Store(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS) >= 2
         assert store.get_track("cam1-1").n_frames == 10
         tables = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"tracks", "identities", "links", "merges"} <= tables

@@ -46,6 +46,7 @@ class Gallery:
         self._key_slot: dict[int, int] = {}
         self._next_slot = 0
         self._dead = 0
+        self._trained_on = 0
 
     # ------------------------------------------------------------------ state
 
@@ -87,6 +88,7 @@ class Gallery:
             return
         if self._index is None:
             self._index = self._build(vectors)
+            self._trained_on = len(vectors)
         for key in keys.tolist():
             self._kill(key)
         slots = np.arange(self._next_slot, self._next_slot + len(keys), dtype=np.int64)
@@ -97,6 +99,8 @@ class Gallery:
         self._index.add_with_ids(vectors, slots)
         if self._dead > max(1024, self.cfg.compact_ratio * len(self._key_slot)):
             self.compact()
+        elif self.cfg.kind == "ivf" and len(self._key_slot) >= max(1024, 8 * self._trained_on):
+            self.rebuild()  # the IVF cells were trained on far fewer vectors: retrain on all of them
 
     def remove(self, keys: np.ndarray | list[int]) -> int:
         """Forget ``keys``; returns how many were present."""
@@ -105,6 +109,12 @@ class Gallery:
     def compact(self) -> None:
         """Rebuild the index from live vectors only, dropping every tombstone."""
         if self._index is None or self._dead == 0:
+            return
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Build a fresh index from the live vectors (drops tombstones, retrains IVF cells)."""
+        if self._index is None:
             return
         keys = self.keys()
         slots = np.array([self._key_slot[k] for k in keys.tolist()], dtype=np.int64)
@@ -139,11 +149,13 @@ class Gallery:
             raw_scores, raw_slots = self._index.search(queries, fetch)
             raw_keys = np.where(raw_slots >= 0, self._slot_key[np.maximum(raw_slots, 0)], -1)
             live = raw_keys >= 0
-            short = live.sum(axis=1) < min(k, len(self._key_slot))
-            # tombstones crowded some row out of its k live answers: fetch deeper
-            if not short.any() or fetch >= total:
+            hit_dead = ((raw_slots >= 0) & ~live).any(axis=1)
+            # tombstones crowded a row out of its k live answers: fetch deeper (an approximate index
+            # returning fewer than k on its own is not helped by asking for more)
+            short = hit_dead & (live.sum(axis=1) < min(k, len(self._key_slot)))
+            if not short.any() or fetch >= min(total, k + self._dead):
                 break
-            fetch = min(total, fetch * 2)
+            fetch = min(total, k + self._dead, fetch * 2)
         for i in range(q):
             row = np.flatnonzero(live[i])[:k]
             scores[i, :len(row)] = raw_scores[i, row]
