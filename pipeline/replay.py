@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -90,6 +90,16 @@ def parse_camera_spec(text: str, stride: int = 1, realtime: bool = False) -> Cam
     if modality not in (*MODALITIES, "auto"):
         raise ConfigError(f"--camera {text!r}: unknown modality {modality!r} (valid: {', '.join(MODALITIES)}, auto)")
     return CameraCfg(id=cam_id, source=path, modality=modality, frame_stride=stride, realtime=realtime)  # type: ignore[arg-type]
+
+
+def with_camera_settings(cameras: Sequence[CameraCfg], configured: Sequence[CameraCfg]) -> list[CameraCfg]:
+    """Cameras given on the command line, with the per-camera ``detector`` section of the config
+    camera of the same id (e.g. its own confidence threshold); no cameras given: the config's."""
+    if not cameras:
+        return list(configured)
+    by_id = {c.id: c for c in configured}
+    return [replace(c, detector=by_id[c.id].detector) if c.id in by_id and c.detector is None else c
+            for c in cameras]
 
 
 def probe_cameras(cameras: Sequence[CameraCfg]) -> None:

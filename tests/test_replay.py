@@ -15,7 +15,7 @@ from pipeline.config import from_dict
 from pipeline.messages import Clip
 from pipeline.mot import read_mot
 from pipeline.pseudo_thermal import render_video
-from pipeline.replay import Replay, ReplayOptions, parse_camera_spec
+from pipeline.replay import Replay, ReplayOptions, parse_camera_spec, with_camera_settings
 from pipeline.settings import XreidCfg
 from pipeline.store import Store
 
@@ -155,3 +155,17 @@ def test_cli_replays_two_cameras(cameras, tmp_path):
     assert "cam1" in proc.stdout and "cam2" in proc.stdout and str(out / "summary.json") in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 12 and summary["cameras"]["cam1"]["outputs"]["mot"].endswith("cam1.mot.txt")
+
+
+def test_per_camera_detector_settings_come_from_the_config(cameras, tmp_path):
+    rgb, ir = cameras
+    cfg = from_dict(XreidCfg, {"cameras": [{"id": "cam2", "source": "unused", "modality": "ir",
+                                            "detector": {"conf": 0.9, "hog_upscale": 1.0}}]})
+    cams = with_camera_settings([parse_camera_spec(f"cam1:rgb:{rgb}"), parse_camera_spec(f"cam2:ir:{ir}")],
+                                cfg.cameras)
+    assert cams[0].detector is None and cams[1].detector.conf == 0.9 and cams[1].source == str(ir)
+    assert with_camera_settings([], cfg.cameras) == cfg.cameras
+    replay = Replay(from_dict(XreidCfg, FAST), cams, ReplayOptions(out_dir=tmp_path, progress=False))
+    assert replay._cams[1].cfg.detector.conf == 0.9
+    assert replay._cams[0].proc.detector is not replay._cams[1].proc.detector  # cam2 got its own detector
+    replay.store.close()

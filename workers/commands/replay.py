@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay video files through the pipeline (embedded mode)",
                        description="Decode, detect, track and clip several video files at once, in one process. "
                                    "Writes the track store, tracks.jsonl and summary.json to --out.")
-    p.add_argument("--camera", action="append", required=True, metavar="ID:MODALITY:PATH",
-                   help="a camera: id, rgb|ir, video file (repeat for several cameras)")
+    p.add_argument("--camera", action="append", default=[], metavar="ID:MODALITY:PATH",
+                   help="a camera: id, rgb|ir, video file (repeat for several cameras); a camera of the same id "
+                        "in the config's cameras list lends its detector settings; none: the config's cameras")
     p.add_argument("--max-frames", type=int, help="stop each file after N frames")
     add_pipeline_args(p)
     p.set_defaults(func=run)
@@ -86,11 +87,12 @@ def quiet_ffmpeg(verbose: int) -> None:
 
 def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int | None) -> dict[str, Any]:
     from models.errors import ConfigError
-    from pipeline.replay import Replay, ReplayOptions, probe_cameras
+    from pipeline.replay import Replay, ReplayOptions, probe_cameras, with_camera_settings
 
     if args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
     cfg = load_pipeline_config(args)
+    cameras = with_camera_settings(cameras, cfg.cameras)
     options = ReplayOptions(out_dir=Path(args.out), start_time=parse_start_time(args.start_time),
                             max_frames=max_frames, annotate=args.annotate, mot_out=args.mot_out,
                             progress=not args.no_progress)
