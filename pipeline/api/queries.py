@@ -133,17 +133,45 @@ class Snapshot:
         seen = self._rows(
             "SELECT camera_id, group_concat(DISTINCT modality) AS modalities, count(*) AS n_tracks, "
             "min(t_start) AS first_seen, max(t_end) AS last_seen FROM tracks GROUP BY camera_id")
-        out = {r["camera_id"]: {**r, "modalities": sorted(r["modalities"].split(",")),
+        out = {r["camera_id"]: {**r, "modalities": sorted(r["modalities"].split(",")), "current_modality": None,
                                 "status": None, "reason": None, "status_at": None} for r in seen}
+        if "modality_events" in self.columns:  # day/night cameras: the latest switch decides
+            for r in self._rows("SELECT camera_id, to_modality, max(ts) FROM modality_events GROUP BY camera_id"):
+                if r["camera_id"] in out:
+                    out[r["camera_id"]]["current_modality"] = r["to_modality"]
         cols = self.columns.get("cameras", set())
         if {"camera_id", "status"} <= cols:
             extra = [c if c in cols else f"NULL AS {c}" for c in ("reason", "updated_at", "modality")]
             for r in self._rows(f"SELECT camera_id, status, {', '.join(extra)} FROM cameras"):
                 cam = out.setdefault(r["camera_id"], {
                     "camera_id": r["camera_id"], "modalities": [r["modality"]] if r["modality"] else [],
-                    "n_tracks": 0, "first_seen": None, "last_seen": None})
+                    "n_tracks": 0, "first_seen": None, "last_seen": None, "current_modality": None})
                 cam.update(status=r["status"], reason=r["reason"], status_at=r["updated_at"])
+        if "modality_events" in self.columns:  # schema v3: day/night cameras (pipeline/modality_events.py)
+            for r in self._rows(
+                    "SELECT camera_id, count(from_modality) AS switches, (SELECT to_modality FROM modality_events l "
+                    "WHERE l.camera_id = e.camera_id ORDER BY ts DESC LIMIT 1) AS modality "
+                    "FROM modality_events e GROUP BY camera_id"):
+                cam = out.setdefault(r["camera_id"], {   # a camera that switched before anyone walked by
+                    "camera_id": r["camera_id"], "modalities": [r["modality"]], "n_tracks": 0, "first_seen": None,
+                    "last_seen": None, "status": None, "reason": None, "status_at": None})
+                cam.update(current_modality=r["modality"], modality_switches=int(r["switches"]))
         return [out[k] for k in sorted(out)]
+
+    def modality_timeline(self, camera_id: str, t_from: float | None = None,
+                          t_to: float | None = None) -> list[dict[str, Any]]:
+        """When the camera was colour and when infrared: spans between its modality events (oldest first)."""
+        from ..modality_events import spans_from_events
+
+        if "modality_events" not in self.columns:
+            return []
+        sql = "SELECT ts, from_modality, to_modality FROM modality_events WHERE camera_id = ?"
+        params: list[Any] = [camera_id]
+        if t_to is not None:
+            sql += " AND ts <= ?"
+            params.append(t_to)
+        events = [(r["ts"], r["from_modality"], r["to_modality"]) for r in self._rows(sql + " ORDER BY ts", params)]
+        return [s.as_dict() for s in spans_from_events(camera_id, events, t_from)]
 
     # -- tracks -------------------------------------------------------------------------------
 

@@ -53,9 +53,21 @@ class Camera(BaseModel):
     n_tracks: int
     first_seen: datetime | None
     last_seen: datetime | None
+    current_modality: str | None = Field(None, description="day/night cameras: the modality of the latest switch")
     status: str | None = Field(description="connected | reconnecting | ended | failed, when the store records it")
     reason: str | None = None
     status_at: datetime | None = None
+    modality_switches: int = Field(0, description="day/night switches recorded (modality: auto cameras)")
+
+
+class ModalitySpan(BaseModel):
+    """A period in which a camera's frames were colour (rgb) or infrared (ir)."""
+
+    camera_id: str
+    modality: Literal["rgb", "ir"]
+    t_start: datetime
+    t_end: datetime | None = Field(description="None: the camera is still in this modality")
+    switched_in: bool = Field(description="the span began with a day/night switch (false: the first recorded)")
 
 
 class Track(BaseModel):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
 
-from ..deps import snapshot
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+
+from ..deps import TimeRange, snapshot, time_range
 from ..queries import StoreUnavailable
-from ..schemas import Camera, Health, StoreHealth, to_iso
+from ..schemas import Camera, Health, ModalitySpan, StoreHealth, to_iso
 
 router = APIRouter()
 
@@ -42,3 +44,17 @@ def cameras(request: Request) -> list[Camera]:
         rows = snap.cameras()
     return [Camera(**{**r, "first_seen": to_iso(r["first_seen"]), "last_seen": to_iso(r["last_seen"]),
                       "status_at": to_iso(r["status_at"])}) for r in rows]
+
+
+@router.get("/cameras/{camera_id}/modality", response_model=list[ModalitySpan], tags=["cameras"],
+            responses={404: {"description": "unknown camera"}})
+def camera_modality(request: Request, span: Annotated[TimeRange, Depends(time_range)],
+                    camera_id: Annotated[str, Path(min_length=1, max_length=256)]) -> list[ModalitySpan]:
+    """The camera's modality timeline: when its frames were colour and when infrared (day/night cameras
+    switch at dusk and dawn; fixed cameras have one span), overlapping [since, until], oldest first."""
+    with snapshot(request) as snap:
+        spans = snap.modality_timeline(camera_id, span.t_from, span.t_to)
+        known = bool(spans) or any(c["camera_id"] == camera_id for c in snap.cameras())
+    if not known:
+        raise HTTPException(404, f"no camera {camera_id!r}")
+    return [ModalitySpan(**{**s, "t_start": to_iso(s["t_start"]), "t_end": to_iso(s["t_end"])}) for s in spans]

@@ -109,7 +109,8 @@ async function renderOverview() {
   const rows = cameras.map((c) =>
     h("tr", { "data-camera": c.camera_id },
       h("td", {}, h("code", {}, c.camera_id)),
-      h("td", {}, c.modalities.map((m) => badge(m))),
+      h("td", {}, c.modalities.map((m) => badge(m)),
+        c.current_modality ? h("span", { class: "muted" }, ` now ${c.current_modality}`) : null),
       h("td", {}, c.status ? badge(c.status) : h("span", { class: "muted" }, "no status recorded"),
         c.reason ? h("span", { class: "muted" }, ` ${c.reason}`) : null),
       h("td", {}, c.n_tracks),
