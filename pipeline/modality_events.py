@@ -10,6 +10,7 @@ the same event twice is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.errors import ContractError, StoreError
@@ -74,17 +75,24 @@ def list_switches(store: Store, camera_id: str | None = None, t_from: float | No
 
 def modality_timeline(store: Store, camera_id: str, t_from: float | None = None,
                       t_to: float | None = None) -> list[ModalitySpan]:
-    """The camera's modality spans overlapping ``[t_from, t_to]``, oldest first.
+    """The camera's modality spans overlapping ``[t_from, t_to]``, oldest first (a span that
+    began before ``t_from`` is included with its real start)."""
+    events = [(e.ts, e.from_modality, e.to_modality) for e in list_switches(store, camera_id, None, t_to)]
+    return spans_from_events(camera_id, events, t_from)
 
-    A span that began before ``t_from`` is included with its real start.
+
+def spans_from_events(camera_id: str, events: Sequence[tuple[float, str | None, str]],
+                      t_from: float | None = None) -> list[ModalitySpan]:
+    """``(ts, from_modality, to_modality)`` rows in time order → spans; each ends where the next begins.
+
+    The API builds the timeline with this from its own read-only connection.
     """
-    events = list_switches(store, camera_id, None, t_to)
     spans: list[ModalitySpan] = []
-    for i, ev in enumerate(events):
-        end = events[i + 1].ts if i + 1 < len(events) else None
+    for i, (ts, frm, to) in enumerate(events):
+        end = float(events[i + 1][0]) if i + 1 < len(events) else None
         if t_from is not None and end is not None and end <= t_from:
             continue
-        spans.append(ModalitySpan(camera_id, ev.to_modality, ev.ts, end, ev.from_modality is not None))
+        spans.append(ModalitySpan(camera_id, str(to), float(ts), end, frm is not None))
     return spans
 
 

@@ -81,3 +81,32 @@ def test_a_switching_camera_is_two_cameras_to_the_model():
     assert np.array_equal(unseen_night, enc.encode([clip], ["ir"]))  # unseen: the infrared mean embedding
     unseen_day = enc.encode([clip], ["rgb"], [camera_key("yard", "rgb")])
     assert np.abs(unseen_day - unseen_night).max() > 1e-3          # ... which is not the colour one
+
+
+def test_api_shows_each_cameras_modality_timeline(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from pipeline.api import create_app
+    from pipeline.settings import ApiCfg
+    from pipeline.store import TrackRow
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        for ev in (ModalitySwitch("gate", T0, None, "rgb", 0.4, 0.9),
+                   ModalitySwitch("gate", T0 + 100, "rgb", "ir", 0.0, 1.0),
+                   ModalitySwitch("lobby", T0, None, "ir", float("nan"), float("nan"))):
+            record_switch(store, ev)
+        store.upsert_track(TrackRow("gate-r-1", "gate", "rgb", T0 + 10, T0 + 20, 10, 1))
+        store.upsert_track(TrackRow("gate-r~1-1", "gate", "ir", T0 + 110, T0 + 120, 10, 1))
+    with TestClient(create_app(ApiCfg(), path)) as client:
+        cams = {c["camera_id"]: c for c in client.get("/cameras").json()}
+        assert cams["gate"]["current_modality"] == "ir" and cams["gate"]["modality_switches"] == 1
+        assert cams["gate"]["modalities"] == ["ir", "rgb"]
+        assert cams["lobby"]["current_modality"] == "ir" and cams["lobby"]["n_tracks"] == 0
+        spans = client.get("/cameras/gate/modality").json()
+        assert [(s["modality"], s["switched_in"], s["t_end"] is None) for s in spans] == [
+            ("rgb", False, False), ("ir", True, True)]
+        assert spans[0]["t_end"] == spans[1]["t_start"]
+        late = client.get("/cameras/gate/modality", params={"since": "2023-11-14T22:15:00Z"}).json()
+        assert [s["modality"] for s in late] == ["ir"]
+        assert client.get("/cameras/nowhere/modality").status_code == 404
