@@ -20,6 +20,7 @@ from .clipbuffer import ClipBuffer, TrackSummary
 from .detection.base import Detections, Detector, as_bgr
 from .detection.persistence import BehaviourGate
 from .messages import MODALITIES, Clip
+from .relink import Relinker
 from .settings import ClipCfg, TrackerCfg
 from .sources import Frame
 from .tracking import TrackedBoxes, Tracker
@@ -44,6 +45,7 @@ class CameraStats:
     clip_bytes: int = 0
     tracks_short: int = 0
     tracks_dropped: int = 0
+    relinks: int = 0            # tracker ids continued under an earlier track's id (pipeline/relink.py)
     seconds: dict[str, float] = field(default_factory=lambda: {"detect": 0.0, "track": 0.0, "clips": 0.0,
                                                                "publish": 0.0})
 
@@ -86,6 +88,7 @@ class CameraProcessor:
         self.modality = modality
         self.detector = detector
         self.tracker = Tracker(tracker_cfg)
+        self.relinker = Relinker(tracker_cfg.relink) if tracker_cfg.relink.enabled else None
         self.run_id = run_id or make_run_id()
         self.bus = bus
         self.stream = stream
@@ -109,9 +112,13 @@ class CameraProcessor:
         dets = self.detector.detect(image)
         t1 = time.perf_counter()
         tracked = self.tracker.update(dets, image)
+        if self.relinker is not None:  # fragments of one person continue one id; ended ids are the relinker's
+            tracked = self.relinker.update(tracked, image, self.tracker.active_ids())
+            st.relinks = self.relinker.relinks
+            gone = set(tracked.ended) | (self.clips.open_track_ids - self.relinker.active_ids())
+        else:  # the tracker's own removals, plus any id it let go without reporting (duplicate pruning)
+            gone = set(tracked.ended) | (self.clips.open_track_ids - self.tracker.active_ids())
         t2 = time.perf_counter()
-        # the tracker's own removals, plus any id it let go without reporting (duplicate pruning)
-        gone = set(tracked.ended) | (self.clips.open_track_ids - self.tracker.active_ids())
         if self.behaviour is not None:  # warm static objects and glints never reach the clips
             tracked = self.behaviour.update(frame.ts, tracked)
         clips = self.clips.add(frame, dets, tracked)
@@ -135,6 +142,8 @@ class CameraProcessor:
         self.tracker.reset()
         if self.behaviour is not None:
             self.behaviour.reset()
+        if self.relinker is not None:
+            self.relinker.reset()
         return clips
 
     def switch_modality(self, modality: str) -> list[Clip]:

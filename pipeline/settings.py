@@ -27,6 +27,68 @@ def _unit(name: str, value: float) -> None:
 
 
 @dataclass(frozen=True)
+class MotionCfg:
+    """Where a fixed camera sees motion (pipeline/detection/motion.py): HOG searches only there.
+
+    Defaults measured on PETS09-S2L1 frames 1-400 (benchmarks/mot_vtest.py, docs/tracking.md).
+    """
+
+    enabled: bool = True           # hog only: search around moving regions (False: the whole frame)
+    scale: float = 0.5             # the background model runs on a copy this much smaller
+    history: int = 500             # MOG2: frames the background remembers
+    var_threshold: float = 16.0    # MOG2: squared distance from the background that counts as motion
+    detect_shadows: bool = True    # MOG2: shadows are found and not counted as motion
+    min_blob_area_px: int = 240    # moving blobs smaller than this (source pixels) are noise
+    dilate_px: int = 14            # blobs closer than about this join (a person's parts, a small group)
+    roi_margin: float = 0.4        # search this many blob heights around each blob (HOG window margin)
+    min_region_px: int = 40        # ... counting a blob at least this tall (a partly moving person)
+    warmup_frames: int = 5         # search whole frames until the background has seen this many
+    full_frame_every: int = 0      # also search the whole frame every n-th frame (0: never)
+    min_foreground: float = 0.0    # drop boxes with a smaller share of moving pixels once warm (0: keep all)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale <= 1.0:
+            raise ConfigError(f"detector.motion.scale must be in (0, 1], got {self.scale}")
+        for name in ("history", "var_threshold", "dilate_px", "min_region_px"):
+            _positive(f"detector.motion.{name}", getattr(self, name))
+        for name in ("min_blob_area_px", "warmup_frames", "full_frame_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"detector.motion.{name} must be >= 0, got {getattr(self, name)}")
+        if self.roi_margin < 0:
+            raise ConfigError(f"detector.motion.roi_margin must be >= 0, got {self.roi_margin}")
+        _unit("detector.motion.min_foreground", self.min_foreground)
+
+
+@dataclass(frozen=True)
+class RelinkCfg:
+    """Fragment relinking inside one camera (pipeline/relink.py).
+
+    A track the tracker starts while another was lost shortly before, close to where that one was
+    heading, of similar size and colours, continues the lost one's id.
+    """
+
+    enabled: bool = True
+    max_gap_frames: int = 80       # a lost track can be continued this many frames after it was last seen
+    gate: float = 1.0              # max distance from the lost track's predicted centre, in its box heights ...
+    gate_per_frame: float = 0.05   # ... growing by this much per frame of the gap
+    min_similarity: float = 0.8    # cosine similarity of colour histograms, at least
+    size_tolerance: float = 0.35   # box heights may differ by this fraction at most
+    appearance_momentum: float = 0.9  # running appearance = momentum * old + (1 - momentum) * new
+    velocity_frames: int = 8       # the lost track's velocity is measured over its last this many frames
+
+    def __post_init__(self) -> None:
+        _positive("tracker.relink.max_gap_frames", self.max_gap_frames)
+        _positive("tracker.relink.gate", self.gate)
+        if self.gate_per_frame < 0:
+            raise ConfigError(f"tracker.relink.gate_per_frame must be >= 0, got {self.gate_per_frame}")
+        _unit("tracker.relink.min_similarity", self.min_similarity)
+        _unit("tracker.relink.size_tolerance", self.size_tolerance)
+        _unit("tracker.relink.appearance_momentum", self.appearance_momentum)
+        if self.velocity_frames < 2:
+            raise ConfigError(f"tracker.relink.velocity_frames must be >= 2, got {self.velocity_frames}")
+
+
+@dataclass(frozen=True)
 class DetectorCfg:
     """Person detector of one camera."""
 
@@ -40,6 +102,8 @@ class DetectorCfg:
     hog_win_stride: int = 8        # hog only: sliding-window step in pixels (smaller: slower, more recall)
     hog_scale: float = 1.05        # hog only: image pyramid step
     hog_box_shrink: tuple[float, float] = (0.5, 0.75)  # hog only: person width/height as a fraction of the window
+    hog_margin_scale: float = 1.33  # hog only: SVM margin m -> score 1 - exp(-m / this) (tracker's score scale)
+    motion: MotionCfg = field(default_factory=lambda: MotionCfg())  # hog only: search where the camera sees motion
     heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
 
     def __post_init__(self) -> None:
@@ -52,6 +116,7 @@ class DetectorCfg:
             raise ConfigError(f"detector.hog_scale must be > 1, got {self.hog_scale}")
         if not all(0.0 < f <= 1.0 for f in self.hog_box_shrink):
             raise ConfigError(f"detector.hog_box_shrink values must be in (0, 1], got {list(self.hog_box_shrink)}")
+        _positive("detector.hog_margin_scale", self.hog_margin_scale)
 
 
 @dataclass(frozen=True)
@@ -70,6 +135,7 @@ class TrackerCfg:
     gmc_method: Literal["none", "sparseOptFlow", "orb", "sift", "ecc"] = "none"
     proximity_thresh: float = 0.5
     appearance_thresh: float = 0.8
+    relink: RelinkCfg = field(default_factory=lambda: RelinkCfg())  # lost-and-found tracks keep their id
 
     def __post_init__(self) -> None:
         for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh",

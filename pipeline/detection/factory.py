@@ -13,6 +13,10 @@ def create_detector(cfg: DetectorCfg) -> Detector:
         WeightsNotFound: yolo weights are missing and cannot be downloaded.
         ConfigError: the weights file is not a loadable model.
     """
+    if cfg.kind == "hog" and cfg.motion.enabled:
+        from .hog_motion import MotionHogDetector  # the offline default: HOG where the camera sees motion
+
+        return MotionHogDetector(cfg)
     if cfg.kind == "hog":
         from .hog import HogDetector
 
