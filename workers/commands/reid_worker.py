@@ -30,10 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_worker_config(args: argparse.Namespace):
+    """``--config`` + ``XREID_SECTION__KEY`` overrides; process settings such as ``XREID_REDIS_URL``
+    and ``XREID_LOG_LEVEL`` share the prefix but are not config keys, so only nested names apply."""
     from pipeline.config import load_config
     from pipeline.settings import XreidCfg
 
-    return load_config(XreidCfg, args.config, env=os.environ)
+    overrides = {k: v for k, v in os.environ.items() if k.startswith("XREID_") and "__" in k}
+    return load_config(XreidCfg, args.config, env=overrides)
 
 
 def run(args: argparse.Namespace) -> int:
