@@ -93,13 +93,20 @@ def parse_camera_spec(text: str, stride: int = 1, realtime: bool = False) -> Cam
 
 
 def with_camera_settings(cameras: Sequence[CameraCfg], configured: Sequence[CameraCfg]) -> list[CameraCfg]:
-    """Cameras given on the command line, with the per-camera ``detector`` section of the config
-    camera of the same id (e.g. its own confidence threshold); no cameras given: the config's."""
+    """Cameras given on the command line, with the per-camera sections of the config camera of the
+    same id (its detector, e.g. its own confidence threshold; its infrared detector, day/night,
+    thermal and persistence settings); no cameras given: the config's."""
     if not cameras:
         return list(configured)
     by_id = {c.id: c for c in configured}
-    return [replace(c, detector=by_id[c.id].detector) if c.id in by_id and c.detector is None else c
-            for c in cameras]
+    out = []
+    for c in cameras:
+        conf = by_id.get(c.id)
+        if conf is not None:
+            c = replace(c, detector=c.detector or conf.detector, detector_ir=c.detector_ir or conf.detector_ir,
+                        daynight=conf.daynight, thermal=conf.thermal, persistence=conf.persistence)
+        out.append(c)
+    return out
 
 
 def probe_cameras(cameras: Sequence[CameraCfg]) -> None:
@@ -109,7 +116,7 @@ def probe_cameras(cameras: Sequence[CameraCfg]) -> None:
         SourceError: naming the first file that is missing or not a decodable video.
     """
     for cam in cameras:
-        FileSource(cam.source, max_frames=1).close()
+        open_file_source(cam, max_frames=1).close()   # a video file or an image sequence
 
 
 @dataclass

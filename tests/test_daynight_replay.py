@@ -3,6 +3,12 @@ replayed with ``--camera ID:auto:PATH``; thermal cameras whose frames are someti
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -17,6 +23,7 @@ from pipeline.settings import XreidCfg
 from pipeline.store import Store
 from tests.test_thermal_scenes import render_scene
 
+ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000.0
 FPS = 10.0
 SWITCH_FRAME = 60            # the footage changes look here (6.0 s)
@@ -73,9 +80,30 @@ def replay(spec: str, out_dir, cfg: XreidCfg | None = None, stride: int = 2):
     return summary, rec.clips
 
 
+def replay_cli(spec: str, out_dir, config_yaml: str) -> dict:
+    """The same through ``xreid replay`` (a subprocess), with a camera section in a YAML config."""
+    config = out_dir / "site.yaml"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.write_text(config_yaml)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "workers.cli", "replay", "--config", str(config), "--camera", spec,
+                           "--stride", "2", "--start-time", "2023-11-14T22:13:20Z", "--mot-out", "--no-identities",
+                           "--no-progress", "--out", str(out_dir)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((out_dir / "summary.json").read_text())
+
+
 @pytest.mark.parametrize(("video", "before", "after"), [("dusk.avi", "rgb", "ir"), ("dawn.avi", "ir", "rgb")])
 def test_auto_camera_switches_once_and_tracks_do_not_cross(footage, tmp_path, video, before, after):
-    summary, clips = replay(f"gate:auto:{footage / video}", tmp_path)
+    if video == "dusk.avi":   # in process, clips read off the bus
+        summary, clips = replay(f"gate:auto:{footage / video}", tmp_path)
+    else:                     # the CLI, with the camera's day/night settings from a YAML config
+        summary = replay_cli(f"gate:auto:{footage / video}", tmp_path,
+                             "cameras:\n  - id: gate\n    source: unused.mp4\n    modality: auto\n"
+                             "    daynight: {min_dwell_s: 1.5, min_hold_s: 30}\n")
+        assert summary["config"]["cameras"][0]["daynight"]["min_dwell_s"] == 1.5
+        clips = None
     cam = summary["cameras"]["gate"]
     assert cam["modality"] == "auto" and cam["modality_switches"] == 1
 
@@ -93,11 +121,12 @@ def test_auto_camera_switches_once_and_tracks_do_not_cross(footage, tmp_path, vi
     assert len({t.track_uid for t in tracks}) == len(tracks)
 
     # every clip after the switch has the new modality, and no clip mixes the two
-    assert clips and {c.modality for c in clips if c.t_start >= switch_ts} == {after}
-    assert {c.modality for c in clips if c.t_end < switch_ts} == {before}
-    assert all(c.t_end < switch_ts or c.t_start >= switch_ts for c in clips)
-    assert {c.track_uid for c in clips if c.t_start >= switch_ts}.isdisjoint(
-        {c.track_uid for c in clips if c.t_end < switch_ts})
+    if clips is not None:
+        assert clips and {c.modality for c in clips if c.t_start >= switch_ts} == {after}
+        assert {c.modality for c in clips if c.t_end < switch_ts} == {before}
+        assert all(c.t_end < switch_ts or c.t_start >= switch_ts for c in clips)
+        assert {c.track_uid for c in clips if c.t_start >= switch_ts}.isdisjoint(
+            {c.track_uid for c in clips if c.t_end < switch_ts})
 
     # the MOT output keeps ids apart across the switch too
     mot = np.loadtxt(tmp_path / "gate.mot.txt", delimiter=",", ndmin=2)
@@ -149,3 +178,16 @@ def test_camera_worker_runs_an_auto_camera_from_config(footage):
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in worker.samples()}
     assert samples[("xreid_camera_modality", (("camera", "gate"), ("modality", "ir")))] == 1.0
     assert samples[("xreid_modality_switches_total", (("camera", "gate"),))] == 1
+
+
+def test_cli_cameras_take_day_night_and_thermal_settings_from_the_config():
+    from pipeline.replay import with_camera_settings
+
+    configured = from_dict(XreidCfg, {"cameras": [
+        {"id": "gate", "source": "rtsp://cam/gate", "modality": "auto", "daynight": {"min_dwell_s": 4},
+         "detector_ir": {"kind": "heat"}, "thermal": {"palette": "ironbow"}, "persistence": {"min_hits": 8}}]}).cameras
+    (cam,) = with_camera_settings([parse_camera_spec("gate:auto:/data/gate.mp4")], configured)
+    assert (cam.source, cam.daynight.min_dwell_s, cam.detector_ir.kind, cam.thermal.palette,
+            cam.persistence.min_hits) == ("/data/gate.mp4", 4.0, "heat", "ironbow", 8)
+    with pytest.raises(Exception, match="unknown modality 'night'"):
+        parse_camera_spec("gate:night:/data/gate.mp4")

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Decode, detect, track and clip several video files at once, in one process. "
                                    "Writes the track store, tracks.jsonl and summary.json to --out.")
     p.add_argument("--camera", action="append", default=[], metavar="ID:MODALITY:PATH",
-                   help="a camera: id, rgb|ir, video file (repeat for several cameras); a camera of the same id "
+                   help="a camera: id, rgb|ir|auto (auto: day/night, decided per frame), video file or PNG/TIFF "
+                        "sequence (repeat for several cameras); a camera of the same id "
                         "in the config's cameras list lends its detector settings; none: the config's cameras")
     p.add_argument("--max-frames", type=int, help="stop each file after N frames")
     add_pipeline_args(p)
