@@ -85,7 +85,7 @@ def bench_config(name: str, device: torch.device, full: bool, amp: bool) -> list
     for bs, bf16 in runs:
         enc = ReidEncoder.from_model(model, f"{name}.bench", device=str(device), amp=amp, max_batch=bs,
                                      cpu_bf16=bf16)
-        n = bs if slow else 128
+        n = max(bs, 2) if slow else 128
         if device.type == "cuda":
             encoder_run(enc, clips[:bs])  # warm-up: cuDNN/cuBLAS kernel selection per shape
         secs = encoder_run(enc, clips[:n])
