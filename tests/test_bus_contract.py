@@ -212,3 +212,16 @@ def test_non_blocking_read_returns_at_once_when_empty(bus):
 def test_memory_bus_is_what_create_bus_makes_without_url():
     assert isinstance(create_bus(None), MemoryBus)
     assert isinstance(create_bus("memory"), MemoryBus)
+
+
+def test_memory_bus_can_trim_acked_entries_by_itself():
+    bus = MemoryBus(trim_every_s=1e-9)
+    bus.ensure_group(S, "a")
+    bus.ensure_group(S, "b")
+    _publish(bus, 5)
+    bus.ack(S, "a", [m.id for m in bus.read(S, "a", "c", count=5)])
+    bus.ack(S, "a", [])  # the first ack starts the clock
+    assert bus.length(S) == 5, "group b has read nothing yet"
+    got = bus.read(S, "b", "c", count=3)
+    bus.ack(S, "b", [m.id for m in got])
+    assert bus.length(S) == 2 and [m.data for m in bus.read(S, "b", "c", count=5)] == [b"m3", b"m4"]

@@ -27,7 +27,8 @@ def create_bus(url: str | None = None, cfg: BusCfg | None = None, *, stop_event:
     cfg = cfg or BusCfg()
     url = url if url is not None else cfg.url
     if url is None or url == "memory":
-        return MemoryBus(max_deliveries=cfg.max_deliveries, max_payload_bytes=cfg.max_payload_bytes)
+        return MemoryBus(max_deliveries=cfg.max_deliveries, max_payload_bytes=cfg.max_payload_bytes,
+                         trim_every_s=cfg.trim_every_s)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("bus URL must be 'memory' or start with redis://, rediss:// or unix://")
     from .redis import RedisBus  # redis-py is only needed in distributed mode

@@ -50,11 +50,16 @@ class MemoryBus:
     Args:
         max_deliveries: hand-outs after which ``claim_stale`` dead-letters an entry instead.
         max_payload_bytes: larger payloads are refused by ``publish``.
+        trim_every_s: when > 0, ``ack`` also runs ``trim_acked`` on that stream at most this often,
+            so an embedded run holds only unfinished entries (there is no separate process to trim).
     """
 
-    def __init__(self, max_deliveries: int = 5, max_payload_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, max_deliveries: int = 5, max_payload_bytes: int = 32 * 1024 * 1024,
+                 trim_every_s: float = 0.0) -> None:
         self.max_deliveries = max_deliveries
         self.max_payload_bytes = max_payload_bytes
+        self.trim_every_s = trim_every_s
+        self._last_trim: dict[str, float] = {}
         self._streams: dict[str, _Stream] = {}
         self._dead: dict[str, list[DeadLetter]] = {}
         self._counters: Counter[str] = Counter()
@@ -114,7 +119,13 @@ class MemoryBus:
             g = self._stream(stream).groups.get(group)
             if g is None:
                 return 0
-            return sum(g.pending.pop(i, None) is not None for i in ids)
+            n = sum(g.pending.pop(i, None) is not None for i in ids)
+            if self.trim_every_s > 0:
+                now = time.monotonic()
+                if now - self._last_trim.setdefault(stream, now) >= self.trim_every_s:
+                    self._last_trim[stream] = now
+                    self.trim_acked(stream)
+            return n
 
     def claim_stale(self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int) -> list[Message]:
         with self._cond:
