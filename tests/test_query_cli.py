@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from pipeline.bus import STREAM_CLIPS, STREAM_EMBEDDINGS, MemoryBus
+from pipeline.matcher.matcher import Matcher
+from pipeline.matcher.stage import MatcherStage
+from pipeline.reid_stage import ReidStage, decode_crops
+from pipeline.settings import MatcherCfg, PairThresholds, ReidCfg
+from pipeline.store import Store
+from tests.matcher_helpers import emb, person, view
+from tests.reid_helpers import make_clip
+from workers.cli import main
+
+CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1)
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    path = tmp_path / "x.sqlite"
+    embs = [
+        emb("c1", "a", view(0, 0.85, 1), 100, 110),
+        emb("c2", "b", 0.85 * person(0) - 0.527 * person(1), 100, 110, modality="ir"),
+        emb("c1", "p2", person(2), 100, 110),
+        emb("c3", "bridge", person(0), 140, 150),
+        emb("c2", "p2ir", view(2, 0.8, 7), 200, 230, modality="ir"),
+    ]
+    bus = MemoryBus()
+    with Store(path) as store:
+        stage = MatcherStage(bus, store, Matcher(CFG))
+        for e in embs:
+            bus.publish(STREAM_EMBEDDINGS, e.to_bytes())
+        stage.drain()
+    return str(path)
+
+
+def _json(capsys, argv) -> object:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_tracks_filters_by_camera_modality_time_and_identity(store_path, capsys):
+    rows = _json(capsys, ["tracks", "--store", store_path, "--json"])
+    assert [r["track_uid"] for r in rows] == ["a", "b", "p2", "bridge", "p2ir"]
+    by_uid = {r["track_uid"]: r for r in rows}
+    assert by_uid["a"]["identity"] == by_uid["b"]["identity"] == by_uid["bridge"]["identity"]
+    assert by_uid["b"]["assigned_identity"] != by_uid["b"]["identity"], "b was founded, then merged"
+    assert [r["track_uid"] for r in _json(capsys, ["tracks", "--store", store_path, "--camera", "c2", "--json"])] \
+        == ["b", "p2ir"]
+    assert [r["track_uid"] for r in _json(capsys, ["tracks", "--store", store_path, "--modality", "ir", "--json"])] \
+        == ["b", "p2ir"]
+    window = ["tracks", "--store", store_path, "--from", "1970-01-01T00:02:10Z", "--to", "205", "--json"]
+    assert [r["track_uid"] for r in _json(capsys, window)] == ["bridge", "p2ir"]
+    old_id = by_uid["b"]["assigned_identity"]
+    via_old = _json(capsys, ["tracks", "--store", store_path, "--identity", str(old_id), "--json"])
+    assert {r["track_uid"] for r in via_old} == {"a", "b", "bridge"}
+    assert main(["tracks", "--store", store_path]) == 0
+    table = capsys.readouterr().out
+    assert "track_uid" in table and "5 track(s)" in table
+
+
+def test_identity_shows_tracks_per_camera_and_modality_with_scores(store_path, capsys):
+    ident = _json(capsys, ["tracks", "--store", store_path, "--json"])[0]["identity"]
+    d = _json(capsys, ["identity", str(ident), "--store", store_path, "--json"])
+    assert d["identity"] == ident and set(d["cameras"]) == {"c1", "c2", "c3"}
+    assert set(d["cameras"]["c2"]) == {"ir"} and len(d["merges"]) == 1
+    bridge = d["cameras"]["c3"]["rgb"][0]
+    assert bridge["links"][0]["kind"] == "join" and bridge["links"][0]["score"] == pytest.approx(0.85, abs=1e-3)
+    old = d["merged_ids"][0]
+    assert main(["identity", str(old), "--store", store_path]) == 0
+    text = capsys.readouterr().out
+    assert f"identity {ident} (id {old} was merged into it)" in text
+    assert main(["identity", "999", "--store", store_path]) == 2
+    assert "no identity 999" in capsys.readouterr().err
+
+
+def test_search_by_track_ranks_identities(store_path, capsys):
+    res = _json(capsys, ["search", "--track", "p2", "--store", store_path, "-k", "3", "--json"])
+    top = res["results"][0]
+    assert top["score"] == pytest.approx(1.0, abs=1e-5) and top["track_uid"] == "p2"
+    assert [r["score"] for r in res["results"]] == sorted((r["score"] for r in res["results"]), reverse=True)
+    assert main(["search", "--track", "nope", "--store", store_path]) == 2
+    assert "no embedded track" in capsys.readouterr().err
+
+
+def test_search_by_images_with_the_tiny_xreid_checkpoint(tmp_path, capsys):
+    import torch
+
+    from models.xreid import create_model, save_checkpoint
+    from models.xreid.encoder import ReidEncoder
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(create_model("xreid_tiny"), ckpt)
+    enc = ReidEncoder.from_checkpoint(ckpt, device="cpu")
+    bus, path = MemoryBus(), tmp_path / "x.sqlite"
+    clips = [make_clip(f"cam{i}", f"u{i}", identity=i, t=enc.seq_len, size=(64 + 16 * i, 32 + 8 * i)) for i in range(4)]
+    for c in clips:
+        bus.publish(STREAM_CLIPS, c.to_bytes())
+    with Store(path) as store:
+        ReidStage(bus, enc, ReidCfg(max_wait_ms=0)).drain()
+        MatcherStage(bus, store, Matcher(MatcherCfg(thresholds=PairThresholds(1.0, 1.0, 1.0)))).drain()
+    images = []
+    for k, crop in enumerate(decode_crops(clips[2], enc.seq_len, 8, 4096)):
+        p = tmp_path / f"q{k}.png"
+        cv2.imwrite(str(p), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        images.append(str(p))
+    res = _json(capsys, ["search", "--image", *images, "--checkpoint", str(ckpt), "--store", str(path), "--json"])
+    assert res["model_id"] == enc.model_id
+    assert res["results"][0]["track_uid"] == "u2" and res["results"][0]["score"] > 0.99
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    assert main(["search", "--image", str(bad), "--checkpoint", str(ckpt), "--store", str(path)]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+    assert main(["search", "--image", *images, "--store", str(path)]) == 2
+    assert "needs --checkpoint" in capsys.readouterr().err
+
+
+def test_missing_store_is_a_one_line_error(tmp_path, capsys):
+    assert main(["tracks", "--store", str(tmp_path / "none.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no store at" in err
