@@ -137,3 +137,10 @@ def test_cpu_bf16_copy_is_close_to_fp32_and_leaves_the_model_fp32(model) -> None
     assert bf16.dtype == np.float32
     assert (fp32 * bf16).sum(1).min() > 0.99  # cosine of unit vectors
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_compiled_encoder_gives_the_same_vectors(model) -> None:
+    clips = [crops(3, 70), crops(5, 71)]
+    plain = ReidEncoder.from_model(model, "m").encode(clips, ["rgb", "ir"])
+    compiled = ReidEncoder.from_model(model, "m", compile="eager").encode(clips, ["rgb", "ir"])
+    assert np.abs(plain - compiled).max() < 1e-5

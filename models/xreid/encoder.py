@@ -68,7 +68,7 @@ class ReidEncoder:
         model_id: name + checkpoint hash travelling with every vector.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``...
         amp: autocast on CUDA (bf16 where supported, else fp16); CPU always runs fp32.
-        compile: wrap the model in ``torch.compile``.
+        compile: wrap the model in ``torch.compile`` (True: default backend; a string names the backend).
         max_batch: sequences per forward pass.
         camera_index: deployed camera id -> training camera index, for cameras that were in
             training; every other camera is unseen (modality mean or zero embedding, per config).
@@ -80,7 +80,7 @@ class ReidEncoder:
     """
 
     def __init__(self, model: XReID, model_id: str, device: str | torch.device = "cpu", amp: bool = True,
-                 compile: bool = False, max_batch: int = 32, camera_index: Mapping[str, int] | None = None,
+                 compile: bool | str = False, max_batch: int = 32, camera_index: Mapping[str, int] | None = None,
                  sampling: str = "even", preprocess_workers: int | None = None, cpu_bf16: bool = False) -> None:
         if max_batch < 1:
             raise ContractError(f"max_batch must be >= 1, got {max_batch}")
@@ -102,10 +102,13 @@ class ReidEncoder:
         self.amp_dtype: torch.dtype | None = None
         if amp and self.device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self._forward = torch.compile(self.model) if compile else self.model
+        if compile:
+            self._forward = torch.compile(self.model, **({"backend": compile} if isinstance(compile, str) else {}))
+        else:
+            self._forward = self.model
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", amp: bool = True, compile: bool = False,
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", amp: bool = True, compile: bool | str = False,
                         **kwargs) -> ReidEncoder:
         """Load one of our checkpoints (see ``models.xreid.checkpoint``)."""
         from models.xreid.checkpoint import load_checkpoint
@@ -114,7 +117,7 @@ class ReidEncoder:
         return cls(model, model.model_id, device=device, amp=amp, compile=compile, **kwargs)
 
     @classmethod
-    def from_model(cls, model: XReID, model_id: str, device: str = "cpu", amp: bool = True, compile: bool = False,
+    def from_model(cls, model: XReID, model_id: str, device: str = "cpu", amp: bool = True, compile: bool | str = False,
                    **kwargs) -> ReidEncoder:
         """Wrap an in-memory model (tests, benchmarks, right after training)."""
         return cls(model, model_id, device=device, amp=amp, compile=compile, **kwargs)

@@ -66,8 +66,8 @@ def normalize_frames(frames_u8: Tensor, mean: Sequence[float], std: Sequence[flo
     clip alone; the encoder does it once per batch (on the GPU when there is one).
     """
     x = frames_u8.movedim(-1, -3).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
     return (x - m) / s
 
 
