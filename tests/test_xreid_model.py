@@ -288,3 +288,13 @@ def test_openai_torchscript_weights_file_is_read(tmp_path) -> None:
     model = create_model("xreid_tiny", pretrained=str(path))
     assert torch.equal(model.backbone.visual.proj, clip.visual.proj)
     assert torch.equal(model.backbone.visual.ln_post.weight, clip.visual.ln_post.weight)
+
+
+def test_overlapping_patch_stride_uses_the_reference_grid_formula() -> None:
+    # h = (64 - 16) // 8 + 1 = 7, w = (32 - 16) // 8 + 1 = 3
+    model = tiny(stride_hw=(8, 8)).eval()
+    assert model.backbone.grid_hw == (7, 3)
+    assert model.backbone.visual.positional_embedding.shape == (1 + 7 * 3, 64)
+    with torch.no_grad():
+        tokens, _ = model.backbone(torch.randn(2, 3, 64, 32))
+    assert tokens.shape == (2, 1 + 7 * 3, 64)
