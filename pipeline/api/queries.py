@@ -135,10 +135,6 @@ class Snapshot:
             "min(t_start) AS first_seen, max(t_end) AS last_seen FROM tracks GROUP BY camera_id")
         out = {r["camera_id"]: {**r, "modalities": sorted(r["modalities"].split(",")), "current_modality": None,
                                 "status": None, "reason": None, "status_at": None} for r in seen}
-        if "modality_events" in self.columns:  # day/night cameras: the latest switch decides
-            for r in self._rows("SELECT camera_id, to_modality, max(ts) FROM modality_events GROUP BY camera_id"):
-                if r["camera_id"] in out:
-                    out[r["camera_id"]]["current_modality"] = r["to_modality"]
         cols = self.columns.get("cameras", set())
         if {"camera_id", "status"} <= cols:
             extra = [c if c in cols else f"NULL AS {c}" for c in ("reason", "updated_at", "modality")]
