@@ -96,3 +96,24 @@ class Backpressure:
         with self._lock:
             self.waited_s += self._clock() - t0
         return True
+
+
+class ThrottledBus:
+    """A ``Bus`` whose ``publish`` to the watched stream waits while the backlog is high.
+
+    For producers of recorded footage (``xreid replay --redis``): they lose nothing by waiting,
+    so instead of shedding frames they are slowed to the pace the deployment's re-ID workers
+    absorb. Every other call goes straight to the wrapped bus.
+    """
+
+    def __init__(self, bus: Bus, backpressure: Backpressure) -> None:
+        self._bus = bus
+        self.backpressure = backpressure
+
+    def publish(self, stream: str, data: bytes) -> str:
+        if stream == self.backpressure.stream:
+            self.backpressure.admit(0, live=False)
+        return self._bus.publish(stream, data)
+
+    def __getattr__(self, name: str):  # the rest of the Bus protocol, unchanged
+        return getattr(self._bus, name)

@@ -34,9 +34,9 @@ def load_worker_config(args: argparse.Namespace):
     and ``XREID_LOG_LEVEL`` share the prefix but are not config keys, so only nested names apply."""
     from pipeline.config import load_config
     from pipeline.settings import XreidCfg
+    from workers.lifecycle import config_env
 
-    overrides = {k: v for k, v in os.environ.items() if k.startswith("XREID_") and "__" in k}
-    return load_config(XreidCfg, args.config, env=overrides)
+    return load_config(XreidCfg, args.config, env=config_env(os.environ))
 
 
 def run(args: argparse.Namespace) -> int:

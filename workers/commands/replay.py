@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "sequence (repeat for several cameras); a camera of the same id "
                         "in the config's cameras list lends its detector settings; none: the config's cameras")
     p.add_argument("--max-frames", type=int, help="stop each file after N frames")
+    p.add_argument("--redis", nargs="?", const="", default=None, metavar="URL",
+                   help="push clips into a running deployment's Redis instead of the embedded pipeline (its re-ID "
+                        "workers and matcher do the rest); without URL: $XREID_REDIS_URL (keeps the password out "
+                        "of `ps`). Publishing slows down while the deployment is behind (bus.backlog_high)")
     add_pipeline_args(p)
     p.set_defaults(func=run)
 
@@ -76,7 +80,9 @@ def load_pipeline_config(args: argparse.Namespace) -> Any:
         det["weights"] = args.weights
     if args.conf is not None:
         det["conf"] = args.conf
-    return load_config(XreidCfg, path, env=os.environ, overrides={"detector": det} if det else None)
+    from workers.lifecycle import config_env  # XREID_REDIS_URL, XREID_LOG_LEVEL... are not config keys
+
+    return load_config(XreidCfg, path, env=config_env(os.environ), overrides={"detector": det} if det else None)
 
 
 def quiet_ffmpeg(verbose: int) -> None:
@@ -97,6 +103,8 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     options = ReplayOptions(out_dir=Path(args.out), start_time=parse_start_time(args.start_time),
                             max_frames=max_frames, annotate=args.annotate, mot_out=args.mot_out,
                             progress=not args.no_progress)
+    if getattr(args, "redis", None) is not None:
+        return Replay(cfg, cameras, options, bus=deployment_bus(args.redis, cfg)).run()
     if args.no_identities:
         return Replay(cfg, cameras, options).run()
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
@@ -115,6 +123,17 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
         summary["identities"] = write_identities(store, args.out, replay.run_id, stages)
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def deployment_bus(flag: str, cfg: Any) -> Any:
+    """The deployment's Redis bus, throttled to the backlog its re-ID workers can absorb."""
+    from pipeline.backpressure import Backpressure, ThrottledBus
+    from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
+    from workers.lifecycle import resolve_redis_url
+
+    bus = create_bus(resolve_redis_url(flag or None, os.environ, cfg.bus.url), cfg.bus, client_name="replay")
+    bus.ensure_group(STREAM_CLIPS, GROUP_REID)
+    return ThrottledBus(bus, Backpressure(bus, STREAM_CLIPS, GROUP_REID, cfg.bus.backlog_high, cfg.bus.backlog_low))
 
 
 def print_summary(summary: dict[str, Any]) -> None:
