@@ -145,3 +145,17 @@ def test_malformed_embeddings_are_dead_lettered(tmp_path):
         assert (r.consumed, r.stored, r.dead_lettered) == (3, 1, 2)
         reasons = [d.reason for d in bus.dead_letters(STREAM_EMBEDDINGS)]
         assert reasons[0].startswith("contract:") and "embedded by model A@1" in reasons[1]
+
+
+def test_matcher_stage_over_redis_streams(tmp_path, redis_server):
+    from pipeline.bus import create_bus
+
+    bus = create_bus(redis_server.url)
+    try:
+        with Store(tmp_path / "x.sqlite") as store:
+            stage = _run(bus, store, _history())
+            assert bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER) == 0
+            assert store.execute("SELECT count(*) FROM merges")[0][0] == 1
+            assert stage.counters.snapshot()["acked"] == len(_history())
+    finally:
+        bus.close()

@@ -9,8 +9,9 @@ frame, and gives each track the id it overlaps most (or none, for false-positive
 track once, with its mean embedding) for candidate thresholds and scores the resulting
 partition with pairwise identity F1 over labelled tracks: precision = share of same-identity
 track pairs that are truly one person, recall = share of true same-person pairs that were put
-together. Coordinate ascent over ``rgb_rgb``, ``ir_ir``, ``rgb_ir`` on a grid; among equally
-good values the middle of the best run is taken (the most robust choice).
+together. Coordinate ascent over ``rgb_rgb``, ``ir_ir``, ``rgb_ir`` on a grid; a threshold moves
+only to a strictly better F1, and among equally good values the middle of the longest run of
+them is taken (the most robust choice).
 """
 
 from __future__ import annotations
@@ -168,8 +169,11 @@ def fit_thresholds(runs: Iterable[Sequence[LabelledTrack]], cfg: MatcherCfg | No
     baseline = score(best)[2]
     for _ in range(rounds):
         for pair in PAIRS:
+            current = score(best)[2]
             f1s = [score(dataclasses.replace(best, **{pair: v}))[2] for v in grid]
             top = max(f1s)
+            if top <= current + 1e-9:
+                continue  # no value does better: keep the one we have
             run = _best_run([i for i, f in enumerate(f1s) if f >= top - 1e-9])
             best = dataclasses.replace(best, **{pair: grid[run[len(run) // 2]]})
             log.info("calibrate %s -> %.3f (F1 %.4f)", pair, getattr(best, pair), top)
