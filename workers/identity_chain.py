@@ -16,16 +16,24 @@ log = logging.getLogger(__name__)
 UNTRAINED_ID = "xreid_tiny@untrained-seed0"
 
 
-def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True) -> Any:
-    """The X-ReID encoder of ``checkpoint``; None: an UNTRAINED tiny model (plumbing only, loudly)."""
+def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True,
+                 camera_index: dict[str, int] | None = None) -> Any:
+    """The X-ReID encoder of ``checkpoint``; None: an UNTRAINED tiny model (plumbing only, loudly).
+
+    Args:
+        camera_index: ``reid.camera_index`` (cameras that were in training), expanded here.
+    """
     from models.errors import WeightsNotFound
+    from pipeline.camera_index import expand_camera_index
+
+    index = expand_camera_index(camera_index or {})
 
     if checkpoint is not None:
         from models.xreid.encoder import ReidEncoder
 
         if not Path(checkpoint).is_file():
             raise WeightsNotFound(f"re-ID checkpoint {checkpoint} not found (train one with `xreid train`)")
-        return ReidEncoder.from_checkpoint(checkpoint, device=device, amp=amp)
+        return ReidEncoder.from_checkpoint(checkpoint, device=device, amp=amp, camera_index=index)
     import torch
 
     from models.xreid import create_model
@@ -34,7 +42,7 @@ def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True)
     log.warning("no re-ID checkpoint given: using an UNTRAINED xreid_tiny model; identities will not be meaningful "
                 "(pass --checkpoint PATH)")
     torch.manual_seed(0)
-    return ReidEncoder.from_model(create_model("xreid_tiny"), UNTRAINED_ID, device="cpu")
+    return ReidEncoder.from_model(create_model("xreid_tiny"), UNTRAINED_ID, device="cpu", camera_index=index)
 
 
 def align_clip_length(cfg: Any, seq_len: int) -> Any:

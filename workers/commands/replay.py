@@ -113,7 +113,8 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     from pipeline.store import Store
     from workers.identity_chain import align_clip_length, identity_stages, load_encoder, write_identities
 
-    encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp)
+    encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp,
+                           cfg.reid.camera_index)
     cfg = align_clip_length(cfg, encoder.seq_len)
     bus = MemoryBus()
     with Store(Path(args.out) / STORE_NAME) as store:
