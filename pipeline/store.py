@@ -113,11 +113,25 @@ CREATE TABLE modality_events (
 );
 """
 
+# v4: camera source status (pipeline/camera_status.py), one row per camera, latest report wins.
+# ``reason`` and ``source`` are stored with credentials already redacted.
+_V4_CAMERAS = """
+CREATE TABLE cameras (
+    camera_id  TEXT PRIMARY KEY,
+    status     TEXT NOT NULL CHECK (status IN ('connected', 'reconnecting', 'ended', 'failed')),
+    reason     TEXT NOT NULL DEFAULT '',
+    source     TEXT,
+    modality   TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
     Migration(1, "tracks", _V1_TRACKS),
     Migration(2, "identities", _V2_IDENTITIES),
     Migration(3, "modality_events", _V3_MODALITY_EVENTS),
+    Migration(4, "cameras", _V4_CAMERAS),
 ]
 
 

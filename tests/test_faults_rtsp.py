@@ -37,6 +37,19 @@ def _tracks(store) -> list[tuple[str, float, float, int]]:
         conn.close()
 
 
+def _camera_row(store) -> tuple | None:
+    """The store's status of cam1 (written by the matcher from the camera worker's reports)."""
+    if not store.exists():
+        return None
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT status, reason, source FROM cameras WHERE camera_id = 'cam1'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+
+
 def _metric(worker: WorkerProc, name: str) -> float:
     total = 0.0
     for line in worker.metrics().splitlines():
@@ -84,6 +97,9 @@ rtsp: {{open_timeout_s: 5.0, read_timeout_s: 2.0, backoff_initial_s: 0.2, backof
                    timeout=30, interval=0.1, what="camera noticing the outage")
         health = camera.health()
         assert health["status"] == "degraded" and PASSWORD not in str(health)
+        row = wait_until(lambda: (r := _camera_row(store)) and r[0] == "reconnecting" and r, timeout=20,
+                         interval=0.2, what="the outage recorded in the store")
+        assert PASSWORD not in str(row) and row[2] == f"rtsp://***@127.0.0.1:{server.port}/cam"
         server.start()
         wait_until(lambda: any(_generation(uid) >= 1 and n > 0 for uid, _, _, n in _tracks(store)), timeout=90,
                    interval=0.3, what="a track from after the reconnect in the store")
@@ -99,6 +115,8 @@ rtsp: {{open_timeout_s: 5.0, read_timeout_s: 2.0, backoff_initial_s: 0.2, backof
 
         camera.sigterm()
         assert camera.wait(timeout=10) == 0
+        wait_until(lambda: (_camera_row(store) or ("",))[0] == "ended", timeout=20, interval=0.2,
+                   what="the camera's end recorded in the store")
         log = camera.output() + reid.output() + matcher.output()
         assert PASSWORD not in log, "the camera password never reaches a log"
         assert "reconnecting" in camera.output() and "rtsp://***@127.0.0.1" in camera.output()

@@ -28,6 +28,7 @@ from models.errors import BusError, SourceError, XreidError
 from pipeline.backpressure import Backpressure
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
 from pipeline.camera import CameraProcessor, make_run_id
+from pipeline.camera_status import STREAM_CAMERA_STATUS, CameraStatusEvent
 from pipeline.detection import create_detector
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector
 from pipeline.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
@@ -106,9 +107,19 @@ class CameraRunner:
             self.state.drops["bad_format"] = bad
 
     def _on_status(self, status: SourceStatus) -> None:
+        status = SourceStatus(status.state, redact_text(status.reason))
+        if status == self.state.status:
+            return
         if status.state == "reconnecting" and self.state.status.state == "connected":
             self.state.reconnects += 1
-        self.state.status = SourceStatus(status.state, redact_text(status.reason))
+        self.state.status = status
+        # the store (and the API's /cameras) learn it through the matcher, the store's one writer
+        event = CameraStatusEvent.make(self.cam.id, status.state, status.reason, self.cam.source,
+                                       self.cam.modality, time.time())
+        try:
+            self.bus.publish(STREAM_CAMERA_STATUS, event.to_bytes())
+        except BusError as e:
+            log.warning("camera %s: status %s not published: %s", self.cam.id, status.state, e)
 
     def start(self) -> None:
         self.thread.start()

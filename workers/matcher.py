@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from models.errors import BusError, StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus
+from pipeline.camera_status import CameraStatusSink
 from pipeline.matcher.stage import MatcherStage
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from pipeline.store import Store
@@ -39,6 +40,7 @@ class MatcherWorker:
     def __init__(self, bus: Bus, stage: MatcherStage, store: Store, shutdown: Shutdown, consumer: str,
                  trim_every_s: float = 10.0) -> None:
         self.bus, self.stage, self.store, self.shutdown, self.consumer = bus, stage, store, shutdown, consumer
+        self.statuses = CameraStatusSink(bus, store, consumer, stage.claim_idle_ms)
         self.last_beat = time.monotonic()
         self.backlog = {"lag": 0, "pending": 0}
         self._seen_batches = 0
@@ -67,6 +69,10 @@ class MatcherWorker:
         self._trim.tick()
         self._probe.tick()
 
+    def _step(self) -> None:
+        self.stage.step()
+        self.statuses.step()  # camera states for /cameras: never blocks
+
     def samples(self) -> Iterator[Sample]:
         c = self.stage.counters
         yield Sample("xreid_embeddings_consumed_total", c.consumed, "counter", {},
@@ -85,6 +91,8 @@ class MatcherWorker:
         for kind, value in backlog.items():
             yield Sample("xreid_embeddings_backlog", value, "gauge", {"kind": kind},
                          "embeddings stream backlog of the matcher group")
+        yield Sample("xreid_camera_status_saved_total", self.statuses.saved, "counter", {},
+                     "camera status reports written to the store")
         yield from bus_samples(self.bus, "matcher")
 
     def health(self) -> Health:
@@ -97,7 +105,7 @@ class MatcherWorker:
         """Match until SIGTERM; the batch in hand is committed and acked first. Returns 0."""
         log.info("matcher %s consuming %s into %s", self.consumer, STREAM_EMBEDDINGS, self.store.path)
         try:
-            run_loop(self.stage.step, self.shutdown, self._heartbeat, "matcher", transient=(BusError, StoreError))
+            run_loop(self._step, self.shutdown, self._heartbeat, "matcher", transient=(BusError, StoreError))
         finally:
             if metrics is not None:
                 metrics.stop()
