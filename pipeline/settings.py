@@ -102,6 +102,7 @@ class DetectorCfg:
     hog_win_stride: int = 8        # hog only: sliding-window step in pixels (smaller: slower, more recall)
     hog_scale: float = 1.05        # hog only: image pyramid step
     hog_box_shrink: tuple[float, float] = (0.5, 0.75)  # hog only: person width/height as a fraction of the window
+    heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
     hog_margin_scale: float = 1.33  # hog only: SVM margin m -> score 1 - exp(-m / this) (tracker's score scale)
     motion: MotionCfg = field(default_factory=lambda: MotionCfg())  # hog only: search where the camera sees motion
     heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
