@@ -298,6 +298,8 @@ class HeatCfg:
     min_aspect: float = 1.0         # blob height / width: people are taller than wide ...
     max_aspect: float = 5.0         # ... but not poles
     close_px: int = 5               # gaps up to this size inside a person are closed before labelling
+    join_gap: float = 0.25          # stacked blobs (head, torso, legs) this close, in blob heights, are one person
+    min_part_px: int = 8            # smaller blobs are noise, not parts of a person
 
     def __post_init__(self) -> None:
         for name in ("background_px", "threshold_sigma", "min_area_px", "min_height_px", "min_aspect", "close_px"):
@@ -308,6 +310,8 @@ class HeatCfg:
             raise ConfigError(f"heat.max_area_fraction must be in (0, 1], got {self.max_area_fraction}")
         if self.max_aspect <= self.min_aspect:
             raise ConfigError("heat.max_aspect must be > heat.min_aspect")
+        if self.join_gap < 0 or self.min_part_px < 1:
+            raise ConfigError("heat.join_gap must be >= 0 and heat.min_part_px >= 1")
 
 
 @dataclass(frozen=True)

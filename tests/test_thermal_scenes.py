@@ -188,3 +188,17 @@ def test_heat_detector_accepts_one_and_three_channel_frames():
     det = heat_detector()
     one, three = det.detect(frame), det.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
     assert len(one) > 0 and np.array_equal(one.xyxy, three.xyxy)
+
+
+def test_a_person_split_by_cold_clothes_is_one_detection_and_neighbours_stay_two():
+    frame = np.full((160, 200), 80, np.uint8)
+    cv2.circle(frame, (50, 40), 7, 210, -1)                  # head
+    cv2.rectangle(frame, (42, 50), (58, 85), 190, -1)        # torso; a cold belt at 86-89
+    cv2.rectangle(frame, (36, 90), (64, 130), 170, -1)       # legs
+    cv2.rectangle(frame, (110, 40), (129, 130), 200, -1)     # a second person beside ...
+    cv2.rectangle(frame, (136, 40), (155, 130), 200, -1)     # ... and a third, 6 px apart
+    dets = heat_detector(close_px=3).detect(frame)
+    boxes = sorted(dets.xyxy.tolist())
+    assert len(boxes) == 3, boxes
+    assert boxes[0][1] <= 34 and boxes[0][3] >= 130            # head to feet in one box
+    assert len(heat_detector(close_px=3, join_gap=0.0).detect(frame)) > 3   # without joining: fragments

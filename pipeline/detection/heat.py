@@ -96,22 +96,59 @@ class HeatDetector:
         heat = self.heat
         mask, excess, thresh = self.warm_mask(gray)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if n <= 1:
+            return Detections.empty()
+        excess_sum = np.bincount(labels.ravel(), weights=excess.ravel(), minlength=n)[1:]
+        parts = stats[1:].astype(np.float64)                       # x, y, w, h, area per component
+        keep = parts[:, 4] >= heat.min_part_px
+        groups = join_parts(parts[keep, :4], heat.join_gap)
+        kept_sum, kept_area = excess_sum[keep], parts[keep, 4]
         boxes: list[tuple[float, float, float, float]] = []
         scores: list[float] = []
         max_area = heat.max_area_fraction * h * w
-        for i in range(1, n):
-            x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area < heat.min_area_px or area > max_area or bh < heat.min_height_px:
+        for x1, y1, x2, y2, members in groups:
+            bw, bh, area = x2 - x1, y2 - y1, float(kept_area[members].sum())
+            if area < heat.min_area_px or bw * bh > max_area or bh < heat.min_height_px:
                 continue
             if not heat.min_aspect <= bh / bw <= heat.max_aspect:
                 continue
-            blob = labels[y:y + bh, x:x + bw] == i
-            mean_excess = float(excess[y:y + bh, x:x + bw][blob].mean())
-            # excess at the threshold scores ~0.5, twice the threshold ~0.86
+            mean_excess = float(kept_sum[members].sum()) / area
+            # excess at the threshold scores ~0.5, twice the threshold ~0.75
             scores.append(float(1.0 - np.exp(-0.7 * mean_excess / thresh)))
-            boxes.append((x, y, x + bw, y + bh))
+            boxes.append((x1, y1, x2, y2))
         if not boxes:
             return Detections.empty()
         dets = Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32))
         dets = dets[dets.scores >= self.cfg.conf]
         return dets[nms(dets.xyxy, dets.scores, self.cfg.nms_iou)]
+
+
+def join_parts(xywh: np.ndarray, join_gap: float) -> list[tuple[float, float, float, float, np.ndarray]]:
+    """Group warm blobs that are parts of one person: stacked (their columns overlap by at least half
+    the narrower one) and separated by a vertical gap of at most ``join_gap`` times the taller one.
+
+    A cold belt, trousers, a bag or the knees split a person into head, torso and legs, with small
+    gaps between them; two people side by side share no columns and stay apart. A far person just
+    above a near one in the image can be joined with them (a known limit; keep ``join_gap`` small).
+
+    Returns:
+        (x1, y1, x2, y2, member indices) per group.
+    """
+    boxes = [[float(x), float(y), float(x + bw), float(y + bh), [i]] for i, (x, y, bw, bh) in enumerate(xywh)]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                overlap = min(a[2], b[2]) - max(a[0], b[0])
+                narrower = min(a[2] - a[0], b[2] - b[0])
+                gap = max(a[1], b[1]) - min(a[3], b[3])
+                if overlap >= 0.5 * narrower and gap <= join_gap * max(a[3] - a[1], b[3] - b[1]):
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), a[4] + b[4]]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [(x1, y1, x2, y2, np.asarray(m, np.int64)) for x1, y1, x2, y2, m in boxes]
