@@ -424,13 +424,15 @@ def test_cameras_show_the_current_day_night_modality_and_a_recorded_status(tmp_p
     with Store(path) as store, store.transaction() as conn:
         conn.execute("INSERT INTO modality_events (camera_id, ts, from_modality, to_modality) "
                      "VALUES ('cam-a', ?, NULL, 'rgb'), ('cam-a', ?, 'rgb', 'ir')", (T0 + 900, T0 + 1350))
-        # a status table, as a camera supervisor may keep one: the API shows it when present
-        conn.execute("CREATE TABLE cameras (camera_id TEXT PRIMARY KEY, status TEXT, reason TEXT, updated_at REAL)")
-        conn.execute("INSERT INTO cameras VALUES ('cam-b', 'reconnecting', 'read timeout after 5 s', ?), "
-                     "('cam-new', 'failed', 'rtsp://***@10.0.0.9/s1: 401', ?)", (T0 + 2000, T0 + 2001))
+        # camera source status (the `cameras` table the matcher keeps from camera workers' reports)
+        conn.execute("CREATE TABLE IF NOT EXISTS cameras (camera_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
+                     "reason TEXT NOT NULL DEFAULT '', source TEXT, modality TEXT, updated_at REAL NOT NULL)")
+        conn.execute("INSERT INTO cameras (camera_id, status, reason, source, updated_at) VALUES "
+                     "('cam-b', 'reconnecting', 'read timeout after 5 s', 'rtsp://***@10.0.0.8/s1', ?), "
+                     "('cam-new', 'failed', 'HTTP 401 from rtsp://***@10.0.0.9/s1', NULL, ?)", (T0 + 2000, T0 + 2001))
     with TestClient(create_app(ApiCfg(), path)) as c:
         cams = {cam["camera_id"]: cam for cam in c.get("/cameras").json()}
     assert cams["cam-a"]["current_modality"] == "ir" and cams["cam-b"]["current_modality"] is None
     assert (cams["cam-b"]["status"], cams["cam-b"]["reason"]) == ("reconnecting", "read timeout after 5 s")
-    assert cams["cam-b"]["status_at"] == iso(2000)
+    assert cams["cam-b"]["status_at"] == iso(2000) and cams["cam-b"]["source"] == "rtsp://***@10.0.0.8/s1"
     assert cams["cam-new"]["status"] == "failed" and cams["cam-new"]["n_tracks"] == 0

@@ -137,12 +137,12 @@ class Snapshot:
                                 "status": None, "reason": None, "status_at": None} for r in seen}
         cols = self.columns.get("cameras", set())
         if {"camera_id", "status"} <= cols:
-            extra = [c if c in cols else f"NULL AS {c}" for c in ("reason", "updated_at", "modality")]
+            extra = [c if c in cols else f"NULL AS {c}" for c in ("reason", "updated_at", "modality", "source")]
             for r in self._rows(f"SELECT camera_id, status, {', '.join(extra)} FROM cameras"):
                 cam = out.setdefault(r["camera_id"], {
                     "camera_id": r["camera_id"], "modalities": [r["modality"]] if r["modality"] else [],
                     "n_tracks": 0, "first_seen": None, "last_seen": None, "current_modality": None})
-                cam.update(status=r["status"], reason=r["reason"], status_at=r["updated_at"])
+                cam.update(status=r["status"], reason=r["reason"] or None, status_at=r["updated_at"], source=r["source"])
         if "modality_events" in self.columns:  # schema v3: day/night cameras (pipeline/modality_events.py)
             for r in self._rows(
                     "SELECT camera_id, count(from_modality) AS switches, (SELECT to_modality FROM modality_events l "

@@ -57,6 +57,7 @@ class Camera(BaseModel):
     status: str | None = Field(description="connected | reconnecting | ended | failed, when the store records it")
     reason: str | None = None
     status_at: datetime | None = None
+    source: str | None = Field(None, description="where frames come from, credentials redacted")
     modality_switches: int = Field(0, description="day/night switches recorded (modality: auto cameras)")
 
 

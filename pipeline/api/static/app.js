@@ -108,7 +108,7 @@ async function renderOverview() {
   const cameras = await apiJson("/cameras");
   const rows = cameras.map((c) =>
     h("tr", { "data-camera": c.camera_id },
-      h("td", {}, h("code", {}, c.camera_id)),
+      h("td", {}, h("code", {}, c.camera_id), c.source ? h("div", { class: "muted" }, h("code", {}, c.source)) : null),
       h("td", {}, c.modalities.map((m) => badge(m)),
         c.current_modality ? h("span", { class: "muted" }, ` now ${c.current_modality}`) : null),
       h("td", {}, c.status ? badge(c.status) : h("span", { class: "muted" }, "no status recorded"),
