@@ -102,7 +102,6 @@ class DetectorCfg:
     hog_win_stride: int = 8        # hog only: sliding-window step in pixels (smaller: slower, more recall)
     hog_scale: float = 1.05        # hog only: image pyramid step
     hog_box_shrink: tuple[float, float] = (0.5, 0.75)  # hog only: person width/height as a fraction of the window
-    heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
     hog_margin_scale: float = 1.33  # hog only: SVM margin m -> score 1 - exp(-m / this) (tracker's score scale)
     motion: MotionCfg = field(default_factory=lambda: MotionCfg())  # hog only: search where the camera sees motion
     heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
@@ -504,7 +503,7 @@ class MatcherCfg:
     thresholds: PairThresholds = field(default_factory=PairThresholds)
     top_k: int = 20                  # gallery tracks compared with each new track
     merge_margin: float = 0.1        # two identities merge when one track beats both thresholds by this
-    overlap_slack_s: float = 0.5     # same-camera tracks overlapping less than this are not simultaneous
+    overlap_slack_s: float = 0.2     # same-camera tracks overlapping less than this are not simultaneous (box jitter)
     transitions: list[TransitionCfg] = field(default_factory=list)  # empty: no transition constraint
     transitions_strict: bool = False  # true: camera pairs without a window cannot be linked at all
     gallery: GalleryCfg = field(default_factory=GalleryCfg)
