@@ -9,6 +9,7 @@ nothing in a store that has no identities yet.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -188,7 +189,13 @@ class Snapshot:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def tracks(self, f: TrackFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """One page of tracks, newest first, and the total matching the filter."""
+        """One page of tracks, newest first, and the total matching the filter.
+
+        An ``identity_id`` that was merged away selects the tracks of the identity it lives on as.
+        """
+        if f.identity_id is not None and self.has_identities:
+            root = self.resolve(f.identity_id)
+            f = dataclasses.replace(f, identity_id=root if root is not None else -1)
         where, params = self._where(f)
         total = self._t(f"SELECT count(*) AS n FROM t{where}", params)[0]["n"]
         rows = self._t(f"SELECT {_TRACK_SELECT} FROM t{where} ORDER BY t_start DESC, track_uid LIMIT ? OFFSET ?",
