@@ -1,10 +1,11 @@
-"""Camera source status from camera workers to the store (and so to the API's ``/cameras``).
+"""Camera reports from camera workers to the store (and so to the API's ``/cameras``).
 
-A camera worker publishes a ``CameraStatusEvent`` on ``xreid:camera-status`` whenever a source
-changes state (``connected | reconnecting | ended | failed``, with the reason). The store has one
-writer, the matcher, so the matcher worker runs a ``CameraStatusSink``: it drains the stream,
-upserts the latest state of every camera into the ``cameras`` table, then acks. Reasons and
-source URLs are redacted when the event is made, so a password never travels or lands on disk.
+A camera worker publishes on ``xreid:camera-status`` a ``CameraStatusEvent`` whenever a source
+changes state (``connected | reconnecting | ended | failed``, with the reason), and a
+``ModalitySwitch`` whenever a day/night camera changes modality. The store has one writer, the
+matcher, so the matcher worker runs a ``CameraStatusSink``: it drains the stream, writes the
+``cameras`` and ``modality_events`` tables, then acks. Reasons and source URLs are redacted when
+the event is made, so a password never travels or lands on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 from models.errors import ContractError
 from pipeline.bus import Bus
+from pipeline.daynight import ModalitySwitch
+from pipeline.modality_events import record_switch
 from pipeline.redact import redact_text, redact_url
 from pipeline.store import Store
 
@@ -76,6 +79,32 @@ class CameraStatusEvent:
             raise ContractError(f"camera status has a malformed field: {e}") from None
 
 
+def switch_to_bytes(event: ModalitySwitch) -> bytes:
+    """A day/night camera's modality event as a status-stream message."""
+    def num(x: float) -> float | None:
+        return float(x) if math.isfinite(x) else None
+
+    return json.dumps({"v": _VERSION, "kind": "modality_switch", "camera_id": event.camera_id, "ts": event.ts,
+                       "from_modality": event.from_modality, "to_modality": event.to_modality,
+                       "saturation": num(event.saturation), "correlation": num(event.correlation)}).encode()
+
+
+def decode_report(data: bytes) -> CameraStatusEvent | ModalitySwitch:
+    """Either report kind of the status stream; raises ``ContractError`` for anything else."""
+    try:
+        d = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ContractError(f"camera report is not JSON: {e}") from None
+    if isinstance(d, dict) and d.get("kind") == "modality_switch" and d.get("v") == _VERSION:
+        try:
+            return ModalitySwitch(d["camera_id"], float(d["ts"]), d["from_modality"], d["to_modality"],
+                                  math.nan if d["saturation"] is None else float(d["saturation"]),
+                                  math.nan if d["correlation"] is None else float(d["correlation"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ContractError(f"modality switch report is malformed: {e!r}") from None
+    return CameraStatusEvent.from_bytes(data)
+
+
 def save_statuses(store: Store, events: Sequence[CameraStatusEvent]) -> None:
     """Upsert ``events`` into the ``cameras`` table in one transaction; an older report never wins."""
     with store.transaction() as conn:
@@ -103,15 +132,21 @@ class CameraStatusSink:
         msgs += self.bus.read(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE, self.consumer, count, 0)
         if not msgs:
             return 0
-        good, ids = [], []
+        statuses: list[CameraStatusEvent] = []
+        switches: list[ModalitySwitch] = []
+        ids: list[str] = []
         for m in msgs:
             try:
-                good.append(CameraStatusEvent.from_bytes(m.data))
-                ids.append(m.id)
+                report = decode_report(m.data)
             except ContractError as e:
                 self.bus.dead_letter(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE, m, f"contract: {e}")
                 self.dead_lettered += 1
-        save_statuses(self.store, good)  # durable first, then ack
+                continue
+            (statuses if isinstance(report, CameraStatusEvent) else switches).append(report)
+            ids.append(m.id)
+        save_statuses(self.store, statuses)  # durable first, then ack
+        for event in switches:
+            record_switch(self.store, event)  # idempotent: a redelivered event rewrites the same row
         self.bus.ack(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE, ids)
-        self.saved += len(good)
-        return len(good)
+        self.saved += len(ids)
+        return len(ids)

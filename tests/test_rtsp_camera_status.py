@@ -50,3 +50,24 @@ def test_sink_stores_the_latest_state_per_camera_and_dead_letters_garbage(tmp_pa
     assert sink.step() == 0 and bus.pending(STREAM_CAMERA_STATUS, "status-store") == 0
     assert SECRET not in str(rows)
     store.close()
+
+
+def test_day_night_switches_reach_the_store_through_the_sink(tmp_path):
+    import math
+
+    from pipeline.camera_status import decode_report, switch_to_bytes
+    from pipeline.daynight import ModalitySwitch
+    from pipeline.modality_events import list_switches
+
+    bus = MemoryBus()
+    store = Store(tmp_path / "xreid.sqlite")
+    sink = CameraStatusSink(bus, store, "matcher-1")
+    first = ModalitySwitch("gate", 100.0, None, "rgb", math.nan, math.nan)
+    night = ModalitySwitch("gate", 160.5, "rgb", "ir", 0.03, 0.99)
+    assert decode_report(switch_to_bytes(night)) == night
+    for e in (first, night, night):  # a redelivered report rewrites the same row
+        bus.publish(STREAM_CAMERA_STATUS, switch_to_bytes(e))
+    assert sink.step() == 3
+    got = list_switches(store, "gate")
+    assert [(e.from_modality, e.to_modality, e.ts) for e in got] == [(None, "rgb", 100.0), ("rgb", "ir", 160.5)]
+    store.close()

@@ -28,7 +28,7 @@ from models.errors import BusError, SourceError, XreidError
 from pipeline.backpressure import Backpressure
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
 from pipeline.camera import CameraProcessor, make_run_id
-from pipeline.camera_status import STREAM_CAMERA_STATUS, CameraStatusEvent
+from pipeline.camera_status import STREAM_CAMERA_STATUS, CameraStatusEvent, switch_to_bytes
 from pipeline.detection import create_detector
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector
 from pipeline.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
@@ -102,6 +102,8 @@ class CameraRunner:
             self.state.modality = event.to_modality
             self.state.modality_events.append(event)
             self.state.modality_switches += event.from_modality is not None
+            # to the store's modality_events through the matcher, like the source status
+            self.bus.publish(STREAM_CAMERA_STATUS, switch_to_bytes(event))
         bad = self.front.bad_frames["bad_format"]
         if bad:
             self.state.drops["bad_format"] = bad
@@ -133,6 +135,7 @@ class CameraRunner:
         open_tracks = len(self.proc.clips.open_track_ids)
         try:
             clips = self.front.flush()
+            self._note_modality()
         except BusError as e:
             self.state.lost_clips[why] += open_tracks
             log.error("camera %s: clips of %d open tracks lost (%s): %s", self.cam.id, open_tracks, why, e)
@@ -189,7 +192,7 @@ class CameraRunner:
                 status = SourceStatus("ended", "stopped by shutdown" if self.shutdown.stop.is_set() else "stopped")
             self._on_status(status)
             if st.error and st.status.state != "failed":
-                st.status = SourceStatus("failed", redact_text(st.error))
+                self._on_status(SourceStatus("failed", st.error))
             st.done = True
 
 
