@@ -81,12 +81,15 @@ class StoreReader:
             conn.close()
 
 
-# A track's identity may have been merged since it was assigned: ``canon`` maps every identity to
-# the root of its merge chain, and ``t`` is the tracks table with that root as ``pid``.
-_WITH_CANON = """WITH RECURSIVE canon(id, root) AS (
-    SELECT id, id FROM identities WHERE merged_into IS NULL
-    UNION SELECT i.id, c.root FROM identities i JOIN canon c ON i.merged_into = c.id),
-t AS (SELECT tracks.*, canon.root AS pid FROM tracks LEFT JOIN canon ON canon.id = tracks.identity_id)
+# A track's identity may have been merged since it was assigned: ``canon`` maps every MERGED
+# identity to the survivor at the end of its merge chain (walking up ``merged_into``; merges are
+# few, so this stays small), and ``t`` is the tracks table with the resolved identity as ``pid``.
+_WITH_CANON = """WITH RECURSIVE up(id, cur) AS (
+    SELECT id, merged_into FROM identities WHERE merged_into IS NOT NULL
+    UNION SELECT up.id, i.merged_into FROM up JOIN identities i ON i.id = up.cur WHERE i.merged_into IS NOT NULL),
+canon(id, root) AS (SELECT id, cur FROM up WHERE cur NOT IN (SELECT id FROM identities WHERE merged_into IS NOT NULL)),
+t AS (SELECT tracks.*, coalesce(canon.root, tracks.identity_id) AS pid FROM tracks
+      LEFT JOIN canon ON canon.id = tracks.identity_id)
 """
 _WITH_NO_IDENTITIES = "WITH t AS (SELECT tracks.*, NULL AS pid FROM tracks)\n"
 _TRACK_SELECT = ", ".join(TRACK_FIELDS) + ", pid AS identity_id, thumbnail IS NOT NULL AS has_thumbnail"
@@ -193,10 +196,13 @@ class Snapshot:
 
         An ``identity_id`` that was merged away selects the tracks of the identity it lives on as.
         """
-        if f.identity_id is not None and self.has_identities:
+        where, params = self._where(dataclasses.replace(f, identity_id=None))
+        if f.identity_id is not None:  # by the stored column, so the index serves it
             root = self.resolve(f.identity_id)
-            f = dataclasses.replace(f, identity_id=root if root is not None else -1)
-        where, params = self._where(f)
+            members = self._members(root) if root is not None else []
+            clause = f"identity_id IN ({', '.join('?' * len(members))})" if members else "0"
+            where = (where + " AND " if where else " WHERE ") + clause
+            params = [*params, *members]
         total = self._t(f"SELECT count(*) AS n FROM t{where}", params)[0]["n"]
         rows = self._t(f"SELECT {_TRACK_SELECT} FROM t{where} ORDER BY t_start DESC, track_uid LIMIT ? OFFSET ?",
                        [*params, limit, offset])
@@ -216,36 +222,73 @@ class Snapshot:
         """The identity ``identity_id`` lives on as (itself, or the winner of its merges)."""
         if not self.has_identities:
             return None
-        rows = self._rows(_WITH_CANON + "SELECT root FROM canon WHERE id = ?", (identity_id,))
+        rows = self._rows(_WITH_CANON + "SELECT root FROM canon WHERE id = ? "
+                          "UNION ALL SELECT id FROM identities WHERE id = ? AND merged_into IS NULL", (identity_id,) * 2)
         return int(rows[0]["root"]) if rows else None
+
+    def _members(self, root: int) -> list[int]:
+        """Identity ids that resolve to ``root``: itself and every identity merged into it."""
+        rows = self._rows(_WITH_CANON + "SELECT id FROM canon WHERE root = ? ORDER BY id", (root,))
+        return [root] + [int(r["id"]) for r in rows]
+
+    def _member_where(self, roots: Sequence[int]) -> tuple[str, list[int], dict[int, int]]:
+        """``identity_id IN (...)`` over the members of ``roots``, and member -> root."""
+        owner = {m: r for r in roots for m in self._members(r)}
+        return f"identity_id IN ({', '.join('?' * len(owner)) or 'NULL'})", list(owner), owner
 
     def identities(self, f: TrackFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         """Identities (most recently seen first) having at least one track that passes the filter."""
         if not self.has_identities:
             return [], 0
         where, params = self._where(f)
-        where = (where + " AND " if where else " WHERE ") + "pid IS NOT NULL"
-        matching = f"SELECT DISTINCT pid FROM t{where}"
-        total = self._t(f"SELECT count(*) AS n FROM ({matching})", params)[0]["n"]
-        rows = self._t(f"SELECT {_IDENTITY_AGG} FROM t WHERE pid IN ({matching}) "
+        # the summary covers all of an identity's tracks, the filter only chooses which identities
+        scope = f"pid IN (SELECT pid FROM t{where})" if where else "pid IS NOT NULL"
+        rows = self._t(f"SELECT {_IDENTITY_AGG}, count(*) OVER () AS total FROM t WHERE {scope} "
                        "GROUP BY pid ORDER BY last_seen DESC, pid LIMIT ? OFFSET ?", [*params, limit, offset])
-        return [_split_lists(r) for r in rows], int(total)
+        if rows:
+            total = rows[0]["total"]
+        else:  # past the last page: count separately
+            total = self._t(f"SELECT count(DISTINCT pid) AS n FROM t WHERE {scope}", params)[0]["n"]
+        return [_split_lists({k: v for k, v in r.items() if k != "total"}) for r in rows], int(total)
 
     def identity(self, root: int) -> dict[str, Any] | None:
         """The summary of a resolved identity, with the ids merged into it; ``None`` if it has no track."""
         if not self.has_identities:
             return None
-        rows = self._t(f"SELECT {_IDENTITY_AGG} FROM t WHERE pid = ? GROUP BY pid", (root,))
-        if not rows:
+        found = self.identities_by_root([root])
+        if root not in found:
             return None
-        merged = self._rows(_WITH_CANON + "SELECT id FROM canon WHERE root = ? AND id != root ORDER BY id", (root,))
-        return {**_split_lists(rows[0]), "merged_ids": [r["id"] for r in merged]}
+        return {**found[root], "merged_ids": self._members(root)[1:]}
+
+    def identities_by_root(self, roots: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Summaries of several resolved identities (those without tracks are absent)."""
+        if not roots or not self.has_identities:
+            return {}
+        clause, params, owner = self._member_where(roots)
+        rows = self._rows(f"SELECT identity_id, {_IDENTITY_AGG.replace('pid AS identity_id, ', '')} FROM tracks "
+                          f"WHERE {clause} GROUP BY identity_id", params)
+        out: dict[int, dict[str, Any]] = {}
+        for r in rows:  # fold the members' groups into their root
+            root = owner[r["identity_id"]]
+            cur = out.get(root)
+            if cur is None:
+                out[root] = {**r, "identity_id": root, "cameras": set(r["cameras"].split(",")),
+                             "modalities": set(r["modalities"].split(","))}
+                continue
+            cur["n_tracks"] += r["n_tracks"]
+            cur["first_seen"] = min(cur["first_seen"], r["first_seen"])
+            cur["last_seen"] = max(cur["last_seen"], r["last_seen"])
+            cur["cameras"] |= set(r["cameras"].split(","))
+            cur["modalities"] |= set(r["modalities"].split(","))
+        return {k: {**v, "cameras": sorted(v["cameras"]), "modalities": sorted(v["modalities"])} for k, v in out.items()}
 
     def identity_tracks(self, root: int) -> list[dict[str, Any]]:
         """Every track of the identity in time order, with the decision that put it there."""
         if not self.has_identities:
             return []
-        rows = self._t(f"SELECT {_TRACK_SELECT}, track_no FROM t WHERE pid = ? ORDER BY t_start, track_uid", (root,))
+        clause, params, _ = self._member_where([root])
+        rows = self._rows(f"SELECT {_TRACK_SELECT.replace('pid AS identity_id', '? AS identity_id')}, track_no "
+                          f"FROM tracks WHERE {clause} ORDER BY t_start, track_uid", [root, *params])
         decisions = self._decisions([r["track_no"] for r in rows if r.get("track_no") is not None])
         for r in rows:
             r.update(decisions.get(r.pop("track_no"), {"link_kind": None, "link_score": None, "link_pair": None,
@@ -278,23 +321,24 @@ class Snapshot:
         """Thumbnails of the identity's longest-observed tracks (optionally of one modality)."""
         if not self.has_identities:
             return []
-        sql = "SELECT thumbnail FROM t WHERE pid = ? AND thumbnail IS NOT NULL"
-        params: list[Any] = [root]
+        clause, members, _ = self._member_where([root])
+        sql = f"SELECT thumbnail FROM tracks WHERE {clause} AND thumbnail IS NOT NULL"
+        params: list[Any] = list(members)
         if modality is not None:
             sql += " AND modality = ?"
             params.append(modality)
-        return [bytes(r["thumbnail"]) for r in self._t(sql + " ORDER BY n_frames DESC, t_start LIMIT ?",
-                                                        [*params, limit])]
+        return [bytes(r["thumbnail"]) for r in self._rows(sql + " ORDER BY n_frames DESC, t_start LIMIT ?",
+                                                           [*params, limit])]
 
     def thumbnail_modalities(self, roots: Sequence[int]) -> dict[int, set[str]]:
         """For each identity, the modalities it has a thumbnail in."""
         if not roots or not self.has_identities:
             return {}
-        marks = ", ".join("?" * len(roots))
+        clause, members, owner = self._member_where(roots)
         out: dict[int, set[str]] = {}
-        for r in self._t(f"SELECT DISTINCT pid, modality FROM t WHERE pid IN ({marks}) AND thumbnail IS NOT NULL",
-                         list(roots)):
-            out.setdefault(r["pid"], set()).add(r["modality"])
+        for r in self._rows(f"SELECT DISTINCT identity_id, modality FROM tracks WHERE {clause} "
+                            "AND thumbnail IS NOT NULL", members):
+            out.setdefault(owner[r["identity_id"]], set()).add(r["modality"])
         return out
 
     # -- embeddings ---------------------------------------------------------------------------

@@ -89,11 +89,11 @@ def _answer(request: Request, query: np.ndarray, model_id: str, k: int, exclude:
             kind: Literal["images", "track"], n_images: int, track_uid: str | None, modality: str) -> SearchResult:
     with snapshot(request) as snap:
         hits: list[IdentityHit] = request.app.state.search_index.nearest(snap, model_id, query, k, exclude)
-        summaries = {h.identity_id: snap.identity(h.identity_id) for h in hits}
+        summaries = snap.identities_by_root([h.identity_id for h in hits])
         thumbs = snap.thumbnail_modalities([h.identity_id for h in hits])
     out = []
     for h in hits:
-        s = summaries[h.identity_id]
+        s = summaries.get(h.identity_id)
         if s is None:
             continue
         have = thumbs.get(h.identity_id, set())
