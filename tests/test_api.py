@@ -438,3 +438,23 @@ def test_cameras_show_the_current_day_night_modality_and_a_recorded_status(tmp_p
     assert (cams["cam-b"]["status"], cams["cam-b"]["reason"]) == ("reconnecting", "read timeout after 5 s")
     assert cams["cam-b"]["status_at"] == iso(2000) and cams["cam-b"]["source"] == "rtsp://***@10.0.0.8/s1"
     assert cams["cam-new"]["status"] == "failed" and cams["cam-new"]["n_tracks"] == 0
+
+
+def test_merge_chains_resolve_to_the_last_survivor(tmp_path, world):
+    path = tmp_path / "chain.sqlite"
+    with sqlite3.connect(world.path) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    winner, loser = world.merged
+    p2 = world.identity_of[world.track_uids[5]]
+    with Store(path) as store, store.transaction() as conn:  # a later merge folds the winner into P2
+        conn.execute("INSERT INTO merges (winner, loser, evidence_track_no, score, ts) VALUES (?, ?, 1, 0.9, ?)",
+                     (p2, winner, T0 + 5000))
+        conn.execute("UPDATE identities SET merged_into = ? WHERE id = ?", (p2, winner))
+    with TestClient(create_app(ApiCfg(), path)) as c:
+        for ident in (loser, winner, p2):
+            body = c.get(f"/identities/{ident}").json()
+            assert body["identity_id"] == p2 and body["n_tracks"] == 4 and body["merged_ids"] == sorted([winner, loser])
+            assert len(c.get("/tracks", params={"identity": ident}).json()["items"]) == 4
+        assert [m["loser"] for m in c.get(f"/identities/{p2}").json()["merges"]] == [loser, winner]
+        ids = {i["identity_id"] for i in c.get("/identities", params={"limit": 500}).json()["items"]}
+        assert winner not in ids and loser not in ids and p2 in ids
