@@ -31,7 +31,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def replayed(tmp_path_factory, vtest_path) -> Path:
     """The store of a short replay of vtest.avi through the whole chain (tracks, re-ID, matcher)."""
     out = tmp_path_factory.mktemp("replay")
-    proc = subprocess.run([*XREID, "replay", "--camera", f"cam1:rgb:{vtest_path}", "--max-frames", "100",
+    proc = subprocess.run([*XREID, "replay", "--camera", f"cam1:rgb:{vtest_path}", "--max-frames", "60",
                            "--start-time", "2026-11-24T08:00:00Z", "--no-progress", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-2000:]
