@@ -24,8 +24,10 @@ def test_killed_reid_worker_entries_are_reclaimed_and_stored_exactly_once(redis_
     store = tmp_path / "xreid.sqlite"
     env = {"XREID_REDIS_URL": redis_server.url, "XREID_BUS__CLAIM_IDLE_MS": "1500", "XREID_REID__DEVICE": "cpu",
            "XREID_REID__MAX_BATCH": "64", "XREID_REID__MAX_WAIT_MS": "3000", "XREID_BUS__TRIM_EVERY_S": "1"}
+    # the victim waits up to 3 s to fill a batch, holding what it read: it is killed in that window
     victim = WorkerProc(["reid-worker", "--checkpoint", str(ckpt), "--consumer", "reid-a"], env, tmp_path / "a.log")
-    rescuer = WorkerProc(["reid-worker", "--checkpoint", str(ckpt), "--consumer", "reid-b"], env, tmp_path / "b.log")
+    rescuer = WorkerProc(["reid-worker", "--checkpoint", str(ckpt), "--consumer", "reid-b"],
+                         {**env, "XREID_REID__MAX_WAIT_MS": "50"}, tmp_path / "b.log")
     matcher = WorkerProc(["matcher", "--store", str(store), "--consumer", "matcher-1"], env, tmp_path / "m.log")
     workers = [victim, rescuer, matcher]
     bus = create_bus(redis_server.url)
@@ -64,6 +66,8 @@ def test_killed_reid_worker_entries_are_reclaimed_and_stored_exactly_once(redis_
                      and 'event="reclaimed"' in ln]
         assert reclaimed and float(reclaimed[0].split()[-1]) >= held
         assert "xreid_clips_dead_lettered_total" not in metrics, "nothing was dead-lettered"
+        # fully acked entries are trimmed by the workers (bus.trim_every_s), and only those
+        wait_until(lambda: bus.length(STREAM_CLIPS) == 0, timeout=10, what="acked clips trimmed")
 
         # SIGTERM (DESIGN.md §7): finish the batch, ack, exit 0 within 10 s
         for w in (rescuer, matcher):
