@@ -72,7 +72,7 @@ def test_hog_finds_the_people_of_a_real_frame(first_frame, pets_gt_path):
     gt = read_mot(pets_gt_path)
     gt = gt[gt[:, 0] == 1][:, 2:6]
     gt_xyxy = np.concatenate([gt[:, :2], gt[:, :2] + gt[:, 2:]], axis=1)
-    assert len(dets) >= 3 and np.all((dets.scores >= 0.3) & (dets.scores <= 1.0))
+    assert len(dets) >= 3 and np.all((dets.scores >= DetectorCfg().conf) & (dets.scores <= 1.0))
     matched = (_iou(gt_xyxy, dets.xyxy.astype(np.float64)).max(axis=1) >= 0.4).sum()
     assert matched >= len(gt_xyxy) // 2, (matched, len(gt_xyxy))
     # a thermal-style single-channel frame goes through the same detector
