@@ -326,7 +326,7 @@ class PersistenceCfg:
     apply_to: Literal["none", "ir", "all"] = "ir"   # which frames' tracks are filtered
     min_hits: int = 5              # frames a track must be seen in ...
     min_hit_ratio: float = 0.6     # ... out of the frames since it first appeared
-    min_travel: float = 0.3        # and its centre must move this many box heights from where it appeared
+    min_travel: float = 0.15       # and its centre must move this many box heights from where it appeared
     max_pending_s: float = 60.0    # a track unconfirmed this long is forgotten (memory bound)
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ walking across (warm head, cooler clothes, swinging legs). ``render_scene`` retu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -202,3 +203,46 @@ def test_a_person_split_by_cold_clothes_is_one_detection_and_neighbours_stay_two
     assert len(boxes) == 3, boxes
     assert boxes[0][1] <= 34 and boxes[0][3] >= 130            # head to feet in one box
     assert len(heat_detector(close_px=3, join_gap=0.0).detect(frame)) > 3   # without joining: fragments
+
+
+def write_scene(scene: Scene, video: Path, gt_path: Path, palette: str = "white_hot") -> None:
+    """The scene as a camera would record it (MJPG video, palette) and its MOTChallenge ground truth."""
+    from pipeline.thermal import render_palette
+
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (WIDTH, HEIGHT))
+    for frame in scene.frames:
+        writer.write(render_palette(frame, palette))
+    writer.release()
+    gt_path.write_text("".join(f"{t + 1},{tid},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},1,1,1\n"
+                               for t, tid, x1, y1, x2, y2 in scene.gt))
+
+
+def track_scene(video: Path, out: Path, persistence: str = "ir", palette: str = "white_hot") -> dict:
+    """Replay one thermal camera with the heat detector and score it as ``xreid eval-tracking`` does."""
+    from pipeline.config import from_dict
+    from pipeline.mot import evaluate, read_mot
+    from pipeline.replay import Replay, ReplayOptions
+    from pipeline.settings import XreidCfg
+
+    cfg = from_dict(XreidCfg, {"detector": {"kind": "heat"}, "cameras": [
+        {"id": "therm", "source": str(video), "modality": "ir", "thermal": {"palette": palette},
+         "persistence": {"apply_to": persistence}}]})
+    Replay(cfg, cfg.cameras, ReplayOptions(out_dir=out, start_time=0.0, mot_out=True, progress=False)).run()
+    return evaluate(read_mot(video.parent / "gt.txt"), read_mot(out / "therm.mot.txt"))
+
+
+def test_thermal_tracking_scores_and_the_warm_post_never_becomes_a_track(tmp_path):
+    scene = render_scene(120, seed=2, n_people=3)
+    video = tmp_path / "therm.avi"
+    write_scene(scene, video, tmp_path / "gt.txt", palette="ironbow")
+    filtered = track_scene(video, tmp_path / "on", palette="ironbow")
+    raw = track_scene(video, tmp_path / "off", persistence="none", palette="ironbow")
+    assert filtered["idf1"] >= 0.75 and filtered["mota"] >= 0.6 and filtered["num_switches"] <= 3, filtered
+    assert filtered["num_false_positives"] < raw["num_false_positives"] / 2, (filtered, raw)
+    post = scene.static_boxes[1]
+    from pipeline.mot import read_mot
+
+    boxes = read_mot(tmp_path / "on" / "therm.mot.txt")[:, 2:6]
+    cx, cy = boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2
+    on_post = (cx > post[0]) & (cx < post[2]) & (cy > post[1]) & (cy < post[3]) & (boxes[:, 3] < 1.5 * (post[3] - post[1]))
+    assert not on_post.any()

@@ -7,7 +7,8 @@ happily follows them. What tells them apart from people is behaviour over time, 
 * warm static objects never move: a track must travel ``min_travel`` box heights from where it
   first appeared;
 * reflections and glints come and go: a track must be seen in ``min_hits`` frames and in at
-  least ``min_hit_ratio`` of the frames since it appeared.
+  least ``min_hit_ratio`` of the frames since it appeared (a track re-found after a gap of more
+  than ``2 * min_hits`` frames is judged afresh: the tracker may have handed a lost id to someone else).
 
 ``BehaviourGate`` sits between the tracker and the clip buffer and passes only confirmed tracks;
 a confirmed track stays confirmed (a person who stops walking is still a person). It works on the
@@ -34,6 +35,7 @@ class _Pending:
     first_frame: int
     first_ts: float
     origin: np.ndarray       # (2,) box centre when first seen
+    last_frame: int = -1
     hits: int = 0
     travel: float = 0.0      # largest centre displacement from the origin, in box heights
 
@@ -70,8 +72,10 @@ class BehaviourGate:
             centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
             height = max(float(box[3] - box[1]), 1.0)
             p = self._pending.get(tid)
-            if p is None:
+            if p is None or self._frame - p.last_frame > 2 * cfg.min_hits:
+                # new, or re-found after a long gap (the tracker may hand a lost id to someone else): judge afresh
                 p = self._pending[tid] = _Pending(self._frame, ts, centre)
+            p.last_frame = self._frame
             p.hits += 1
             p.travel = max(p.travel, float(np.linalg.norm(centre - p.origin)) / height)
             ratio = p.hits / (self._frame - p.first_frame + 1)
