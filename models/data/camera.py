@@ -39,7 +39,7 @@ def sample_camera(rng: np.random.Generator, modality: int) -> CameraSpec:
                           tuple(float(v) for v in rng.uniform(0.8, 1.2, 3)), tuple(float(v) for v in views),
                           int(rng.integers(2**31)), float(rng.uniform(0.0, 0.004)), float(rng.uniform(0.01, 0.03)))
     return CameraSpec(IR, float(rng.uniform(0.8, 1.15)), float(rng.uniform(-0.06, 0.06)), (1.0, 1.0, 1.0),
-                      tuple(float(v) for v in views), int(rng.integers(2**31)), float(rng.uniform(0.008, 0.014)),
+                      tuple(float(v) for v in views), int(rng.integers(2**31)), float(rng.uniform(0.005, 0.009)),
                       float(rng.uniform(0.02, 0.04)))
 
 
@@ -109,7 +109,7 @@ def temperatures(spec: PersonSpec, label: np.ndarray, pattern: np.ndarray) -> np
     table[BACKPACK] = 0.33
     t = table[label]
     # prints and stripes: a different fabric/ink emissivity keeps their structure, not their colour
-    return t - 0.09 * pattern.astype(np.float32) * np.isin(label, (TOP, BOTTOM))
+    return t - 0.16 * pattern.astype(np.float32) * np.isin(label, (TOP, BOTTOM))
 
 
 def render(spec: PersonSpec, cam: CameraSpec, phase: float, view: str, height: int, width: int,

@@ -27,7 +27,7 @@ class PersonSpec:
     """Everything that identifies a synthetic person; sampled once per identity."""
 
     height: float            # fraction of the crop height the standing person fills
-    build: float             # width multiplier (slim 0.8 .. broad 1.3)
+    build: float             # width multiplier (slim 0.75 .. broad 1.4)
     torso: float             # shoulder-to-hip length / height
     head: float              # head radius / height
     hip: float               # hip width relative to shoulders
@@ -66,7 +66,7 @@ def sample_person(rng: np.random.Generator) -> PersonSpec:
     """Draw one identity; colours and thermal properties are drawn independently of each other."""
     skin = [(241, 194, 167), (224, 172, 105), (198, 134, 66), (141, 85, 36), (90, 56, 37)][int(rng.integers(5))]
     return PersonSpec(
-        height=float(rng.uniform(0.76, 0.93)), build=float(rng.uniform(0.8, 1.3)),
+        height=float(rng.uniform(0.72, 0.95)), build=float(rng.uniform(0.75, 1.4)),
         torso=float(rng.uniform(0.27, 0.35)), head=float(rng.uniform(0.058, 0.078)),
         hip=float(rng.uniform(0.7, 1.05)),
         skin_rgb=skin, hair_rgb=_colour(rng, (0.2, 0.8), (0.05, 0.5)),
@@ -74,11 +74,11 @@ def sample_person(rng: np.random.Generator) -> PersonSpec:
         bottom_rgb2=_colour(rng), shoes_rgb=_colour(rng, (0.0, 0.5), (0.05, 0.9)),
         bag_rgb=_colour(rng), hat_rgb=_colour(rng),
         top_pattern=TOP_PATTERNS[int(rng.integers(len(TOP_PATTERNS)))],
-        top_period=float(rng.uniform(0.035, 0.08)),
+        top_period=float(rng.uniform(0.07, 0.14)),
         bottom_pattern=BOTTOM_PATTERNS[int(rng.integers(len(BOTTOM_PATTERNS)))],
         long_sleeves=bool(rng.random() < 0.55), long_trousers=bool(rng.random() < 0.7),
         top_thickness=float(rng.uniform(0.0, 1.0)), bottom_thickness=float(rng.uniform(0.0, 1.0)),
-        backpack=bool(rng.random() < 0.35), hat=bool(rng.random() < 0.25),
+        backpack=bool(rng.random() < 0.4), hat=bool(rng.random() < 0.3),
         stride=float(rng.uniform(0.25, 0.5)), arm_swing=float(rng.uniform(0.15, 0.5)),
         cadence=float(rng.uniform(0.45, 0.8)), bob=float(rng.uniform(0.005, 0.02)),
     )

@@ -47,10 +47,11 @@ class PairedTrainDataset(Dataset):
     """Items are ``(rgb_index, ir_index)`` pairs from ``VVIBatchSampler``; returns both sequences."""
 
     def __init__(self, rgb: Sequence[Tracklet], ir: Sequence[Tracklet], seq_len: int, transform: SequenceTransform,
-                 reader: FrameReader, seed: int = 0) -> None:
+                 reader: FrameReader, seed: int = 0, rgb_grayscale_p: float = 0.0) -> None:
         self.rgb, self.ir, self.seq_len = list(rgb), list(ir), seq_len
         self.transform, self.reader = transform, reader
         self.rng = np.random.default_rng(seed)
+        self.rgb_grayscale_p = rgb_grayscale_p
 
     def reseed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -60,7 +61,11 @@ class PairedTrainDataset(Dataset):
 
     def _clip(self, t: Tracklet) -> torch.Tensor:
         idx = restricted_random_indices(len(t.frames), self.seq_len, self.rng)
-        return self.transform([self.reader(t.frames[i]) for i in idx], self.rng)
+        frames = [self.reader(t.frames[i]) for i in idx]
+        if t.modality == RGB and self.rgb_grayscale_p > 0 and self.rng.random() < self.rgb_grayscale_p:
+            # colour is the visible modality's shortcut; grey sequences push toward shared cues
+            frames = [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for f in frames]
+        return self.transform(frames, self.rng)
 
     def __getitem__(self, pair: tuple[int, int]) -> dict:
         rgb, ir = self.rgb[pair[0]], self.ir[pair[1]]

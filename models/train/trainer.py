@@ -102,7 +102,8 @@ class Trainer:
         self.sampler = VVIBatchSampler([t.pid for t in rgb], [t.pid for t in ir], cfg.sampler.num_pids,
                                        cfg.sampler.num_instances, seed=cfg.seed)
         train_tf = SequenceTransform(mcfg.input_hw, mcfg.pixel_mean, mcfg.pixel_std, train=True)
-        self.train_set = PairedTrainDataset(rgb, ir, self.seq_len, train_tf, self.reader, seed=cfg.seed)
+        self.train_set = PairedTrainDataset(rgb, ir, self.seq_len, train_tf, self.reader, seed=cfg.seed,
+                                            rgb_grayscale_p=cfg.data.rgb_grayscale_p)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.epochs)
         self.amp_dtype = None
