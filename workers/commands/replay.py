@@ -15,7 +15,8 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="xreid-out", help="output folder (store, tracks.jsonl, summary.json); "
                                                       "default xreid-out/")
     p.add_argument("--config", default=None, help="pipeline YAML (default: configs/default.yaml when present)")
-    p.add_argument("--detector", choices=("hog", "yolo"), help="person detector (overrides detector.kind)")
+    p.add_argument("--detector", choices=("hog", "yolo", "heat"),
+                   help="person detector (overrides detector.kind; heat: warm blobs, for thermal cameras)")
     p.add_argument("--weights", help="yolo weights name or path (overrides detector.weights)")
     p.add_argument("--conf", type=float, help="detector confidence threshold (overrides detector.conf)")
     p.add_argument("--stride", type=int, default=1, help="process every n-th frame (default 1)")
