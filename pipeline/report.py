@@ -46,14 +46,15 @@ def write_report(store: Store, out_dir: str | Path, track_uid_like: str | None =
     sheets_dir = out / "identities"
     sheets_dir.mkdir(parents=True, exist_ok=True)
     ids = records.identity_ids(store)
+    roots = records.identity_roots(store)
     if track_uid_like is not None:
-        keep = {records.resolve(store, int(r[0])) for r in store.execute(
+        keep = {roots[int(r[0])] for r in store.execute(
             "SELECT DISTINCT identity_id FROM tracks WHERE identity_id IS NOT NULL AND track_uid LIKE ?",
             (track_uid_like,))}
         ids = [i for i in ids if i in keep]
     identities = []
     for n, ident in enumerate(ids):
-        detail = records.identity_detail(store, ident)
+        detail = records.identity_detail(store, ident, roots)
         if detail is None:
             continue
         if n < max_sheets:

@@ -124,7 +124,8 @@ def resolve(store: Store, identity: int) -> int | None:
     raise StoreError(f"merge cycle at identity {identity}")
 
 
-def _roots(store: Store) -> dict[int, int]:
+def identity_roots(store: Store) -> dict[int, int]:
+    """Every identity id → the surviving identity it resolves to (one query; pass it along when looping)."""
     parent = {int(i): (int(m) if m is not None else None) for i, m in store.execute("SELECT id, merged_into FROM identities")}
     out: dict[int, int] = {}
     for i in parent:
@@ -136,9 +137,11 @@ def _roots(store: Store) -> dict[int, int]:
 
 
 def list_tracks(store: Store, camera_id: str | None = None, modality: str | None = None, t_from: float | None = None,
-                t_to: float | None = None, identity: int | None = None, limit: int = 1000) -> list[TrackInfo]:
+                t_to: float | None = None, identity: int | None = None, limit: int = 1000,
+                roots: dict[int, int] | None = None) -> list[TrackInfo]:
     """Tracks overlapping ``[t_from, t_to]``, filtered; ``identity`` matches merged ids too."""
-    roots = _roots(store) if store.schema_version >= 2 else {}
+    if roots is None:
+        roots = identity_roots(store) if store.schema_version >= 2 else {}
     clauses, params = [], []
     for sql, value in (("camera_id = ?", camera_id), ("modality = ?", modality), ("t_end >= ?", t_from),
                        ("t_start <= ?", t_to)):
@@ -164,16 +167,17 @@ def list_tracks(store: Store, camera_id: str | None = None, modality: str | None
 def identity_ids(store: Store) -> list[int]:
     """Surviving identities that own at least one track, oldest first."""
     rows = store.execute("SELECT DISTINCT identity_id FROM tracks WHERE identity_id IS NOT NULL")
-    roots = _roots(store)
+    roots = identity_roots(store)
     return sorted({roots[int(r[0])] for r in rows})
 
 
-def identity_detail(store: Store, identity: int) -> dict[str, object] | None:
+def identity_detail(store: Store, identity: int, roots: dict[int, int] | None = None) -> dict[str, object] | None:
     """One identity as ``identities.json`` shows it: tracks per camera and modality, links, merges."""
-    root = resolve(store, identity)
+    roots = identity_roots(store) if roots is None else roots
+    root = roots.get(identity)
     if root is None:
         return None
-    tracks = list_tracks(store, identity=root, limit=1_000_000)
+    tracks = list_tracks(store, identity=root, limit=1_000_000, roots=roots)
     track_nos = [t.track_no for t in tracks if t.track_no is not None]
     marks = ",".join("?" * len(track_nos)) or "NULL"
     links = store.execute(f"SELECT track_no, kind, identity_id, matched_track_no, score, threshold, pair, reason, ts "
@@ -184,7 +188,6 @@ def identity_detail(store: Store, identity: int) -> dict[str, object] | None:
         link_by_track.setdefault(tn, []).append({"kind": kind, "identity": ident, "matched_track": matched,
                                                  "score": score, "threshold": thr, "pair": pair, "reason": reason,
                                                  "ts": ts})
-    roots = _roots(store)
     members = sorted(i for i, r in roots.items() if r == root)
     merges = [{"winner": w, "loser": lo, "evidence_track": e, "score": s, "ts": ts} for w, lo, e, s, ts in store.execute(
         f"SELECT winner, loser, evidence_track_no, score, ts FROM merges WHERE winner IN "
