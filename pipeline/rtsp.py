@@ -9,14 +9,20 @@ that can never work). ``read`` never blocks longer than one open or read timeout
 caller's loop keeps control (shutdown, other cameras, metrics).
 
 The URL's credentials appear nowhere: ``name`` and every log line use ``redact_url``, and FFmpeg
-messages are passed through ``redact_text``. Frames are stamped with the receiving machine's UTC
-clock; ``Frame.index`` keeps counting across reconnects, and ``connection`` (how many times the
-stream was opened) tells consumers that a gap happened.
+messages are passed through ``redact_text``.
+
+Frames are stamped on the stream's own clock (presentation time), anchored to this machine's UTC
+clock at the first frame of a connection and never later than the moment of receipt, so stamps
+stay true when processing falls behind. A live stream does not wait: when the frame just read is
+more than ``max_lag_s`` old, buffered frames are skipped (grabbed, not decoded) until the source
+is back within half of that; skipped frames are counted (``skipped_behind``). ``Frame.index``
+counts every source frame, across reconnects.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -94,6 +100,10 @@ class RtspSource:
         self.connections = 0          # successful opens so far
         self.reconnects = 0           # opens after a lost stream
         self.frames = 0
+        self.skipped_behind = 0       # buffered frames skipped to catch up with the live stream
+        self._pts0: float | None = None   # stream time and wall time of this connection's anchor
+        self._wall0 = 0.0
+        self._last_pts = -math.inf
 
     # ------------------------------------------------------------------------------------------
 
@@ -180,15 +190,57 @@ class RtspSource:
             if self.connections > 1:
                 self.reconnects += 1
             self._failures = 0
+            self._pts0, self._last_pts = None, -math.inf
             self._set_status("connected")
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            self._drop_connection(f"stream lost (no frame within {self.cfg.read_timeout_s:g}s or server closed it)")
+        lost = f"stream lost (no frame within {self.cfg.read_timeout_s:g}s or server closed it)"
+        if not self._cap.grab():
+            self._drop_connection(lost)
             return None
-        frame = Frame(image, self._clock(), self._next_index)
+        ts = self._stamp()
+        if self.cfg.max_lag_s and self._clock() - ts > self.cfg.max_lag_s:
+            ts = self._catch_up(ts)
+            if ts is None:
+                self._drop_connection(lost)
+                return None
+        ok, image = self._cap.retrieve()
+        index = self._next_index
         self._next_index += 1
+        if not ok or image is None:
+            self._drop_connection(f"undecodable frame {index}")
+            return None
         self.frames += 1
-        return frame
+        return Frame(image, ts, index)
+
+    def _stamp(self) -> float:
+        """UTC capture time of the frame just grabbed, from the stream clock (see the module doc)."""
+        now = self._clock()
+        pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if not math.isfinite(pts) or pts < self._last_pts:
+            self._pts0 = None  # no usable stream clock (or it jumped back): re-anchor on this frame
+        self._last_pts = pts
+        if self._pts0 is None:
+            if not math.isfinite(pts):
+                return now
+            self._pts0, self._wall0 = pts, now
+        ts = self._wall0 + (pts - self._pts0)
+        if ts > now:  # a burst of buffered frames: a frame is never stamped after it arrived
+            self._wall0 -= ts - now
+            ts = now
+        return ts
+
+    def _catch_up(self, ts: float) -> float | None:
+        """Skip buffered frames until within ``max_lag_s / 2`` of live; ``None`` if the stream died."""
+        behind = self._clock() - ts
+        skipped = 0
+        while self._clock() - ts > self.cfg.max_lag_s / 2:
+            if not self._cap.grab():
+                return None
+            self._next_index += 1
+            skipped += 1
+            ts = self._stamp()
+        self.skipped_behind += skipped
+        log.info("source %s was %.1fs behind live: skipped %d buffered frames", self.name, behind, skipped)
+        return ts
 
     def close(self) -> None:
         """Release the stream; status becomes ``ended`` unless it already ``failed``."""

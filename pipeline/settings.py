@@ -412,12 +412,13 @@ class RtspCfg:
     backoff_max_s: float = 30.0
     max_reconnects: int = 0          # consecutive failed reconnects before status "failed"; 0 = never give up
     transport: Literal["tcp", "udp"] = "tcp"
+    max_lag_s: float = 2.0           # processing this far behind the live stream: skip buffered frames; 0 = never
 
     def __post_init__(self) -> None:
         for name in ("open_timeout_s", "read_timeout_s", "backoff_initial_s", "backoff_max_s"):
             _positive(f"rtsp.{name}", getattr(self, name))
-        if self.max_reconnects < 0:
-            raise ConfigError(f"rtsp.max_reconnects must be >= 0, got {self.max_reconnects}")
+        if self.max_reconnects < 0 or self.max_lag_s < 0:
+            raise ConfigError("rtsp.max_reconnects and rtsp.max_lag_s must be >= 0")
 
 
 @dataclass(frozen=True)

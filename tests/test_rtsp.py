@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 import pytest
 
@@ -120,3 +121,18 @@ def test_credentials_work_and_are_redacted_everywhere(rtsp_footage, caplog):
     finally:
         server.stop()
     assert PASSWORD not in caplog.text
+
+
+def test_a_source_far_behind_live_skips_buffered_frames_and_says_so(rtsp_server):
+    """Processing slower than the stream: the injected clock stands 2.5 s ahead of the stream's clock."""
+    frozen: list[float | None] = [None]
+    cfg = RtspCfg(open_timeout_s=5.0, read_timeout_s=2.0, max_lag_s=2.0)
+    with RtspSource(rtsp_server.url, cfg, clock=lambda: frozen[0] if frozen[0] is not None else time.time()) as src:
+        first = read_until(src, lambda fs: len(fs) >= 3, timeout=20, what="first frames")
+        assert src.skipped_behind == 0
+        frozen[0] = first[-1].ts + 2.5
+        (caught_up,) = read_until(src, lambda fs: len(fs) >= 1, timeout=20, what="a frame after catching up")
+        assert src.skipped_behind >= 10, "about 1.5 s of 10 fps stream skipped"
+        assert caught_up.index == first[-1].index + src.skipped_behind + 1, "indices count skipped frames"
+        assert frozen[0] - caught_up.ts <= 1.0, "back within max_lag_s / 2"
+        assert [f.ts for f in first] == sorted(f.ts for f in first) and caught_up.ts > first[-1].ts

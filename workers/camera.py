@@ -164,6 +164,8 @@ class CameraRunner:
                     continue
                 in_outage = False
                 st.frames_read += 1
+                if isinstance(self.source, RtspSource) and self.source.skipped_behind:
+                    st.drops["behind_live"] = self.source.skipped_behind  # processing slower than the stream
                 if frame.index % stride:
                     st.drops["stride"] += 1
                     continue
