@@ -98,6 +98,30 @@ function showError(err) {
 
 // ---------------------------------------------------------------- overview
 
+// A day/night camera's modality over time (GET /cameras/{id}/modality): one bar per span, colour
+// or infrared, from its first recorded modality to its last track (or the end of its last span).
+function modalityStrip(cameraId, lastSeen) {
+  const box = h("div", { class: "modality-timeline", "data-camera": cameraId });
+  apiJson(`/cameras/${encodeURIComponent(cameraId)}/modality`).then((spans) => {
+    if (!spans.length) return;
+    const t0 = Date.parse(spans[0].t_start);
+    const ends = spans.map((s) => Date.parse(s.t_end || lastSeen || s.t_start));
+    const t1 = Math.max(t0 + 1000, ...ends);
+    const W = 240, H = 14;
+    const strip = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${cameraId}: colour and infrared periods` });
+    spans.forEach((s, i) => {
+      const start = Date.parse(s.t_start);
+      const bar = svg("rect", { class: `timeline-bar ${s.modality}`, x: ((start - t0) / (t1 - t0)) * W, y: 1,
+        width: Math.max(1, ((ends[i] - start) / (t1 - t0)) * W), height: H - 2, "data-modality": s.modality });
+      bar.append(svg("title", {}, `${s.modality === "ir" ? "infrared" : "colour"}: ${fmtTime(s.t_start)} → ${s.t_end ? fmtTime(s.t_end) : "now"}`));
+      strip.append(bar);
+    });
+    const n = spans.filter((s) => s.switched_in).length;
+    box.replaceChildren(strip, h("span", { class: "muted" }, ` ${n} day/night switch${n === 1 ? "" : "es"}`));
+  }).catch(() => {});
+  return box;
+}
+
 async function renderOverview() {
   const camerasBox = h("section", { id: "cameras" }, h("h2", {}, "Cameras"), h("p", { class: "muted" }, "Loading…"));
   const idsGrid = h("div", { class: "grid", id: "identities" });
@@ -108,7 +132,8 @@ async function renderOverview() {
   const cameras = await apiJson("/cameras");
   const rows = cameras.map((c) =>
     h("tr", { "data-camera": c.camera_id },
-      h("td", {}, h("code", {}, c.camera_id), c.source ? h("div", { class: "muted" }, h("code", {}, c.source)) : null),
+      h("td", {}, h("code", {}, c.camera_id), c.source ? h("div", { class: "muted" }, h("code", {}, c.source)) : null,
+        c.modality_switches ? modalityStrip(c.camera_id, c.last_seen) : null),
       h("td", {}, c.modalities.map((m) => badge(m)),
         c.current_modality ? h("span", { class: "muted" }, ` now ${c.current_modality}`) : null),
       h("td", {}, c.status ? badge(c.status) : h("span", { class: "muted" }, "no status recorded"),
