@@ -80,7 +80,13 @@ def _restart_mid_run(server: RedisServer, producer: Producer, workers: list[Work
     wait_until(lambda: producer.bus.stats().get("connection_failures", 0) >= 2, timeout=10,
                what="producer noticing the outage")
     assert all(w.proc.poll() is None for w in workers)
+    # ... and say so: degraded (waiting out the outage), not failed
+    wait_until(lambda: all((w.health() or {}).get("status") == "degraded" for w in workers), timeout=15,
+               interval=0.1, what="workers reporting the outage")
+    assert all(w.health()["bus_reachable"] is False for w in workers)
     server.start()
+    wait_until(lambda: all((w.health() or {}).get("status") == "ok" for w in workers), timeout=15, interval=0.1,
+               what="workers healthy again")
     producer.thread.join(timeout=60)
     assert len(producer.published) == producer.total and before < producer.total
     return before

@@ -36,7 +36,7 @@ from pipeline.redact import redact_text, redact_url
 from pipeline.rtsp import RtspSource, is_rtsp_url
 from pipeline.settings import CameraCfg, XreidCfg
 from pipeline.sources import FrameSource, SourceStatus
-from workers.lifecycle import Shutdown, bus_samples
+from workers.lifecycle import Shutdown, bus_health, bus_samples
 
 log = logging.getLogger(__name__)
 
@@ -289,13 +289,14 @@ class CameraWorker:
                            "frames": s.frames_read, "modality": s.modality,
                            "modality_switches": s.modality_switches} for s in states}
         failed = sum(s.status.state == "failed" for s in states)
+        bus = bus_health(self.bus)
         if failed == len(states):
             status = "failed"
-        elif failed or any(s.status.state == "reconnecting" for s in states):
+        elif failed or any(s.status.state == "reconnecting" for s in states) or not bus["bus_reachable"]:
             status = "degraded"
         else:
             status = "ok"
-        return Health(status, {"worker": "camera", "run_id": self.run_id, "cameras": cams,
+        return Health(status, {"worker": "camera", "run_id": self.run_id, "cameras": cams, **bus,
                                "backpressure": {"shedding": self.backpressure.shedding,
                                                 "backlog": self.backpressure.backlog}})
 

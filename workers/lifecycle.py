@@ -86,11 +86,19 @@ def default_consumer(role: str) -> str:
     return f"{role}-{socket.gethostname()}-{os.getpid()}"
 
 
+def bus_health(bus: Bus) -> dict[str, object]:
+    """Whether the bus reaches its server now (a worker waiting out a Redis outage is degraded, not dead)."""
+    down = getattr(bus, "unreachable_for_s", lambda: 0.0)()
+    return {"bus_reachable": down == 0.0, "bus_unreachable_s": round(down, 1)}
+
+
 def bus_samples(bus: Bus, role: str) -> Iterable[Sample]:
     """The bus client's own counters (reconnects, dead letters, reclaims, …) as metric samples."""
     for key, value in sorted(bus.stats().items()):
         yield Sample("xreid_bus_events_total", value, "counter", {"worker": role, "event": key},
                      "bus client events since start (reconnects, server_restarts, dead_lettered, reclaimed, ...)")
+    yield Sample("xreid_bus_unreachable_seconds", bus_health(bus)["bus_unreachable_s"], "gauge", {"worker": role},
+                 "how long the bus server has been unreachable (0 when reachable)")
 
 
 def run_loop(step: Callable[[], object], shutdown: Shutdown, heartbeat: Callable[[], None],

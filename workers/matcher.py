@@ -20,7 +20,7 @@ from pipeline.camera_status import CameraStatusSink
 from pipeline.matcher.stage import MatcherStage
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from pipeline.store import Store
-from workers.lifecycle import Periodic, Shutdown, bus_samples, run_loop
+from workers.lifecycle import Periodic, Shutdown, bus_health, bus_samples, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,11 @@ class MatcherWorker:
 
     def health(self) -> Health:
         stale = time.monotonic() - self.last_beat
-        return Health("ok" if stale < 60 else "failed",
-                      {"worker": "matcher", "consumer": self.consumer, "store": self.store.path,
-                       "since_last_step_s": round(stale, 1), "snapshot": self.stage.counters.snapshot()})
+        bus = bus_health(self.bus)
+        status = "degraded" if not bus["bus_reachable"] else "ok" if stale < 60 else "failed"
+        return Health(status, {"worker": "matcher", "consumer": self.consumer, "store": self.store.path,
+                               "since_last_step_s": round(stale, 1), **bus,
+                               "snapshot": self.stage.counters.snapshot()})
 
     def run(self, metrics: MetricsServer | None = None) -> int:
         """Match until SIGTERM; the batch in hand is committed and acked first. Returns 0."""

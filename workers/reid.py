@@ -18,7 +18,7 @@ from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from pipeline.reid_stage import Encoder, ReidStage
 from pipeline.settings import XreidCfg
-from workers.lifecycle import Periodic, Shutdown, bus_samples, run_loop
+from workers.lifecycle import Periodic, Shutdown, bus_health, bus_samples, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,12 @@ class ReidWorker:
 
     def health(self) -> Health:
         stale = time.monotonic() - self.last_beat
-        # a step waits at most idle_block_ms + max_wait_ms plus encoding; a minute without one is a hang
-        status = "ok" if stale < 60 else "failed"
+        bus = bus_health(self.bus)
+        # a step waits at most idle_block_ms + max_wait_ms plus encoding; a minute without one is a hang,
+        # unless the step is waiting out a Redis outage (degraded: restarting would not help)
+        status = "degraded" if not bus["bus_reachable"] else "ok" if stale < 60 else "failed"
         return Health(status, {"worker": "reid", "consumer": self.consumer, "since_last_step_s": round(stale, 1),
-                               "snapshot": self.stage.counters.snapshot()})
+                               **bus, "snapshot": self.stage.counters.snapshot()})
 
     def run(self, metrics: MetricsServer | None = None) -> int:
         """Process batches until SIGTERM; the batch in hand is finished and acked. Returns 0."""

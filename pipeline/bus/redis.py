@@ -76,6 +76,7 @@ class RedisBus:
         self._counters: Counter[str] = Counter()
         self._run_id: str | None = None
         self._closed = False
+        self._down_since: float | None = None  # monotonic time of the first failure of the current outage
         try:
             # our own retry loop replaces redis-py's, so it can back off, log and honour stop_event
             self._client = redis.Redis.from_url(
@@ -118,6 +119,8 @@ class RedisBus:
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 failures += 1
                 self._count("connection_failures")
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
                 waited = time.monotonic() - started
                 if failures == 1 or failures % 10 == 0:
                     log.warning("redis %s unreachable during %s (attempt %d, %.1fs): %s; retrying",
@@ -135,8 +138,14 @@ class RedisBus:
                     continue
                 raise BusError(f"redis {what} failed: {redact_text(str(e))}") from None
             if failures:
+                self._down_since = None
                 self._on_reconnect(what, failures, time.monotonic() - started)
             return result
+
+    def unreachable_for_s(self) -> float:
+        """Seconds the server has been unreachable (0 when the last command got through), for health."""
+        since = self._down_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _on_reconnect(self, what: str, failures: int, outage_s: float) -> None:
         self._count("reconnects")
