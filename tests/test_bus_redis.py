@@ -52,7 +52,7 @@ def test_acl_user_and_password_in_url_work_and_never_reach_logs(redis_server, ca
         bus.publish(S, b"x")
     assert SECRET not in str(err.value)
     assert SECRET not in caplog.text
-    assert "unreachable" in caplog.text, "the outage itself is logged"
+    assert "unavailable" in caplog.text, "the outage itself is logged"
 
 
 def test_rediss_url_connects_over_tls(tmp_path):
@@ -184,4 +184,24 @@ def test_blocking_reads_never_outlast_the_socket_timeout(redis_server):
     bus.ensure_group(S, "g")
     assert bus.read(S, "g", "c", count=1, block_ms=60_000) == []
     assert bus.stats().get("connection_failures", 0) == 0, "a long block is capped, not a socket timeout"
+    bus.close()
+
+
+def test_a_full_server_makes_producers_wait_not_fail(redis_server):
+    """Redis at maxmemory (noeviction) refuses XADD with OOM: the producer backs off until there is room."""
+    bus = create_bus(redis_server.url, _fast())
+    bus.ensure_group(S, "g")
+    admin = redis.Redis.from_url(redis_server.url)
+    used = int(admin.info("memory")["used_memory"])
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", used + 512 * 1024)
+    published: list[str] = []
+    producer = threading.Thread(target=lambda: published.extend(bus.publish(S, b"x" * 64 * 1024) for _ in range(40)))
+    producer.start()
+    wait_until(lambda: bus.stats().get("out_of_memory", 0) >= 1, timeout=20, what="an OOM refusal")
+    assert producer.is_alive() and len(published) < 40
+    admin.config_set("maxmemory", 0)  # consumers trimmed / the operator added memory
+    producer.join(timeout=20)
+    assert len(published) == 40 and bus.length(S) == 40, "nothing lost, nothing duplicated"
+    admin.close()
     bus.close()

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.exceptions import AuthenticationError, AuthorizationError, OutOfMemoryError
 from redis.retry import Retry
 
 from models.errors import BusError, ContractError
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 FIELD_DATA = b"d"
 _FATAL_CONNECTION_ERRORS = (AuthenticationError, AuthorizationError)
+# worth waiting for: the server is away (or still loading its AOF), or full until consumers trim
+_TRANSIENT_ERRORS = (redis.ConnectionError, redis.TimeoutError, OutOfMemoryError)
 
 
 class RedisBus:
@@ -116,14 +118,14 @@ class RedisBus:
                 result = fn(self._client)
             except _FATAL_CONNECTION_ERRORS as e:
                 raise BusError(f"redis at {self.safe_url} refused our credentials: {redact_text(str(e))}") from None
-            except (redis.ConnectionError, redis.TimeoutError) as e:
+            except _TRANSIENT_ERRORS as e:
                 failures += 1
-                self._count("connection_failures")
+                self._count("out_of_memory" if isinstance(e, OutOfMemoryError) else "connection_failures")
                 if self._down_since is None:
                     self._down_since = time.monotonic()
                 waited = time.monotonic() - started
                 if failures == 1 or failures % 10 == 0:
-                    log.warning("redis %s unreachable during %s (attempt %d, %.1fs): %s; retrying",
+                    log.warning("redis %s unavailable during %s (attempt %d, %.1fs): %s; retrying",
                                 self.safe_url, what, failures, waited, redact_text(str(e)))
                 if self._retry_timeout_s and waited >= self._retry_timeout_s:
                     raise BusError(f"redis at {self.safe_url} unreachable for {waited:.0f}s during {what}") from None
@@ -172,6 +174,8 @@ class RedisBus:
             try:
                 self._client.xgroup_create(stream, group, id="0", mkstream=True)
                 recreated += 1
+            except _TRANSIENT_ERRORS:
+                return True  # gone again: retrying the command takes the backoff path
             except redis.ResponseError as e:
                 if "BUSYGROUP" not in str(e):
                     raise BusError(f"cannot recreate group {group} on {stream}: {e}") from None
