@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from models.errors import ConfigError
     from models.xreid.encoder import ReidEncoder
     from pipeline.bus import create_bus
+    from pipeline.camera_index import expand_camera_index
     from pipeline.metrics import MetricsServer
     from pipeline.redact import redact_url
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
@@ -55,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if not checkpoint:
         raise ConfigError("reid-worker needs an X-ReID checkpoint: --checkpoint PATH or reid.checkpoint in --config")
     device = args.device or cfg.reid.device
-    encoder = ReidEncoder.from_checkpoint(checkpoint, device=device, amp=cfg.reid.amp, max_batch=cfg.reid.max_batch)
+    # training cameras by camera (or camera:modality, for day/night cameras); the rest are unseen
+    encoder = ReidEncoder.from_checkpoint(checkpoint, device=device, amp=cfg.reid.amp, max_batch=cfg.reid.max_batch,
+                                          camera_index=expand_camera_index(cfg.reid.camera_index))
     consumer = args.consumer or default_consumer("reid")
     bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
     worker = ReidWorker(bus, encoder, cfg, consumer, shutdown)

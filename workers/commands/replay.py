@@ -153,6 +153,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     if ids:
         print(f"identities: {ids['identities']} ({ids['cross_modal']} seen in RGB and IR, {ids['multi_camera']} on "
               f"several cameras) from {ids['clips_embedded']} clips, model {ids['model_id']}")
+    for cam_id, c in summary["cameras"].items():   # day/night cameras, thermal frames that could not be read
+        if c.get("modality_switches"):
+            print(f"{cam_id}: {c['modality_switches']} day/night switch(es), timeline in the store "
+                  f"(GET /cameras/{cam_id}/modality)")
+        if c.get("bad_frames"):
+            print(f"{cam_id}: frames skipped as unreadable: {c['bad_frames']}")
     outs = summary["outputs"]
     print(f"store:   {outs['store']}\ntracks:  {outs['tracks']}\nsummary: {outs['summary']}")
     if ids:
