@@ -141,6 +141,9 @@ class ModalityFront:
                 self._events.append(item)
                 if self._started:
                     self.proc.switch_modality(item.to_modality)
+                    reset = getattr(self.detectors[item.to_modality], "reset", None)
+                    if callable(reset):   # a background model (motion detector) saw the whole picture change
+                        reset()
                 else:                      # the first decision: nothing is open yet
                     self._started = True
                     self.proc.modality = item.to_modality
