@@ -9,6 +9,9 @@ the dataclasses down.
 Environment overrides use ``__`` for nesting and YAML for the value::
 
     XREID_MATCHER__MIN_SCORE=0.4  ->  matcher.min_score = 0.4
+
+Only names with a ``__`` are config keys: process settings that share the prefix
+(``XREID_REDIS_URL``, ``XREID_LOG_LEVEL``, ``XREID_CACHE``, ``XREID_METRICS_HOST``) are not.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def env_overrides(env: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str,
     """Turn ``XREID_A__B=v`` variables into a nested ``{"a": {"b": v}}`` mapping."""
     out: dict[str, Any] = {}
     for name, raw in env.items():
-        if not name.startswith(prefix) or name == prefix:
+        if not name.startswith(prefix) or "__" not in name[len(prefix):]:
             continue
         path = [part.lower() for part in name[len(prefix):].split("__")]
         try:

@@ -68,3 +68,8 @@ def test_cross_field_validation(tmp_path):
     p = _write(tmp_path, "clips:\n  seq_len: 16\n  max_candidates: 8\n")
     with pytest.raises(ConfigError, match="max_candidates"):
         load_config(XreidCfg, p)
+
+
+def test_process_settings_sharing_the_prefix_are_not_config_keys():
+    env = {"XREID_REDIS_URL": "redis://x", "XREID_LOG_LEVEL": "debug", "XREID_CACHE": "/tmp", "XREID_CLIPS__SEQ_LEN": "4"}
+    assert load_config(XreidCfg, None, env=env).clips.seq_len == 4

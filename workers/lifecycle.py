@@ -75,12 +75,6 @@ def resolve_redis_url(flag: str | None, env: dict[str, str] | os._Environ, cfg_u
     return url
 
 
-def config_env(env: dict[str, str] | os._Environ) -> dict[str, str]:
-    """The ``XREID_SECTION__KEY`` config overrides of ``env``, without process settings that share
-    the prefix (``XREID_REDIS_URL``, ``XREID_LOG_LEVEL``, ``XREID_CACHE``, ...), which are not keys."""
-    return {k: v for k, v in env.items() if k.startswith("XREID_") and "__" in k}
-
-
 def default_consumer(role: str) -> str:
     """A consumer name unique per process: a restarted worker never inherits a dead one's name."""
     return f"{role}-{socket.gethostname()}-{os.getpid()}"

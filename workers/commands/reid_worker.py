@@ -34,9 +34,8 @@ def load_worker_config(args: argparse.Namespace):
     and ``XREID_LOG_LEVEL`` share the prefix but are not config keys, so only nested names apply."""
     from pipeline.config import load_config
     from pipeline.settings import XreidCfg
-    from workers.lifecycle import config_env
 
-    return load_config(XreidCfg, args.config, env=config_env(os.environ))
+    return load_config(XreidCfg, args.config, env=os.environ)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -81,9 +81,8 @@ def load_pipeline_config(args: argparse.Namespace) -> Any:
         det["weights"] = args.weights
     if args.conf is not None:
         det["conf"] = args.conf
-    from workers.lifecycle import config_env  # XREID_REDIS_URL, XREID_LOG_LEVEL... are not config keys
 
-    return load_config(XreidCfg, path, env=config_env(os.environ), overrides={"detector": det} if det else None)
+    return load_config(XreidCfg, path, env=os.environ, overrides={"detector": det} if det else None)
 
 
 def quiet_ffmpeg(verbose: int) -> None:

@@ -24,11 +24,9 @@ def run(args: argparse.Namespace) -> int:
     from workers.site import SiteCfg, site_processes
     from workers.supervisor import Supervisor, format_status
 
-    # XREID_SITE__<KEY> overrides any key; XREID_REDIS_URL (what the workers read) overrides redis_url.
-    env = {k: v for k, v in os.environ.items() if k.startswith("XREID_SITE__")}
-    if os.environ.get("XREID_REDIS_URL"):
-        env["XREID_SITE__REDIS_URL"] = os.environ["XREID_REDIS_URL"]
-    site = load_config(SiteCfg, args.config, env=env, env_prefix="XREID_SITE__")
+    # XREID_REDIS_URL, which the workers read, also wins over the site file's redis_url.
+    url = os.environ.get("XREID_REDIS_URL")
+    site = load_config(SiteCfg, args.config, overrides={"redis_url": url} if url else None)
     specs = site_processes(site)
     if args.dry_run:
         for spec in specs:
