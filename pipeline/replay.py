@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from models.errors import ConfigError, SourceError
 
 from .annotate import AnnotatedWriter
-from .bus import STREAM_CLIPS, Bus, MemoryBus
+from .bus import STREAM_CLIPS, Bus, create_bus
 from .camera import CameraProcessor, FrameResult, make_run_id
 from .clipbuffer import TrackSummary
 from .config import to_dict
@@ -139,7 +139,7 @@ class Replay:
     Args:
         cfg: pipeline configuration (detector, tracker, clips sections are used).
         cameras: the files to replay; ids must be unique.
-        bus: where clips go (default: a new ``MemoryBus``).
+        bus: where clips go (default: a new in-process bus).
         store: the track store (default: ``<out_dir>/xreid.sqlite``, closed by ``run``).
         downstream: later stages polled from the loop.
 
@@ -157,7 +157,7 @@ class Replay:
             raise ConfigError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
         self.cfg = cfg
         self.options = options
-        self.bus: Bus = bus if bus is not None else MemoryBus()
+        self.bus: Bus = bus if bus is not None else create_bus(None, cfg.bus)
         self.downstream = list(downstream)
         self.run_id = make_run_id()
         self.out_dir = Path(options.out_dir)

@@ -108,7 +108,7 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     if args.no_identities:
         return Replay(cfg, cameras, options).run()
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
-    from pipeline.bus import MemoryBus
+    from pipeline.bus import create_bus
     from pipeline.replay import STORE_NAME
     from pipeline.store import Store
     from workers.identity_chain import align_clip_length, identity_stages, load_encoder, write_identities
@@ -116,7 +116,7 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp,
                            cfg.reid.camera_index)
     cfg = align_clip_length(cfg, encoder.seq_len)
-    bus = MemoryBus()
+    bus = create_bus(None, cfg.bus)  # in-process, trimming what every stage has acked
     with Store(Path(args.out) / STORE_NAME) as store:
         stages = identity_stages(cfg, encoder, bus, store)
         replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=stages)
