@@ -9,8 +9,8 @@ scored by ``xreid eval-tracking`` (py-motmetrics, IoU 0.5) against the shared gr
   under the table for comparison);
 * ``bytetrack`` / ``botsort``: the default detector (HOG on motion regions) with each tracker, no
   relinking;
-* ``default``: the shipped configuration (``XreidCfg()`` defaults, or ``--config``): the same
-  detector, ByteTrack, fragment relinking.
+* ``default``: the shipped configuration (``configs/default.yaml`` over the built-in defaults, as
+  ``xreid replay`` reads it; or ``--config``): the same detector, ByteTrack, fragment relinking.
 
 Detector-only fps is decode + detect alone over the same frames (one pass per detector config);
 end-to-end fps is frames / wall time of the whole replay. The machine is shared: both are printed
@@ -54,7 +54,7 @@ from pipeline.sources import FileSource  # noqa: E402
 GT_PATH = ROOT.parent / "shared" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
 README_REFERENCE = {"detector": "hog full 1.6x", "tracker": "greedy IoU (README)", "idf1": 0.36, "mota": 0.58,
                     "num_switches": 51, "recall": 0.83, "precision": 0.79, "e2e_fps": 3.0}
-COLUMNS = (("config", 10), ("detector", 16), ("tracker", 18), ("IDF1", 6), ("MOTA", 6), ("MOTP", 6), ("IDsw", 5),
+COLUMNS = (("config", 10), ("detector", 16), ("tracker", 20), ("IDF1", 6), ("MOTA", 6), ("MOTP", 6), ("IDsw", 5),
            ("recall", 7), ("prec", 6), ("box w/h", 10), ("relinks", 8), ("det fps", 8), ("e2e fps", 8))
 
 
@@ -144,7 +144,7 @@ def run_config(name: str, cfg: XreidCfg, video: Path, frames: int, gt_path: Path
             "mot_file": str(mot_path), "summary": str(run_dir / "summary.json")}
 
 
-def contact_sheet(video: Path, pred: np.ndarray, gt: np.ndarray, out: Path, frames: int, n: int = 12) -> Path:
+def contact_sheet(video: Path, pred: np.ndarray, gt: np.ndarray, out: Path, frames: int, n: int = 9) -> Path:
     """Sampled frames with ground truth (thin green) and tracks (thick, colour and label by id)."""
     picks = set(np.linspace(10, frames, n).astype(int).tolist())
     tiles = []
@@ -160,11 +160,18 @@ def contact_sheet(video: Path, pred: np.ndarray, gt: np.ndarray, out: Path, fram
         for tid, x, y, w, h in pred[pred[:, 0] == f][:, 1:6].astype(int):
             colour = tuple(int(c) for c in cv2.applyColorMap(np.uint8([[(tid * 47) % 255]]), cv2.COLORMAP_HSV)[0, 0])
             cv2.rectangle(img, (x, y), (x + w, y + h), colour, 2)
-            cv2.putText(img, str(tid), (x, max(y - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
-        cv2.putText(img, f"frame {f}", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
-        tiles.append(cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA))
+            (tw, th), _ = cv2.getTextSize(str(tid), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2)
+            top = max(y - th - 6, 0)
+            cv2.rectangle(img, (x, top), (x + tw + 4, top + th + 6), (0, 0, 0), -1)
+            cv2.putText(img, str(tid), (x + 2, top + th + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
+        cv2.putText(img, f"frame {f}", (10, 32), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
+        tiles.append(img)
     cap.release()
-    cols = 4
+    # crop the empty foreground lawn: keep down to the lowest box of the sheet
+    bottoms = [r[3] + r[5] for r in (*gt, *pred) if r[0] in picks]
+    keep = min(tiles[0].shape[0], int(max(bottoms, default=tiles[0].shape[0])) + 24)
+    tiles = [t[:keep] for t in tiles]
+    cols = 3
     while len(tiles) % cols:
         tiles.append(np.zeros_like(tiles[0]))
     sheet = np.vstack([np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)])
@@ -188,7 +195,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=400, help="frames to replay and score (ground truth: 1-400)")
-    ap.add_argument("--config", help="YAML config to use as the default row (default: built-in defaults)")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"),
+                    help="pipeline YAML of the default row, as `xreid replay` reads it (default: configs/default.yaml)")
     ap.add_argument("--detector", choices=("hog", "yolo"), default="hog")
     ap.add_argument("--weights", help="YOLO weights (.pt) or model YAML (random init: code path only)")
     ap.add_argument("--only", nargs="*", help="run only these rows (naive, bytetrack, botsort, default)")
@@ -205,7 +213,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    base = load_config(XreidCfg, args.config) if args.config else XreidCfg()
+    base = load_config(XreidCfg, args.config) if Path(args.config).is_file() else XreidCfg()
     if args.detector == "yolo":
         base = replace(base, detector=from_dict(DetectorCfg, {**to_dict(base.detector), "kind": "yolo",
                                                               "weights": args.weights}))
