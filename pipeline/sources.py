@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import cv2
@@ -72,6 +73,12 @@ class FrameSource(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+def _is_gray16(cap: cv2.VideoCapture) -> bool:
+    """The stream's pixels are 16-bit gray (FFmpeg gray16le/Y16): thermal raw counts."""
+    tag = int(cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT) or 0).to_bytes(4, "little")
+    return tag in (b"Y1\x00\x10", b"Y16 ")
+
+
 class FileSource:
     """Frames of a video file, as fast as asked or at the file's own pace.
 
@@ -81,7 +88,8 @@ class FileSource:
         stride: hand out every ``stride``-th frame (the others are grabbed, not decoded).
         realtime: pace ``read`` so frames come out at the file's frame rate.
         max_frames: stop after this many source frames (``None``: the whole file).
-        grayscale: hand out single-channel frames, as thermal cameras send them.
+        grayscale: hand out single-channel frames, as thermal cameras send them (16-bit gray video, Y16,
+            is handed out as uint16 raw counts).
 
     Raises:
         SourceError: the file is missing, unreadable, or not a video FFmpeg can decode.
@@ -103,6 +111,10 @@ class FileSource:
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(f"cannot decode {self.path}: not a video file FFmpeg can read")
+        if grayscale and _is_gray16(self._cap):
+            # Y16 / gray16le thermal video (radiometric counts): reopen without conversion to keep 16 bits
+            self._cap.release()
+            self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_CONVERT_RGB, 0])
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not math.isfinite(self.fps) or self.fps <= 0 or self.fps > 1000:
             self.fps = 0.0
@@ -208,6 +220,68 @@ class FileSource:
             self._cap.release()
 
     def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LoopingSource:
+    """A recorded source replayed end to end, forever, as if it were a live camera.
+
+    Used for soak runs and always-on demo cameras: each pass reopens the recording with its clock
+    continuing where the last pass stopped, so timestamps and frame indices keep increasing and
+    the tracker sees one long stream (people jump at the seam, and their tracks end there). A pass
+    that fails, or yields no frame, ends the loop with that status.
+
+    Args:
+        open_pass: opens one pass given its start time (``None``: the source's own default).
+        start_time: UTC epoch seconds of the first pass.
+    """
+
+    def __init__(self, open_pass: Callable[[float | None], FrameSource], start_time: float | None = None) -> None:
+        self._open_pass = open_pass
+        self._src = open_pass(start_time)
+        self.name = self._src.name
+        self.passes = 1
+        self._offset = 0          # frame indices of earlier passes
+        self._last: Frame | None = None
+        self._pass_frames = 0
+        self._status = SourceStatus("connected")
+
+    @property
+    def status(self) -> SourceStatus:
+        return self._status
+
+    def read(self) -> Frame | None:
+        if self._status.state != "connected":
+            return None
+        frame = self._src.read()
+        if frame is None:
+            state = self._src.status
+            if state.state != "ended" or self._pass_frames == 0 or self._last is None:
+                self._status = state if state.state != "connected" else SourceStatus("ended", "pass yielded nothing")
+                self.close()
+                return None
+            self._src.close()
+            self._offset = self._last.index + 1
+            self._src = self._open_pass(self._last.ts + 0.1)
+            self.passes += 1
+            self._pass_frames = 0
+            log.info("source %s: starting pass %d", self.name, self.passes)
+            frame = self._src.read()
+            if frame is None:
+                self._status = SourceStatus("failed", f"pass {self.passes} yielded no frame")
+                self.close()
+                return None
+        self._pass_frames += 1
+        self._last = Frame(frame.image, frame.ts, frame.index + self._offset)
+        return self._last
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> LoopingSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

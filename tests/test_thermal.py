@@ -204,3 +204,26 @@ def test_image_sequence_skips_a_corrupt_file_and_goes_on(tmp_path):
     assert frames == [0, 2] and src.bad_files == 1 and src.status.state == "ended"
     with pytest.raises(SourceError, match="no .png/.tif/.tiff"):
         ImageSequenceSource(tmp_path / "nothing-*.png")
+
+
+def test_16bit_y16_video_keeps_its_depth_through_a_thermal_camera(scene, tmp_path):
+    """A gray16 (Y16) FFV1 video, as radiometric recorders write it: replayed as raw counts, then AGC."""
+    from pipeline.modality_front import open_file_source
+    from pipeline.settings import CameraCfg
+
+    video = tmp_path / "y16.mkv"
+    rng = np.random.default_rng(4)
+    writer = cv2.VideoWriter(str(video), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 10.0,
+                             scene.frames[0].shape[::-1], [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U,
+                                                           cv2.VIDEOWRITER_PROP_IS_COLOR, 0])
+    raws = [to_raw(f, rng) for f in scene.frames[:12]]
+    for raw in raws:
+        writer.write(raw)
+    writer.release()
+    with open_file_source(CameraCfg(id="y16", source=str(video), modality="ir")) as source:
+        frames = list(iter(source.read, None))
+    assert len(frames) == 12 and all(f.image.dtype == np.uint16 and f.image.ndim == 2 for f in frames)
+    assert np.array_equal(frames[5].image, raws[5])                 # lossless, all 16 bits
+    det = heat_detector()
+    gray = ThermalDecoder("y16", ThermalCfg()).decode(frames[11].image)
+    assert matched(det.detect(gray).xyxy, det.detect(scene.frames[11]).xyxy, 0.8)
