@@ -30,7 +30,7 @@ from .detection.base import Detector
 from .detection.persistence import BehaviourGate
 from .messages import Clip
 from .settings import CameraCfg, DetectorCfg
-from .sources import FileSource, Frame
+from .sources import FileSource, Frame, FrameSource, LoopingSource
 from .thermal import GRAY_PALETTES, ImageSequenceSource, ThermalDecoder, is_image_sequence
 
 log = logging.getLogger(__name__)
@@ -59,17 +59,21 @@ def wants_gray_source(cam: CameraCfg) -> bool:
 
 
 def open_file_source(cam: CameraCfg, start_time: float | None = None, max_frames: int | None = None,
-                     sequence_fps: float = 10.0) -> FileSource | ImageSequenceSource:
-    """A recorded camera's source: an image sequence (directory or glob of PNG/TIFF, 16-bit kept) or a video file.
+                     sequence_fps: float = 10.0) -> FrameSource:
+    """A recorded camera's source: an image sequence (directory or glob of PNG/TIFF, 16-bit kept) or a video file,
+    replayed forever when the camera has ``loop: true``.
 
     Raises:
         SourceError: the file or sequence is missing or unreadable.
     """
-    if is_image_sequence(cam.source):
-        return ImageSequenceSource(cam.source, fps=sequence_fps, start_time=start_time, stride=cam.frame_stride,
-                                   max_frames=max_frames)
-    return FileSource(cam.source, start_time=start_time, stride=cam.frame_stride, realtime=cam.realtime,
-                      max_frames=max_frames, grayscale=wants_gray_source(cam))
+    def open_pass(pass_start: float | None) -> FileSource | ImageSequenceSource:
+        if is_image_sequence(cam.source):
+            return ImageSequenceSource(cam.source, fps=sequence_fps, start_time=pass_start, stride=cam.frame_stride,
+                                       max_frames=max_frames)
+        return FileSource(cam.source, start_time=pass_start, stride=cam.frame_stride, realtime=cam.realtime,
+                          max_frames=max_frames, grayscale=wants_gray_source(cam))
+
+    return LoopingSource(open_pass, start_time) if cam.loop else open_pass(start_time)
 
 
 class ModalityFront:

@@ -13,9 +13,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Literal, Protocol
 
 import cv2
@@ -252,6 +252,15 @@ class LoopingSource:
     @property
     def status(self) -> SourceStatus:
         return self._status
+
+    @property
+    def fps(self) -> float:
+        return float(getattr(self._src, "fps", 0.0) or 0.0)
+
+    @property
+    def expected_frames(self) -> None:
+        """A loop never ends: progress bars count without a total."""
+        return None
 
     def read(self) -> Frame | None:
         if self._status.state != "connected":
