@@ -347,6 +347,7 @@ class CameraCfg:
     detector: DetectorCfg | None = None   # None: the top-level detector section
     frame_stride: int = 1                  # process every n-th frame
     realtime: bool = False                 # pace file replay at the file's frame rate
+    loop: bool = False                     # replay a recorded file forever, as a live camera (soak, demos)
     detector_ir: DetectorCfg | None = None  # for infrared frames (ir, or auto at night); None: detector
     daynight: DayNightCfg = field(default_factory=DayNightCfg)      # auto cameras: colour vs infrared
     thermal: ThermalCfg = field(default_factory=ThermalCfg)         # ir cameras: how frames encode heat
