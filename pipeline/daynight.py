@@ -8,7 +8,10 @@ frame, ``classify`` turns them into ``rgb``, ``ir`` or undecided with a hysteres
 ``ModalityGate`` makes the per-camera decision stable:
 
 * a change must be seen for ``min_dwell_s`` (and ``min_dwell_frames``) before it counts, so
-  headlights, flicker and a passing shadow at dusk do not flap the camera;
+  headlights, flicker and a passing shadow at dusk do not flap the camera; while it is pending,
+  frames vote: an isolated frame of the old look does not cancel it (the camera hunts at dusk),
+  it is abandoned when frames of the old modality outnumber those of the new one, and confirmed
+  once the dwell has passed with at least twice as many votes for the new modality;
 * after a switch the camera holds its modality at least ``min_hold_s``;
 * while a change is pending the frames are held back (at most ``max_lookahead_frames``), then
   released all with the new modality (confirmed) or all with the old one (rejected). So every
@@ -165,7 +168,6 @@ class ModalityGate(Generic[P]):
         self.early_releases = 0              # pending frames released early because the lookahead was full
         self._held: deque[_Held[P]] = deque()
         self._pending_since: float | None = None   # ts of the first frame of the pending change
-        self._confirming = 0                       # frames of the pending change that voted for it
         self._last_switch_ts = -np.inf
 
     def push(self, payload: P, ts: float, frame: np.ndarray) -> list[ModalitySwitch | Released[P]]:
@@ -177,26 +179,25 @@ class ModalityGate(Generic[P]):
             out.append(self._switch(ts, _nearest(stats, self.cfg), [stats], initial=True))
             out.append(Released(payload, ts, self.modality))   # type: ignore[arg-type]
             return out
-        if not self._held:
-            if verdict is None or verdict == self.modality or ts - self._last_switch_ts < self.cfg.min_hold_s:
-                out.append(Released(payload, ts, self.modality))
-                return out
-        elif verdict == self.modality:
-            out.extend(self._release_held(self.modality))        # the change did not last: flicker
+        candidate = "ir" if self.modality == "rgb" else "rgb"
+        if not self._held and (verdict != candidate or ts - self._last_switch_ts < self.cfg.min_hold_s):
             out.append(Released(payload, ts, self.modality))
             return out
+        # a change is pending (or starts with this frame): hold the frame and count the votes
         self._held.append(_Held(payload, ts, stats, verdict))
-        candidate = "ir" if self.modality == "rgb" else "rgb"
         if self._pending_since is None:
             self._pending_since = ts
-        self._confirming += verdict == candidate
-        if (verdict == candidate and ts - self._pending_since >= self.cfg.min_dwell_s
-                and self._confirming >= self.cfg.min_dwell_frames):
+        votes_for = sum(h.verdict == candidate for h in self._held)
+        votes_against = sum(h.verdict == self.modality for h in self._held)
+        if votes_against > votes_for:
+            out.extend(self._release_held(self.modality))       # the old modality is back: it was flicker
+        elif (verdict == candidate and ts - self._pending_since >= self.cfg.min_dwell_s
+              and votes_for >= self.cfg.min_dwell_frames and votes_for >= 2 * votes_against):
             evidence = [h.stats for h in self._held if h.verdict == candidate]
             out.append(self._switch(self._held[0].ts, candidate, evidence))
             out.extend(self._release_held(candidate))
         elif len(self._held) > self.cfg.max_lookahead_frames:
-            out.extend(self._release_early())
+            out.extend(self._release_early(candidate))
         return out
 
     def flush(self) -> list[ModalitySwitch | Released[P]]:
@@ -230,21 +231,25 @@ class ModalityGate(Generic[P]):
         out = [Released(h.payload, h.ts, modality) for h in self._held]   # type: ignore[arg-type]
         self._held.clear()
         self._pending_since = None
-        self._confirming = 0
         return out
 
-    def _release_early(self) -> list[Released[P]]:
-        """Lookahead full: the oldest held frame leaves with the current modality.
+    def _release_early(self, candidate: str) -> list[Released[P]]:
+        """Lookahead full: the oldest held frames leave with the current modality.
 
         The pending change keeps counting from its first frame, so it is still confirmed after
-        the dwell; only its date moves to the oldest frame still held (the frames released
+        the dwell; its date moves to the oldest candidate frame still held (frames released
         early were processed as the old modality, counted in ``early_releases``).
         """
-        h = self._held.popleft()
-        self.early_releases += 1
-        log.debug("camera=%s lookahead full: frame at ts=%.3f released before the change was decided",
-                  self.camera_id, h.ts)
-        return [Released(h.payload, h.ts, self.modality)]   # type: ignore[arg-type]
+        out: list[Released[P]] = []
+        while self._held and (not out or self._held[0].verdict != candidate):
+            h = self._held.popleft()
+            out.append(Released(h.payload, h.ts, self.modality))   # type: ignore[arg-type]
+        self.early_releases += len(out)
+        if not self._held:
+            self._pending_since = None
+        log.debug("camera=%s lookahead full: %d frames released before the change was decided",
+                  self.camera_id, len(out))
+        return out
 
 
 def simulate_near_infrared(frame: np.ndarray, rng: np.random.Generator, noise_sigma: float = 5.0,

@@ -55,7 +55,7 @@ def write_video(path, frames) -> None:
 
 @pytest.fixture(scope="module")
 def footage(vtest_path, tmp_path_factory):
-    """120 real frames; dusk.avi turns near-infrared at frame 60, dawn.avi turns colour there."""
+    """120 real frames; dusk.avi turns near-infrared at frame 60 (with flicker around it), dawn.avi turns colour there."""
     cap = cv2.VideoCapture(str(vtest_path))
     day = []
     while len(day) < 2 * SWITCH_FRAME:
@@ -66,7 +66,12 @@ def footage(vtest_path, tmp_path_factory):
     rng = np.random.default_rng(11)
     night = [simulate_near_infrared(f, rng) for f in day]
     d = tmp_path_factory.mktemp("daynight")
-    write_video(d / "dusk.avi", day[:SWITCH_FRAME] + night[SWITCH_FRAME:])
+    dusk = day[:SWITCH_FRAME] + night[SWITCH_FRAME:]
+    for i in (40, 46, 52):            # dusk flicker: the camera tries infrared for a frame, then goes back
+        dusk[i] = night[i]
+    for i in (70, 84):                # ... and briefly shows colour again after the switch
+        dusk[i] = day[i]
+    write_video(d / "dusk.avi", dusk)
     write_video(d / "dawn.avi", night[:SWITCH_FRAME] + day[SWITCH_FRAME:])
     return d
 
