@@ -65,13 +65,17 @@ def main() -> int:
     ap.add_argument("--test-identities", type=int, default=40)
     ap.add_argument("--data-seed", type=int, default=7)
     ap.add_argument("--epochs", type=int, help="override the config's epochs (same for every variant)")
+    ap.add_argument("--seed", type=int, help="override the config's training seed (same for every variant)")
     ap.add_argument("--only", nargs="*", help="run only these variants")
+    ap.add_argument("--collect-only", action="store_true", help="train nothing; tabulate finished runs")
     ap.add_argument("--out", default=str(ROOT / "bench-out" / "vvi_synth.json"))
     args = ap.parse_args()
 
     cfg = load_config(TrainCfg, args.config)
     if args.epochs:
         cfg = dataclasses.replace(cfg, epochs=args.epochs)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
     torch.set_num_threads(max(1, cfg.threads))
     data = Path(args.data)
     synth = SynthCfg(num_identities=args.identities, num_test_identities=args.test_identities, seed=args.data_seed)
@@ -83,22 +87,32 @@ def main() -> int:
     meta = json.loads((data / "synth.json").read_text())
     print(ds.summary())
 
-    results = {}
+    runs = Path(args.out).parent / Path(args.out).stem / "runs"      # bench-out/vvi_synth/runs by default
+    stamp = {"config": dataclasses.asdict(cfg), "synth": dataclasses.asdict(synth)}
     for name, vcfg in variants(cfg).items():
-        if args.only and name not in args.only:
+        if args.collect_only or (args.only and name not in args.only):
             continue
         t0 = time.monotonic()
-        trainer = Trainer(vcfg, ds, Path(args.out).parent / "vvi_synth" / "runs" / name)
+        trainer = Trainer(vcfg, ds, runs / name)
         trainer.fit(evaluate=False)                       # same budget for all; evaluate once at the end
         train_s = time.monotonic() - t0
         res = trainer.evaluate()
-        results[name] = {"train_seconds": round(train_s, 1), **res.to_dict()}
+        row = {"train_seconds": round(train_s, 1), **res.to_dict()}
         for d in res.directions():
-            results[name][d.name].pop("cmc")
+            row[d.name].pop("cmc")
+        (runs / name / "result.json").write_text(json.dumps({"stamp": stamp, "result": row}, default=list))
         print(f"{name:<14} trained in {train_s / 60:.1f} min  "
               + "  ".join(f"{d.name} R1 {100 * d.rank(1):.1f} mAP {100 * d.mAP:.1f}" for d in res.directions()),
               flush=True)
 
+    # the table holds every variant trained with this exact config and data (runs may be split with --only)
+    results = {}
+    for name in variants(cfg):
+        f = runs / name / "result.json"
+        if f.is_file():
+            saved = json.loads(f.read_text())
+            if saved["stamp"] == json.loads(json.dumps(stamp, default=list)):
+                results[name] = saved["result"]
     head = f"{'model':<14}{'IR→RGB R1':>11}{'mAP':>7}{'RGB→IR R1':>11}{'mAP':>7}{'train min':>11}"
     print("\n" + head + "\n" + "-" * len(head))
     for name, r in results.items():
