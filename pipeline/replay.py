@@ -94,7 +94,7 @@ def parse_camera_spec(text: str, stride: int = 1, realtime: bool = False) -> Cam
 
 def with_camera_settings(cameras: Sequence[CameraCfg], configured: Sequence[CameraCfg]) -> list[CameraCfg]:
     """Cameras given on the command line, with the per-camera sections of the config camera of the
-    same id (its detector, e.g. its own confidence threshold; its infrared detector, day/night,
+    same id (its detector, e.g. its own confidence threshold; its tracker; its infrared detector, day/night,
     thermal and persistence settings); no cameras given: the config's."""
     if not cameras:
         return list(configured)
@@ -104,6 +104,7 @@ def with_camera_settings(cameras: Sequence[CameraCfg], configured: Sequence[Came
         conf = by_id.get(c.id)
         if conf is not None:
             c = replace(c, detector=c.detector or conf.detector, detector_ir=c.detector_ir or conf.detector_ir,
+                        tracker=c.tracker or conf.tracker,
                         daynight=conf.daynight, thermal=conf.thermal, persistence=conf.persistence)
         out.append(c)
     return out
@@ -177,7 +178,7 @@ class Replay:
                         detectors[det_cfg] = create_detector(det_cfg)  # a background model belongs to one camera
                     mine[det_cfg] = detectors[det_cfg]
                 first = initial_modality(c.cfg)
-                c.proc = CameraProcessor(c.cfg.id, first, mine[det_cfgs[first]], cfg.tracker, cfg.clips,
+                c.proc = CameraProcessor(c.cfg.id, first, mine[det_cfgs[first]], c.cfg.tracker or cfg.tracker, cfg.clips,
                                          self.bus, STREAM_CLIPS, self.run_id)
                 c.front = ModalityFront(c.cfg, c.proc, {m: mine[d] for m, d in det_cfgs.items()})
         except BaseException:

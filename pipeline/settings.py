@@ -345,6 +345,7 @@ class CameraCfg:
     source: str
     modality: CameraModality = "rgb"       # auto: a day/night camera, decided per frame (docs/daynight.md)
     detector: DetectorCfg | None = None   # None: the top-level detector section
+    tracker: TrackerCfg | None = None     # None: the top-level tracker section (incl. relinking)
     frame_stride: int = 1                  # process every n-th frame
     realtime: bool = False                 # pace file replay at the file's frame rate
     loop: bool = False                     # replay a recorded file forever, as a live camera (soak, demos)

@@ -83,3 +83,18 @@ def test_benchmark_runs_the_yolo_path_with_a_random_model(vtest_path, pets_gt_pa
     assert 0.0 <= row["recall"] <= 1.0 and row["e2e_fps"] > 0  # a random model may find nobody
     sheet = bench.contact_sheet(vtest_path, read_mot(row["mot_file"]), read_mot(pets_gt_path), tmp_path / "s.png", 3)
     assert sheet.is_file()
+
+
+def test_a_camera_can_have_its_own_tracker_settings(vtest_path, tmp_path):
+    from pipeline.config import from_dict
+
+    cfg = from_dict(XreidCfg, {"cameras": [
+        {"id": "plain", "source": str(vtest_path)},
+        {"id": "norelink", "source": str(vtest_path), "tracker": {"kind": "botsort", "relink": {"enabled": False}}},
+    ]})
+    replay = Replay(cfg, cfg.cameras, ReplayOptions(out_dir=tmp_path, max_frames=1, progress=False))
+    procs = {c.cfg.id: c.proc for c in replay._cams}
+    assert procs["plain"].relinker is not None and procs["plain"].tracker.cfg.kind == "bytetrack"
+    assert procs["norelink"].relinker is None and procs["norelink"].tracker.cfg.kind == "botsort"
+    assert procs["plain"].detector is not procs["norelink"].detector  # background models are per camera
+    replay.run()

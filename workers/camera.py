@@ -82,7 +82,7 @@ class CameraRunner:
         det_cfgs = detector_cfgs(cam, cfg.detector)  # one detector per modality of the camera's frames
         detectors = {d: create_detector(d) for d in set(det_cfgs.values())}
         first = initial_modality(cam)
-        self.proc = CameraProcessor(cam.id, first, detectors[det_cfgs[first]], cfg.tracker, cfg.clips, bus,
+        self.proc = CameraProcessor(cam.id, first, detectors[det_cfgs[first]], cam.tracker or cfg.tracker, cfg.clips, bus,
                                     STREAM_CLIPS, run_id)
         # thermal decoding and day/night switching in front of the processor (pipeline/modality_front.py)
         self.front = ModalityFront(cam, self.proc, {m: detectors[d] for m, d in det_cfgs.items()})
