@@ -112,6 +112,9 @@ class CameraProcessor:
         dets = self.detector.detect(image)
         t1 = time.perf_counter()
         tracked = self.tracker.update(dets, image)
+        attend = getattr(self.detector, "attend", None)  # motion-region detectors also search where tracks are
+        if attend is not None:
+            attend(tracked.xyxy)
         if self.relinker is not None:  # fragments of one person continue one id; ended ids are the relinker's
             tracked = self.relinker.update(tracked, image, self.tracker.active_ids())
             st.relinks = self.relinker.relinks

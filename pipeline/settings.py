@@ -45,6 +45,7 @@ class MotionCfg:
     warmup_frames: int = 5         # search whole frames until the background has seen this many
     full_frame_every: int = 0      # also search the whole frame every n-th frame (0: never)
     min_foreground: float = 0.0    # drop boxes with a smaller share of moving pixels once warm (0: keep all)
+    search_tracks: bool = True     # also search around the tracker's current tracks (people who stop walking)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 1.0:

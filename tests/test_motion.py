@@ -98,3 +98,19 @@ def test_motion_config_rejects_unknown_keys_and_bad_margin_scale():
         from_dict(XreidCfg, {"detector": {"motion": {"roi_margins": 0.3}}})
     with pytest.raises(ConfigError, match="detector.hog_margin_scale"):
         from_dict(XreidCfg, {"detector": {"hog_margin_scale": 0}})
+
+
+@pytest.mark.parametrize("search_tracks", [True, False])
+def test_tracks_are_searched_even_when_nothing_moves(search_tracks):
+    """A person who stops walking fades into the background; the tracker's boxes keep them searched."""
+    det = MotionHogDetector(DetectorCfg(motion=MotionCfg(warmup_frames=2, search_tracks=search_tracks)))
+    still = _scene(0)
+    for _ in range(4):
+        det.detect(still)
+    assert det.searched_fraction == 0.0  # warm, and nothing moves: nothing to search
+    det.attend(np.array([[100, 80, 130, 170]], np.float32))
+    det.detect(still)
+    assert bool(det.searched_fraction > 0.0) is search_tracks
+    det.reset()
+    det.detect(still)
+    assert det.searched_fraction == 1.0  # a reset model is cold again: whole frame

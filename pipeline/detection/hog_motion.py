@@ -23,7 +23,7 @@ import numpy as np
 from ..settings import DetectorCfg
 from .base import Detections, as_bgr, nms
 from .box_calibration import BoxCalibration, margin_to_score
-from .motion import ForegroundModel
+from .motion import ForegroundModel, merge_overlapping
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,23 @@ class MotionHogDetector:
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.searched_fraction = 0.0  # share of the last frame's pixels that were searched
+        self._attended = np.zeros((0, 4), np.float32)
+
+    def attend(self, xyxy: np.ndarray) -> None:
+        """Also search around these boxes in the next frame (the tracker's current tracks).
+
+        A person who stands still fades into the background model; searching where tracks are
+        keeps them detected for as long as the tracker holds them.
+        """
+        self._attended = np.asarray(xyxy, np.float32).reshape(-1, 4).copy()
 
     def detect(self, image: np.ndarray) -> Detections:
         bgr = as_bgr(image)
         h, w = bgr.shape[:2]
         self.foreground.update(bgr)
         regions = self.foreground.regions()
+        if self.cfg.motion.search_tracks and len(self._attended) and self.foreground.warm:
+            regions = merge_overlapping(np.concatenate([regions, self._grow(self._attended, w, h)]))
         windows, margins = [], []
         searched = 0.0
         # a region must hold at least one upscaled window (plus HOG's padding) to be searched
@@ -75,6 +86,16 @@ class MotionHogDetector:
             dets = dets[self.foreground.fraction(dets.xyxy) >= self.cfg.motion.min_foreground]
         return dets
 
+    def _grow(self, xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Person boxes -> search regions: back to the detector's window, plus the motion margin."""
+        bw, bh = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
+        mx = bw * (0.5 / self.calibration.width - 0.5) + self.cfg.motion.roi_margin * bh
+        my = bh * (0.5 / self.calibration.height - 0.5) + self.cfg.motion.roi_margin * bh
+        out = np.stack([xyxy[:, 0] - mx, xyxy[:, 1] - my, xyxy[:, 2] + mx, xyxy[:, 3] + my], axis=1)
+        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+        return out.astype(np.float32)
+
     def _search(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw HOG windows ((K, 4) xyxy crop pixels) and their margins in one region."""
         up = self.cfg.hog_upscale
@@ -93,6 +114,7 @@ class MotionHogDetector:
 
     def reset(self) -> None:
         self.foreground.reset()
+        self._attended = np.zeros((0, 4), np.float32)
 
 
 def _grow_to(boxes: np.ndarray, min_w: float, min_h: float, width: int, height: int) -> np.ndarray:
