@@ -68,15 +68,20 @@ class _Ready:
     crops: list[np.ndarray]
 
 
-def decode_crops(clip: Clip, seq_len: int, min_px: int, max_px: int) -> list[np.ndarray]:
+def decode_crops(clip: Clip, max_frames: int, min_px: int, max_px: int) -> list[np.ndarray]:
     """The clip's crops as RGB uint8 HxWx3 arrays; raises ``PoisonClip`` with the reason.
 
+    A clip need not have exactly the model's T crops: the encoder samples T evenly (with
+    repetition for short clips, XREID.md), so cameras configured for another T still get
+    embeddings. Only a clip longer than any camera would cut is refused.
+
     Args:
-        seq_len: the encoder's T; a clip of another length is refused.
+        max_frames: the most crops a clip may carry.
         min_px, max_px: accepted crop side lengths.
     """
-    if clip.seq_len != seq_len:
-        raise PoisonClip("wrong_seq_len", f"clip {clip.clip_id} has {clip.seq_len} crops, the encoder takes {seq_len}")
+    if clip.seq_len > max_frames:
+        raise PoisonClip("wrong_seq_len", f"clip {clip.clip_id} has {clip.seq_len} crops, at most {max_frames} "
+                                          f"are accepted (reid.max_clip_frames)")
     crops = []
     for i, jpeg in enumerate(clip.frames):
         img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # thermal gray -> 3 equal channels
@@ -151,7 +156,7 @@ class ReidStage:
         for msg in msgs:
             try:
                 clip = Clip.from_bytes(msg.data)
-                crops = decode_crops(clip, self.encoder.seq_len, self.cfg.min_crop_px, self.cfg.max_crop_px)
+                crops = decode_crops(clip, self.cfg.max_clip_frames, self.cfg.min_crop_px, self.cfg.max_crop_px)
                 ready.append(_Ready(msg, clip, crops))
             except PoisonClip as e:
                 self._dead(msg, e.code, str(e))

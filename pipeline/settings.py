@@ -436,12 +436,13 @@ class ReidCfg:
     idle_block_ms: int = 200        # how long one step waits for a first clip
     min_crop_px: int = 8            # crops smaller than this on a side are poison ("bad_shape")
     max_crop_px: int = 4096         # ... and larger than this
+    max_clip_frames: int = 64       # clips of 1..this many crops are sampled to the model's T; longer are poison
     # training camera index of deployed cameras that were in training: "cam" or, for a day/night
     # camera, "cam:rgb" / "cam:ir" (pipeline/camera_index.py); others get their modality's mean embedding
     camera_index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "idle_block_ms", "min_crop_px", "max_crop_px"):
+        for name in ("max_batch", "idle_block_ms", "min_crop_px", "max_crop_px", "max_clip_frames"):
             _positive(f"reid.{name}", getattr(self, name))
         bad = sorted(k for k, v in self.camera_index.items() if not isinstance(v, int) or v < 0)
         if bad:

@@ -83,7 +83,7 @@ def test_batching_preserves_per_clip_results_with_tiny_xreid():
     assert _drain(stage) == [4, 2]
     got = _embeddings(bus)
     for c in clips:
-        alone = enc.encode([decode_crops(c, enc.seq_len, 8, 4096)], [c.modality], [c.camera_id])[0]
+        alone = enc.encode([decode_crops(c, 64, 8, 4096)], [c.modality], [c.camera_id])[0]
         np.testing.assert_allclose(got[c.clip_id].vector, alone, atol=1e-5)
         assert got[c.clip_id].vector.shape == (enc.embed_dim,) and got[c.clip_id].model_id == "xreid_tiny@test"
 
@@ -94,7 +94,7 @@ def test_poison_clips_are_dead_lettered_with_reasons_and_the_worker_goes_on():
     broken_jpeg = b"\xff\xd8\xff\xe0" + b"\x00garbage" * 20
     poison = {
         "undecodable_jpeg": make_clip("cam1", "p1", 0, frames=(broken_jpeg,) * 4),
-        "wrong_seq_len": make_clip("cam1", "p2", 0, t=3),
+        "wrong_seq_len": make_clip("cam1", "p2", 0, t=ReidCfg().max_clip_frames + 1),
         "bad_shape": make_clip("cam1", "p3", 0, frames=(jpeg(paint_person(4, 2, 0, "rgb")),) * 4),
         "encoder_error": make_clip("cam1", "p4", identity=9),
     }
@@ -129,7 +129,7 @@ def test_reid_stage_over_redis_streams_with_controlled_test_encoder(redis_server
         clips = [make_clip("cam1", f"u{i}", identity=i % 5) for i in range(7)]
         for c in clips:
             bus.publish(STREAM_CLIPS, c.to_bytes())
-        bus.publish(STREAM_CLIPS, make_clip("cam1", "bad", 0, t=2).to_bytes())
+        bus.publish(STREAM_CLIPS, make_clip("cam1", "bad", 0, t=ReidCfg().max_clip_frames + 1).to_bytes())
         stage = ReidStage(bus, CodeEncoder(), ReidCfg(max_batch=3, max_wait_ms=0), consumer="w1")
         assert sum(_drain(stage)) == 8
         assert set(_embeddings(bus)) == {c.clip_id for c in clips}
@@ -149,3 +149,26 @@ def test_stale_pending_clips_of_a_dead_worker_are_reclaimed():
     assert stage.step(block_ms=0).published == 1
     assert set(_embeddings(bus)) == {c.clip_id}
     assert bus.pending(STREAM_CLIPS, GROUP_REID) == 0
+
+
+def test_clips_of_another_length_than_the_models_t_are_embedded_by_even_sampling():
+    """Cameras configured for T=8 still feed a T=4 model: the encoder samples T crops evenly."""
+    import torch
+
+    from models.xreid import create_model
+    from models.xreid.encoder import ReidEncoder
+
+    torch.manual_seed(0)
+    enc = ReidEncoder.from_model(create_model("xreid_tiny"), "xreid_tiny@test", device="cpu")
+    bus = MemoryBus()
+    clips = [make_clip("cam1", "long", 1, t=enc.seq_len * 2), make_clip("cam1", "short", 2, t=1)]
+    for c in clips:
+        bus.publish(STREAM_CLIPS, c.to_bytes())
+    stage = ReidStage(bus, enc, ReidCfg(max_batch=8, max_wait_ms=0))
+    assert stage.step(block_ms=0).published == 2
+    got = _embeddings(bus)
+    assert set(got) == {c.clip_id for c in clips}
+    long_crops = decode_crops(clips[0], 64, 8, 4096)
+    alone = enc.encode([long_crops], ["rgb"], ["cam1"])[0]
+    np.testing.assert_allclose(got[clips[0].clip_id].vector, alone, atol=1e-5)
+    assert bus.dead_letters(STREAM_CLIPS) == []
