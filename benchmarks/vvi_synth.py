@@ -11,12 +11,16 @@ HITSZ-VCM protocol in both directions:
   xreid-no-cpc  X-ReID without the prototype loss
   xreid-no-mii  X-ReID without MII (only the CLIP branch is trained and embedded; CPC kept)
 
-Prints a table and writes ``bench-out/vvi_synth.json``. The tiny model is randomly initialised
-(no CLIP weights can be downloaded here), so absolute numbers say little about the real
-benchmarks; the comparison between rows is the point.
+With ``--seeds`` every variant is trained once per seed and the table shows mean ± std over
+seeds: at this budget single runs differ by a few queries, so one seed cannot rank the rows.
+Prints a table and writes ``bench-out/vvi_synth.json`` (per-run results included). The tiny model
+is randomly initialised (no CLIP weights can be downloaded here), so absolute numbers say little
+about the real benchmarks; the comparison between rows is the point.
 
-    .venv/bin/python benchmarks/vvi_synth.py                 # ~25 min on 2 shared cores
-    .venv/bin/python benchmarks/vvi_synth.py --epochs 4      # quick look
+    .venv/bin/python benchmarks/vvi_synth.py                          # one seed, 4 models, ~10-20 min on 2 shared cores
+    .venv/bin/python benchmarks/vvi_synth.py --seeds 7 8 9 10 11      # five seeds
+    .venv/bin/python benchmarks/vvi_synth.py --seeds 7 8 --only xreid baseline   # split runs across processes,
+    .venv/bin/python benchmarks/vvi_synth.py --seeds 7 8 --collect-only         # then tabulate them
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +70,8 @@ def main() -> int:
     ap.add_argument("--test-identities", type=int, default=40)
     ap.add_argument("--data-seed", type=int, default=7)
     ap.add_argument("--epochs", type=int, help="override the config's epochs (same for every variant)")
-    ap.add_argument("--seed", type=int, help="override the config's training seed (same for every variant)")
+    ap.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the config's); each seed trains "
+                    "every variant, the table reports the mean and spread over seeds")
     ap.add_argument("--only", nargs="*", help="run only these variants")
     ap.add_argument("--collect-only", action="store_true", help="train nothing; tabulate finished runs")
     ap.add_argument("--out", default=str(ROOT / "bench-out" / "vvi_synth.json"))
@@ -74,8 +80,6 @@ def main() -> int:
     cfg = load_config(TrainCfg, args.config)
     if args.epochs:
         cfg = dataclasses.replace(cfg, epochs=args.epochs)
-    if args.seed is not None:
-        cfg = dataclasses.replace(cfg, seed=args.seed)
     torch.set_num_threads(max(1, cfg.threads))
     data = Path(args.data)
     synth = SynthCfg(num_identities=args.identities, num_test_identities=args.test_identities, seed=args.data_seed)
@@ -88,43 +92,61 @@ def main() -> int:
     print(ds.summary())
 
     runs = Path(args.out).parent / Path(args.out).stem / "runs"      # bench-out/vvi_synth/runs by default
-    stamp = {"config": dataclasses.asdict(cfg), "synth": dataclasses.asdict(synth)}
-    for name, vcfg in variants(cfg).items():
-        if args.collect_only or (args.only and name not in args.only):
-            continue
-        t0 = time.monotonic()
-        trainer = Trainer(vcfg, ds, runs / name)
-        trainer.fit(evaluate=False)                       # same budget for all; evaluate once at the end
-        train_s = time.monotonic() - t0
-        res = trainer.evaluate()
-        row = {"train_seconds": round(train_s, 1), **res.to_dict()}
-        for d in res.directions():
-            row[d.name].pop("cmc")
-        (runs / name / "result.json").write_text(json.dumps({"stamp": stamp, "result": row}, default=list))
-        print(f"{name:<14} trained in {train_s / 60:.1f} min  "
-              + "  ".join(f"{d.name} R1 {100 * d.rank(1):.1f} mAP {100 * d.mAP:.1f}" for d in res.directions()),
-              flush=True)
+    seeds = args.seeds or [cfg.seed]
+    results: dict[str, dict[str, dict]] = {}
+    for seed in seeds:
+        scfg = dataclasses.replace(cfg, seed=seed)
+        stamp = json.loads(json.dumps({"config": dataclasses.asdict(scfg), "synth": dataclasses.asdict(synth)},
+                                      default=list))
+        for name, vcfg in variants(scfg).items():
+            run_dir = runs / f"seed{seed}" / name
+            if not args.collect_only and not (args.only and name not in args.only):
+                t0 = time.monotonic()
+                trainer = Trainer(vcfg, ds, run_dir)
+                trainer.fit(evaluate=False)                   # same budget for all; evaluate once at the end
+                train_s = time.monotonic() - t0
+                res = trainer.evaluate()
+                row = {"train_seconds": round(train_s, 1), **res.to_dict()}
+                for d in res.directions():
+                    row[d.name].pop("cmc")
+                (run_dir / "result.json").write_text(json.dumps({"stamp": stamp, "result": row}))
+                print(f"seed {seed} {name:<14} trained in {train_s / 60:.1f} min  "
+                      + "  ".join(f"{d.name} R1 {100 * d.rank(1):.1f} mAP {100 * d.mAP:.1f}" for d in res.directions()),
+                      flush=True)
+            # the table holds every run made with this exact config, seed and data (runs may be split with --only)
+            f = run_dir / "result.json"
+            if f.is_file():
+                saved = json.loads(f.read_text())
+                if saved["stamp"] == stamp:
+                    results.setdefault(name, {})[str(seed)] = saved["result"]
 
-    # the table holds every variant trained with this exact config and data (runs may be split with --only)
-    results = {}
-    for name in variants(cfg):
-        f = runs / name / "result.json"
-        if f.is_file():
-            saved = json.loads(f.read_text())
-            if saved["stamp"] == json.loads(json.dumps(stamp, default=list)):
-                results[name] = saved["result"]
-    head = f"{'model':<14}{'IR→RGB R1':>11}{'mAP':>7}{'RGB→IR R1':>11}{'mAP':>7}{'train min':>11}"
+    def stat(name: str, direction: str, metric: str) -> tuple[float, float]:
+        vals = np.array([100 * r[direction][metric] for r in results[name].values()])
+        return float(vals.mean()), float(vals.std())
+
+    head = (f"{'model':<14}{'seeds':>6}{'IR→RGB R1':>14}{'mAP':>13}{'RGB→IR R1':>14}{'mAP':>13}{'train min':>11}")
     print("\n" + head + "\n" + "-" * len(head))
-    for name, r in results.items():
-        a, b = r["ir_to_rgb"], r["rgb_to_ir"]
-        print(f"{name:<14}{100 * a['rank1']:>11.2f}{100 * a['mAP']:>7.2f}{100 * b['rank1']:>11.2f}{100 * b['mAP']:>7.2f}"
-              f"{r['train_seconds'] / 60:>11.1f}")
+    summary = {}
+    for name in variants(cfg):
+        if name not in results:
+            continue
+        cells = {}
+        line = f"{name:<14}{len(results[name]):>6}"
+        for direction in ("ir_to_rgb", "rgb_to_ir"):
+            for metric in ("rank1", "mAP"):
+                m, sd = stat(name, direction, metric)
+                cells[f"{direction}_{metric}"] = {"mean": m, "std": sd}
+                line += f"{m:>8.2f} ±{sd:>4.1f}" if metric == "rank1" else f"{m:>7.2f} ±{sd:>4.1f}"
+        minutes = np.mean([r["train_seconds"] for r in results[name].values()]) / 60
+        line += f"{minutes:>11.1f}"
+        summary[name] = cells
+        print(line)
     report = {
         "benchmark": "vvi_synth",
         "protocol": "HITSZ-VCM rules on held-out synthetic identities; both directions",
         "data": {"synth": dataclasses.asdict(synth), "train_pids": meta["train_pids"], "test_pids": meta["test_pids"]},
-        "config": args.config, "epochs": cfg.epochs, "iters_per_epoch": cfg.iters_per_epoch, "seed": cfg.seed,
-        "threads": cfg.threads, "machine": platform.platform(), "results": results,
+        "config": args.config, "epochs": cfg.epochs, "iters_per_epoch": cfg.iters_per_epoch, "seeds": seeds,
+        "threads": cfg.threads, "machine": platform.platform(), "summary_percent": summary, "runs": results,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
