@@ -151,7 +151,7 @@ def main() -> int:
     store = tmp / "soak.sqlite"
     env = {**os.environ, "XREID_REDIS_URL": url, "XREID_LOG_LEVEL": "WARNING"}
     if args.checkpoint:
-        # cameras must cut clips of the model's T, or the re-ID worker dead-letters them (wrong_seq_len)
+        # cameras cut clips of the model's T, so no crop is encoded for nothing
         from models.xreid import load_checkpoint
 
         env["XREID_CLIPS__SEQ_LEN"] = str(load_checkpoint(args.checkpoint).cfg.seq_len)

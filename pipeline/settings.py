@@ -195,7 +195,7 @@ class ApiCfg:
     port: int = 8000
     token: str | None = None
     store_path: str | None = None            # None: the store section's path
-    checkpoint: str | None = None            # re-ID checkpoint for image search; None: search by track id only
+    checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: int = 8 * 1024 * 1024  # per uploaded image
     max_upload_files: int = 8                # images per search request
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
@@ -428,7 +428,7 @@ class RtspCfg:
 class ReidCfg:
     """Re-ID stage: dynamic batching of clips into the encoder."""
 
-    checkpoint: str | None = None   # X-ReID checkpoint; None: `xreid replay/demo` need --checkpoint
+    checkpoint: str | None = None   # X-ReID checkpoint; None: the committed tiny model (models.weights)
     device: str = "auto"            # auto | cpu | cuda[:n]
     amp: bool = True                # autocast (bf16/fp16) on GPU
     max_batch: int = 32             # clips per encoder call

@@ -43,8 +43,8 @@ def server(replayed, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "wb") as err:
-        # the replay ran without a checkpoint (untrained tiny model): the same encoder makes image search work
-        proc = subprocess.Popen([*XREID, "serve", "--store", str(replayed), "--port", str(port), "--untrained-encoder"],
+        # replay and serve both default to the committed tiny model, so image search meets the replay's gallery
+        proc = subprocess.Popen([*XREID, "serve", "--store", str(replayed), "--port", str(port)],
                                 cwd=REPO,
                                 env={**os.environ, "XREID_API__TOKEN": TOKEN}, stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"
@@ -110,7 +110,7 @@ def test_dashboard_shows_identities_and_a_cross_camera_timeline(server, tmp_path
             expect(page.locator("#search-results h2")).to_contain_text("nearest identit")
             page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
 
-            # search by uploading an image (an untrained model ranks arbitrarily: check the flow, not the rank)
+            # search by uploading an image (the tiny synthetic-trained model ranks real people poorly: check the flow, not the rank)
             crop = tmp_path / "crop.jpg"
             crop.write_bytes(httpx.get(server + detail["timeline"][0]["thumbnail_url"], headers=AUTH).content)
             page.goto(f"{server}/#/search")

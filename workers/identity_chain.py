@@ -17,17 +17,21 @@ UNTRAINED_ID = "xreid_tiny@untrained-seed0"
 
 
 def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True,
-                 camera_index: dict[str, int] | None = None) -> Any:
-    """The X-ReID encoder of ``checkpoint``; None: an UNTRAINED tiny model (plumbing only, loudly).
+                 camera_index: dict[str, int] | None = None, untrained: bool = False) -> Any:
+    """The X-ReID encoder of ``checkpoint``; None: the committed synthetic-trained tiny model.
 
     Args:
         camera_index: ``reid.camera_index`` (cameras that were in training), expanded here.
+        untrained: with no checkpoint, a random-initialised tiny model instead (plumbing only, loudly).
     """
     from models.errors import WeightsNotFound
+    from models.weights import DEFAULT_CHECKPOINT
     from pipeline.camera_index import expand_camera_index
 
     index = expand_camera_index(camera_index or {})
-
+    if checkpoint is None and not untrained and DEFAULT_CHECKPOINT.is_file():
+        log.info("re-ID model: the committed synthetic-trained %s", DEFAULT_CHECKPOINT.name)
+        checkpoint = str(DEFAULT_CHECKPOINT)
     if checkpoint is not None:
         from models.xreid.encoder import ReidEncoder
 
@@ -39,8 +43,7 @@ def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True,
     from models.xreid import create_model
     from models.xreid.encoder import ReidEncoder
 
-    log.warning("no re-ID checkpoint given: using an UNTRAINED xreid_tiny model; identities will not be meaningful "
-                "(pass --checkpoint PATH)")
+    log.warning("re-ID with an UNTRAINED xreid_tiny model: identities will not be meaningful (pass --checkpoint PATH)")
     torch.manual_seed(0)
     return ReidEncoder.from_model(create_model("xreid_tiny"), UNTRAINED_ID, device="cpu", camera_index=index)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 
 def add_worker_args(p: argparse.ArgumentParser, metrics_port: int) -> None:
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reid-worker", help="re-ID worker: clips from Redis -> X-ReID embeddings (distributed mode)",
                        description="Consume clips from the Redis clips stream in the 'reid' group, embed them in "
                                    "dynamic batches and publish embeddings. Run several for throughput.")
-    p.add_argument("--checkpoint", default=None, help="X-ReID checkpoint (default reid.checkpoint from --config)")
+    p.add_argument("--checkpoint", default=None, help="X-ReID checkpoint (default reid.checkpoint from --config, else the committed synthetic-trained tiny model)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:n] (default reid.device)")
     add_worker_args(p, metrics_port=9102)
     p.set_defaults(func=run)
@@ -40,6 +41,7 @@ def load_worker_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from models.errors import ConfigError
+    from models.weights import DEFAULT_CHECKPOINT
     from models.xreid.encoder import ReidEncoder
     from pipeline.bus import create_bus
     from pipeline.camera_index import expand_camera_index
@@ -51,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_worker_config(args)
     shutdown = Shutdown().install()
     url = resolve_redis_url(args.redis, os.environ, cfg.bus.url)
-    checkpoint = args.checkpoint or cfg.reid.checkpoint
-    if not checkpoint:
-        raise ConfigError("reid-worker needs an X-ReID checkpoint: --checkpoint PATH or reid.checkpoint in --config")
+    checkpoint = args.checkpoint or cfg.reid.checkpoint or str(DEFAULT_CHECKPOINT)
+    if not Path(checkpoint).is_file():
+        raise ConfigError(f"X-ReID checkpoint not found: {checkpoint} (pass --checkpoint PATH or reid.checkpoint)")
     device = args.device or cfg.reid.device
     # training cameras by camera (or camera:modality, for day/night cameras); the rest are unseen
     encoder = ReidEncoder.from_checkpoint(checkpoint, device=device, amp=cfg.reid.amp, max_batch=cfg.reid.max_batch,

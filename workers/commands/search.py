@@ -12,12 +12,12 @@ from .tracks import add_store_arg, open_store
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="nearest identities to person images or to a track",
                        description="--image crops of ONE person (1..T images, one clip) are embedded with "
-                                   "--checkpoint; --track uses a stored track's embedding (uid or number).")
+                                   "--checkpoint (default: the committed synthetic-trained tiny model); --track uses a stored track's embedding (uid or number).")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", nargs="+", metavar="PATH", help="person crop image(s) of one person")
     src.add_argument("--track", metavar="ID", help="a stored track: its track_uid or number")
     p.add_argument("--modality", choices=("rgb", "ir"), default="rgb", help="modality of --image (default rgb)")
-    p.add_argument("--checkpoint", help="X-ReID checkpoint for --image (must be the model the store was built with)")
+    p.add_argument("--checkpoint", help="X-ReID checkpoint for --image (the model the store was built with; default: the committed tiny model)")
     p.add_argument("--device", default="cpu", help="encoder device for --image (default cpu)")
     p.add_argument("-k", type=int, default=5, help="identities to return (default 5)")
     add_store_arg(p)
@@ -59,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
                 raise StoreError(f"no embedded track {args.track!r} in {store.path}")
             model_id, vector = found
         else:
-            if not args.checkpoint:
-                raise ConfigError("--image needs --checkpoint (the re-ID model the store was built with)")
             from workers.identity_chain import load_encoder
 
             crops = _read_images(args.image)

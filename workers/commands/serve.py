@@ -20,11 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", help="store file (default: api.store_path, else store.path = xreid-out/xreid.sqlite)")
     p.add_argument("--host", help="bind address (default: api.host = 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default: api.port = 8000)")
-    p.add_argument("--checkpoint", help="X-ReID checkpoint for image search (default: api.checkpoint; none: search "
-                                        "by track id only)")
+    p.add_argument("--checkpoint", help="X-ReID checkpoint for image search (default: api.checkpoint, else the "
+                                        "committed synthetic-trained tiny model that replay/demo use by default)")
     p.add_argument("--untrained-encoder", action="store_true",
-                   help="image search with the UNTRAINED tiny model that replay/demo use when given no checkpoint, "
-                        "so their store can be searched by image (plumbing only: scores mean nothing)")
+                   help="image search with an UNTRAINED tiny model instead (plumbing only: scores mean nothing)")
+    p.add_argument("--no-image-search", action="store_true", help="load no encoder: search by track id only")
     p.add_argument("--device", default="cpu", help="device of the image-search encoder: cpu, cuda, auto (default cpu)")
     p.set_defaults(func=run)
 
@@ -49,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     encoder = None
     if api.checkpoint and args.untrained_encoder:
         raise ConfigError("--untrained-encoder and a checkpoint (--checkpoint / api.checkpoint) exclude each other")
-    if api.checkpoint or args.untrained_encoder:
+    if api.checkpoint or args.untrained_encoder or not args.no_image_search:
         from workers.identity_chain import load_encoder
 
-        encoder = load_encoder(api.checkpoint, device=args.device)
+        # no checkpoint: the committed model replay and demo use by default, so their stores are searchable
+        encoder = load_encoder(api.checkpoint, device=args.device, untrained=args.untrained_encoder)
         log.info("image search with %s", encoder.model_id)
     app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery)
     host = f"[{api.host}]" if ":" in api.host else api.host
