@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from models.data.synth import SynthCfg, write_synth_vcm  # noqa: E402
 from models.data.vcm import load_vcm  # noqa: E402
 from models.train import TrainCfg, Trainer  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from pipeline.config import from_dict, load_config  # noqa: E402
 
 BASELINE_MODEL = {"sie_coe": 0.0, "mii_long_term": "off", "mii_cross_modality": False}
 
@@ -60,6 +60,22 @@ def variants(cfg: TrainCfg) -> dict[str, TrainCfg]:
         "xreid-no-mii": with_({"mii_long_term": "off", "mii_cross_modality": False}, branches="clip",
                               cross_modal_weight=0.0),
     }
+
+
+def run_stamp(vcfg: TrainCfg, synth: SynthCfg) -> dict:
+    """What a saved run must match to be tabulated: its variant's effective config and the data."""
+    return json.loads(json.dumps({"variant_config": dataclasses.asdict(vcfg), "synth": dataclasses.asdict(synth)},
+                                 default=list))
+
+
+def saved_run_stamp(saved: dict, name: str) -> dict:
+    """The ``run_stamp`` of a saved run. Older runs were stamped with the seed's base config; their
+    variant's config is rebuilt from it, so a base-config change that a variant overrides anyway
+    (``loss.cpc_weight`` for baseline and xreid-no-cpc) does not discard them."""
+    if "variant_config" in saved:
+        return saved
+    base = from_dict(TrainCfg, saved["config"], source="result.json")
+    return run_stamp(variants(base)[name], SynthCfg(**saved["synth"]))
 
 
 def main() -> int:
@@ -96,9 +112,8 @@ def main() -> int:
     results: dict[str, dict[str, dict]] = {}
     for seed in seeds:
         scfg = dataclasses.replace(cfg, seed=seed)
-        stamp = json.loads(json.dumps({"config": dataclasses.asdict(scfg), "synth": dataclasses.asdict(synth)},
-                                      default=list))
         for name, vcfg in variants(scfg).items():
+            stamp = run_stamp(vcfg, synth)
             run_dir = runs / f"seed{seed}" / name
             if not args.collect_only and not (args.only and name not in args.only):
                 t0 = time.monotonic()
@@ -117,7 +132,7 @@ def main() -> int:
             f = run_dir / "result.json"
             if f.is_file():
                 saved = json.loads(f.read_text())
-                if saved["stamp"] == stamp:
+                if saved_run_stamp(saved["stamp"], name) == stamp:
                     results.setdefault(name, {})[str(seed)] = saved["result"]
 
     def stat(name: str, direction: str, metric: str) -> tuple[float, float]:
