@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import FrameType
+from typing import Any
 
 from models.errors import BusError, ConfigError
 from pipeline.bus import Bus
@@ -126,3 +127,54 @@ class Periodic:
         if now - self._last >= self.every_s:
             self._last = now
             self.fn()
+
+
+class StageMonitor:
+    """Between-step bookkeeping of a worker that consumes one stream for one group.
+
+    The re-ID and matcher workers share it: the loop calls ``beat`` after every step, which
+    records liveness, feeds new batch latencies into ``latency``, trims acked entries and probes
+    the group's backlog now and then; ``backlog`` and ``liveness`` are read by the metrics and
+    health threads.
+
+    Args:
+        counters: the stage's counters (``batches`` and ``latencies_s`` are read).
+        latency: the Prometheus histogram of batch latencies.
+        trim_every_s: how often acked entries are trimmed (0: never).
+    """
+
+    def __init__(self, bus: Bus, stream: str, group: str, counters: Any, latency: Any, trim_every_s: float) -> None:
+        self.bus, self.stream, self.group, self.counters, self.latency = bus, stream, group, counters, latency
+        self.last_beat = time.monotonic()
+        self._backlog = {"lag": 0, "pending": 0}
+        self._seen_batches = 0
+        self._lock = threading.Lock()
+        self._trim = Periodic(trim_every_s, lambda: bus.trim_acked(stream))
+        self._probe = Periodic(2.0, self._measure_backlog)
+
+    def _measure_backlog(self) -> None:
+        lag, pending = self.bus.lag(self.stream, self.group), self.bus.pending(self.stream, self.group)
+        with self._lock:
+            self._backlog = {"lag": lag, "pending": pending}
+
+    def beat(self) -> None:
+        self.last_beat = time.monotonic()
+        new = self.counters.batches - self._seen_batches
+        if new > 0:
+            for seconds in list(self.counters.latencies_s)[-new:]:
+                self.latency.observe(seconds)
+            self._seen_batches = self.counters.batches
+        self._trim.tick()
+        self._probe.tick()
+
+    def backlog(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._backlog)
+
+    def liveness(self) -> tuple[str, float, dict[str, object]]:
+        """(status, seconds since the last step, bus health). A minute without a step is a hang,
+        unless the step is waiting out a Redis outage (degraded: restarting would not help)."""
+        stale = time.monotonic() - self.last_beat
+        bus = bus_health(self.bus)
+        status = "degraded" if not bus["bus_reachable"] else "ok" if stale < 60 else "failed"
+        return status, stale, bus

@@ -8,8 +8,6 @@ redelivers instead of losing; redelivered clips are recognised and only acked.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -20,7 +18,7 @@ from pipeline.camera_status import CameraStatusSink
 from pipeline.matcher.stage import MatcherStage
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from pipeline.store import Store
-from workers.lifecycle import Periodic, Shutdown, bus_health, bus_samples, run_loop
+from workers.lifecycle import Shutdown, StageMonitor, bus_samples, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +39,11 @@ class MatcherWorker:
                  trim_every_s: float = 10.0) -> None:
         self.bus, self.stage, self.store, self.shutdown, self.consumer = bus, stage, store, shutdown, consumer
         self.statuses = CameraStatusSink(bus, store, consumer, stage.claim_idle_ms)
-        self.last_beat = time.monotonic()
-        self.backlog = {"lag": 0, "pending": 0}
-        self._seen_batches = 0
-        self._lock = threading.Lock()
         self.registry = CollectorRegistry()
         self.latency = Histogram("xreid_matcher_batch_latency_seconds", "read -> commit -> ack time of one batch",
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(SnapshotCollector(self.samples))
-        self._trim = Periodic(trim_every_s, lambda: bus.trim_acked(STREAM_EMBEDDINGS))
-        self._probe = Periodic(2.0, self._measure_backlog)
-
-    def _measure_backlog(self) -> None:
-        lag = self.bus.lag(STREAM_EMBEDDINGS, GROUP_MATCHER)
-        pending = self.bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER)
-        with self._lock:
-            self.backlog = {"lag": lag, "pending": pending}
-
-    def _heartbeat(self) -> None:
-        self.last_beat = time.monotonic()
-        c = self.stage.counters
-        new = c.batches - self._seen_batches
-        if new > 0:
-            for seconds in list(c.latencies_s)[-new:]:
-                self.latency.observe(seconds)
-            self._seen_batches = c.batches
-        self._trim.tick()
-        self._probe.tick()
+        self.monitor = StageMonitor(bus, STREAM_EMBEDDINGS, GROUP_MATCHER, self.stage.counters, self.latency, trim_every_s)
 
     def _step(self) -> None:
         self.stage.step()
@@ -86,9 +62,7 @@ class MatcherWorker:
                          "embeddings sent to the dead-letter stream, by reason")
         buckets, total = histogram_from_counts(c.batch_sizes, BATCH_BOUNDS)
         yield Sample("xreid_matcher_batch_size", total, "histogram", {}, "embeddings per store transaction", buckets)
-        with self._lock:
-            backlog = dict(self.backlog)
-        for kind, value in backlog.items():
+        for kind, value in self.monitor.backlog().items():
             yield Sample("xreid_embeddings_backlog", value, "gauge", {"kind": kind},
                          "embeddings stream backlog of the matcher group")
         yield Sample("xreid_camera_status_saved_total", self.statuses.saved, "counter", {},
@@ -96,9 +70,7 @@ class MatcherWorker:
         yield from bus_samples(self.bus, "matcher")
 
     def health(self) -> Health:
-        stale = time.monotonic() - self.last_beat
-        bus = bus_health(self.bus)
-        status = "degraded" if not bus["bus_reachable"] else "ok" if stale < 60 else "failed"
+        status, stale, bus = self.monitor.liveness()
         return Health(status, {"worker": "matcher", "consumer": self.consumer, "store": self.store.path,
                                "since_last_step_s": round(stale, 1), **bus,
                                "snapshot": self.stage.counters.snapshot()})
@@ -107,7 +79,7 @@ class MatcherWorker:
         """Match until SIGTERM; the batch in hand is committed and acked first. Returns 0."""
         log.info("matcher %s consuming %s into %s", self.consumer, STREAM_EMBEDDINGS, self.store.path)
         try:
-            run_loop(self._step, self.shutdown, self._heartbeat, "matcher", transient=(BusError, StoreError))
+            run_loop(self._step, self.shutdown, self.monitor.beat, "matcher", transient=(BusError, StoreError))
         finally:
             if metrics is not None:
                 metrics.stop()

@@ -8,7 +8,6 @@ entries pending and another worker reclaims them after ``bus.claim_idle_ms``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 
@@ -18,7 +17,7 @@ from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
 from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from pipeline.reid_stage import Encoder, ReidStage
 from pipeline.settings import XreidCfg
-from workers.lifecycle import Periodic, Shutdown, bus_health, bus_samples, run_loop
+from workers.lifecycle import Shutdown, StageMonitor, bus_samples, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +40,11 @@ class ReidWorker:
         self.bus, self.cfg, self.consumer, self.shutdown = bus, cfg, consumer, shutdown
         self.stage = ReidStage(bus, encoder, cfg.reid, consumer=consumer, claim_idle_ms=cfg.bus.claim_idle_ms)
         self.started = time.monotonic()
-        self.last_beat = time.monotonic()
-        self.backlog = {"lag": 0, "pending": 0}
-        self._seen_batches = 0
         self.registry = CollectorRegistry()
         self.latency = Histogram("xreid_reid_batch_latency_seconds", "read -> ack time of one batch",
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(SnapshotCollector(self.samples))
-        self._trim = Periodic(cfg.bus.trim_every_s, lambda: bus.trim_acked(STREAM_CLIPS))
-        self._probe = Periodic(2.0, self._measure_backlog)
-        self._lock = threading.Lock()
-
-    def _measure_backlog(self) -> None:
-        lag, pending = self.bus.lag(STREAM_CLIPS, GROUP_REID), self.bus.pending(STREAM_CLIPS, GROUP_REID)
-        with self._lock:
-            self.backlog = {"lag": lag, "pending": pending}
-
-    def _heartbeat(self) -> None:
-        self.last_beat = time.monotonic()
-        c = self.stage.counters
-        new = c.batches - self._seen_batches
-        if new > 0:
-            for seconds in list(c.latencies_s)[-new:]:
-                self.latency.observe(seconds)
-            self._seen_batches = c.batches
-        self._trim.tick()
-        self._probe.tick()
+        self.monitor = StageMonitor(bus, STREAM_CLIPS, GROUP_REID, self.stage.counters, self.latency, cfg.bus.trim_every_s)
 
     def samples(self) -> Iterator[Sample]:
         c = self.stage.counters
@@ -78,18 +56,12 @@ class ReidWorker:
                          "clips sent to the dead-letter stream, by reason")
         buckets, total = histogram_from_counts(c.batch_sizes, BATCH_BOUNDS)
         yield Sample("xreid_reid_batch_size", total, "histogram", {}, "clips per encoder batch", buckets)
-        with self._lock:
-            backlog = dict(self.backlog)
-        for kind, value in backlog.items():
+        for kind, value in self.monitor.backlog().items():
             yield Sample("xreid_clips_backlog", value, "gauge", {"kind": kind}, "clips stream backlog of the reid group")
         yield from bus_samples(self.bus, "reid")
 
     def health(self) -> Health:
-        stale = time.monotonic() - self.last_beat
-        bus = bus_health(self.bus)
-        # a step waits at most idle_block_ms + max_wait_ms plus encoding; a minute without one is a hang,
-        # unless the step is waiting out a Redis outage (degraded: restarting would not help)
-        status = "degraded" if not bus["bus_reachable"] else "ok" if stale < 60 else "failed"
+        status, stale, bus = self.monitor.liveness()
         return Health(status, {"worker": "reid", "consumer": self.consumer, "since_last_step_s": round(stale, 1),
                                **bus, "snapshot": self.stage.counters.snapshot()})
 
@@ -97,7 +69,7 @@ class ReidWorker:
         """Process batches until SIGTERM; the batch in hand is finished and acked. Returns 0."""
         log.info("reid worker %s consuming %s (group %s)", self.consumer, STREAM_CLIPS, GROUP_REID)
         try:
-            run_loop(self.stage.step, self.shutdown, self._heartbeat, "reid worker")
+            run_loop(self.stage.step, self.shutdown, self.monitor.beat, "reid worker")
         finally:
             if metrics is not None:
                 metrics.stop()
