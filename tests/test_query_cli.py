@@ -124,3 +124,21 @@ def test_missing_store_is_a_one_line_error(tmp_path, capsys):
     assert main(["tracks", "--store", str(tmp_path / "none.sqlite")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no store at" in err
+
+
+def test_output_cut_short_by_the_reader_is_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from pipeline.store import Store, TrackRow
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        for i in range(3000):
+            store.upsert_track(TrackRow(f"cam1-{i}", "cam1", "rgb", float(i), float(i) + 1, 10, 1))
+    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "tracks", "--store", str(path), "--limit", "3000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
