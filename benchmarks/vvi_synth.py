@@ -54,9 +54,9 @@ def variants(cfg: TrainCfg) -> dict[str, TrainCfg]:
         return dataclasses.replace(cfg, model=m, loss=dataclasses.replace(cfg.loss, **loss))
 
     return {
-        "baseline": with_(BASELINE_MODEL, branches="clip", cpc_weight=0.0, cross_modal_weight=0.0),
+        "baseline": with_(BASELINE_MODEL, branches="clip", cpc_weight=0.0, cpc_start_epoch=0, cross_modal_weight=0.0),
         "xreid": cfg,
-        "xreid-no-cpc": with_(cpc_weight=0.0),
+        "xreid-no-cpc": with_(cpc_weight=0.0, cpc_start_epoch=0),
         "xreid-no-mii": with_({"mii_long_term": "off", "mii_cross_modality": False}, branches="clip",
                               cross_modal_weight=0.0),
     }
@@ -71,9 +71,10 @@ def run_stamp(vcfg: TrainCfg, synth: SynthCfg) -> dict:
 def saved_run_stamp(saved: dict, name: str) -> dict:
     """The ``run_stamp`` of a saved run. Older runs were stamped with the seed's base config; their
     variant's config is rebuilt from it, so a base-config change that a variant overrides anyway
-    (``loss.cpc_weight`` for baseline and xreid-no-cpc) does not discard them."""
+    (``loss.cpc_weight`` for baseline and xreid-no-cpc) does not discard them. A saved variant config is
+    re-read with today's defaults, so a key added since (``loss.cpc_start_epoch``) compares at its default."""
     if "variant_config" in saved:
-        return saved
+        return run_stamp(from_dict(TrainCfg, saved["variant_config"], source="result.json"), SynthCfg(**saved["synth"]))
     base = from_dict(TrainCfg, saved["config"], source="result.json")
     return run_stamp(variants(base)[name], SynthCfg(**saved["synth"]))
 

@@ -11,6 +11,7 @@ import torch
 
 from models.data.synth import SynthCfg, write_synth_vcm
 from models.data.vcm import load_vcm
+from models.errors import ConfigError
 from models.train import TrainCfg, Trainer
 from models.train.losses import triplet_loss
 from models.train.optim import lr_factor
@@ -62,6 +63,32 @@ def test_resume_continues_where_it_stopped(synth_root, tmp_path):
         assert torch.equal(a[k], b[k]), k
     rows = (tmp_path / "resumed" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+
+
+def test_cpc_waits_for_its_start_epoch(synth_root, tmp_path):
+    torch.set_num_threads(1)
+    base = _cfg(epochs=2, iters_per_epoch=2, eval_period=0)
+    cfg = dataclasses.replace(base, loss=dataclasses.replace(base.loss, cpc_weight=1.0, cpc_start_epoch=1))
+    trainer = Trainer(cfg, _dataset(synth_root), tmp_path)
+    assert trainer.use_cpc and not trainer.cpc_active
+    trainer.fit(evaluate=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert "loss_cpc" not in rows[0]                      # epoch 0 (before the start): no CPC term at all
+    assert rows[1]["loss_cpc"] > 0                        # from the start epoch on it is in the objective
+    assert trainer.model.cpc.rgb.prototypes.abs().sum() > 0   # and its memories were built
+
+
+def test_cpc_start_epoch_is_validated():
+    base = _cfg()
+    with pytest.raises(ConfigError):
+        dataclasses.replace(base.loss, cpc_start_epoch=-1)
+    with pytest.raises(ConfigError):
+        dataclasses.replace(base.loss, cpc_start_epoch=1.5)
+    with pytest.raises(ConfigError):                      # CPC weighted but never started
+        dataclasses.replace(base, loss=dataclasses.replace(base.loss, cpc_weight=1.0, cpc_start_epoch=base.epochs))
+    off = dataclasses.replace(base, loss=dataclasses.replace(base.loss, cpc_weight=0.0, cpc_start_epoch=base.epochs))
+    assert off.loss.cpc_start_epoch == base.epochs        # no CPC: the start epoch does not matter
 
 
 def test_batch_hard_triplet_on_a_hand_example():

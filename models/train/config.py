@@ -60,6 +60,7 @@ class LossSection:
     triplet_weight: float = 1.0
     frame_id_weight: float = 1.0             # applied as weight / T, like the reference
     cpc_weight: float = 1.0                  # 0 disables CPC (ablation)
+    cpc_start_epoch: int = 0                 # 0-based epoch CPC (and its memories) starts at; 0 = reference
     cross_modal_weight: float = 1.0          # paper's cross-modality constraint on MII's CII output
 
     def __post_init__(self) -> None:
@@ -68,6 +69,9 @@ class LossSection:
         if min(self.id_weight, self.triplet_weight, self.frame_id_weight, self.cpc_weight,
                self.cross_modal_weight, self.triplet_margin) < 0:
             raise ConfigError("loss weights and triplet_margin must be >= 0")
+        if isinstance(self.cpc_start_epoch, bool) or not isinstance(self.cpc_start_epoch, int) \
+                or self.cpc_start_epoch < 0:
+            raise ConfigError(f"loss.cpc_start_epoch must be an integer >= 0, got {self.cpc_start_epoch!r}")
 
 
 @dataclass(frozen=True)
@@ -125,3 +129,6 @@ class TrainCfg:
             raise ConfigError("epochs >= 1, iters_per_epoch >= 0, eval_period >= 0, checkpoint_period >= 1")
         if self.eval_batch_size < 1 or self.threads < 0:
             raise ConfigError("eval_batch_size >= 1 and threads >= 0")
+        if self.loss.cpc_weight > 0 and self.loss.cpc_start_epoch >= self.epochs:
+            raise ConfigError(f"loss.cpc_start_epoch {self.loss.cpc_start_epoch} >= epochs {self.epochs}: CPC would "
+                              "never run; set loss.cpc_weight 0 to disable it")

@@ -111,6 +111,8 @@ class Trainer:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.use_cpc = cfg.loss.cpc_weight > 0 and self.model.cpc is not None
+        # set per epoch in fit (use_cpc and epoch >= loss.cpc_start_epoch); this is its value at epoch 0
+        self.cpc_active = self.use_cpc and cfg.loss.cpc_start_epoch == 0
         self.start_epoch = 0
         self.last_eval = None
 
@@ -171,7 +173,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = self.model(frames, modality, cams)
-        terms = xreid_loss(out, pids, modality, self.seq_len, self.cfg.loss, self.model.cpc if self.use_cpc else None)
+        terms = xreid_loss(out, pids, modality, self.seq_len, self.cfg.loss,
+                           self.model.cpc if self.cpc_active else None)
         self.scaler.scale(terms["total"]).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -205,7 +208,10 @@ class Trainer:
             t0 = time.monotonic()
             torch.manual_seed(cfg.seed * 100003 + epoch)
             self.train_set.reseed(cfg.seed * 100003 + epoch)
-            if self.use_cpc:
+            # CPC pulls sequences toward prototypes built from the current model; with loss.cpc_start_epoch
+            # it (and the memory rebuild) waits until a randomly initialised model has formed features.
+            self.cpc_active = self.use_cpc and epoch >= cfg.loss.cpc_start_epoch
+            if self.cpc_active:
                 self.init_prototypes()
             lr = self.optimizer.param_groups[0]["lr"]
             sums: dict[str, float] = {}
