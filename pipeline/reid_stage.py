@@ -15,7 +15,6 @@ deterministic and the matcher folds each clip into its track once.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pipeline.camera_index import camera_key
 from pipeline.messages import Clip, Embedding
 from pipeline.settings import ReidCfg
 from pipeline.stage_counters import StageCounters
+from pipeline.stage_loop import StageLoop
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def decode_crops(clip: Clip, max_frames: int, min_px: int, max_px: int) -> list[
     return crops
 
 
-class ReidStage:
+class ReidStage(StageLoop):
     """Consume ``Clip``s, publish ``Embedding``s.
 
     Args:
@@ -218,15 +218,3 @@ class ReidStage:
     def poll(self) -> int:
         """Embedded mode: embed whatever clips are ready, without waiting; returns how many were read."""
         return self.step(block_ms=0, wait_ms=0).consumed
-
-    def drain(self) -> int:
-        """Embedded mode: embed every clip left on the bus."""
-        total = 0
-        while n := self.poll():
-            total += n
-        return total
-
-    def run(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set; the batch in hand is always finished (SIGTERM-friendly)."""
-        while not stop.is_set():
-            self.step()

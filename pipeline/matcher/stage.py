@@ -12,7 +12,6 @@ into its track is recognised by its segment and only acked.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus, Message
 from pipeline.messages import Embedding
 from pipeline.settings import MatcherCfg
 from pipeline.stage_counters import StageCounters
+from pipeline.stage_loop import StageLoop
 from pipeline.store import Store
 
 from . import records
@@ -37,7 +37,7 @@ class StepResult:
     dead_lettered: int
 
 
-class MatcherStage:
+class MatcherStage(StageLoop):
     """Consume ``Embedding``s, link them, persist, ack.
 
     Args:
@@ -100,15 +100,3 @@ class MatcherStage:
     def poll(self) -> int:
         """Embedded mode: link whatever embeddings are ready, without waiting."""
         return self.step(block_ms=0).consumed
-
-    def drain(self) -> int:
-        """Embedded mode: link every embedding left on the bus."""
-        total = 0
-        while n := self.poll():
-            total += n
-        return total
-
-    def run(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set; the batch in hand is always finished (SIGTERM-friendly)."""
-        while not stop.is_set():
-            self.step()
