@@ -330,13 +330,7 @@ class RedisBus:
 
     def lag(self, stream: str, group: str) -> int:
         def query(r: redis.Redis) -> int:
-            try:
-                groups = r.xinfo_groups(stream)
-            except redis.ResponseError as e:
-                if "no such key" in str(e):
-                    return 0
-                raise
-            for g in groups:
+            for g in _groups(r, stream):
                 if _s(g["name"]) != group:
                     continue
                 if g.get("lag") is not None:
@@ -357,12 +351,7 @@ class RedisBus:
         without groups is left alone (nobody has consumed anything).
         """
         def query(r: redis.Redis) -> int:
-            try:
-                groups = r.xinfo_groups(stream)
-            except redis.ResponseError as e:
-                if "no such key" in str(e):
-                    return 0
-                raise
+            groups = _groups(r, stream)
             if not groups:
                 return 0
             bounds = []
@@ -402,3 +391,13 @@ def _parse_id(entry_id: str) -> tuple[int, int]:
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _groups(r: redis.Redis, stream: str) -> list[dict]:
+    """``XINFO GROUPS`` of ``stream``; a stream that does not exist has none."""
+    try:
+        return r.xinfo_groups(stream)
+    except redis.ResponseError as e:
+        if "no such key" in str(e):
+            return []
+        raise
