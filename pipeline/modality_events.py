@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from models.errors import ContractError, StoreError
 
 from .daynight import ModalitySwitch
-from .store import Store
+from .store import Store, where_clause
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +52,11 @@ def record_switch(store: Store, event: ModalitySwitch) -> None:
 def list_switches(store: Store, camera_id: str | None = None, t_from: float | None = None,
                   t_to: float | None = None) -> list[ModalitySwitch]:
     """Stored events, oldest first, optionally for one camera and a time range."""
-    where, params = [], []
-    if camera_id is not None:
-        where.append("camera_id = ?")
-        params.append(camera_id)
-    if t_from is not None:
-        where.append("ts >= ?")
-        params.append(float(t_from))
-    if t_to is not None:
-        where.append("ts <= ?")
-        params.append(float(t_to))
+    where, params = where_clause([("camera_id = ?", camera_id),
+                                  ("ts >= ?", None if t_from is None else float(t_from)),
+                                  ("ts <= ?", None if t_to is None else float(t_to))])
     sql = ("SELECT camera_id, ts, from_modality, to_modality, saturation, correlation FROM modality_events"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY camera_id, ts")
+           + where + " ORDER BY camera_id, ts")
     out = []
     for cam, ts, frm, to, sat, corr in store.execute(sql, params):
         try:

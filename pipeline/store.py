@@ -334,23 +334,22 @@ class Store:
         self.close()
 
 
+def where_clause(conditions: Sequence[tuple[str, object | None]]) -> tuple[str, list[object]]:
+    """`` WHERE a AND b`` (or ``""``) and its parameters, from ``(sql, value)`` pairs; ``None`` values are left out.
+
+    Each ``sql`` holds one ``?`` for its value, so filters stay parameterised.
+    """
+    kept = [(sql, value) for sql, value in conditions if value is not None]
+    if not kept:
+        return "", []
+    return " WHERE " + " AND ".join(sql for sql, _ in kept), [value for _, value in kept]
+
+
 def _filters(camera_id: str | None, modality: str | None, t_from: float | None,
              t_to: float | None) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if camera_id is not None:
-        clauses.append("camera_id = ?")
-        params.append(camera_id)
-    if modality is not None:
-        clauses.append("modality = ?")
-        params.append(modality)
-    if t_from is not None:
-        clauses.append("t_end >= ?")
-        params.append(float(t_from))
-    if t_to is not None:
-        clauses.append("t_start <= ?")
-        params.append(float(t_to))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    return where_clause([("camera_id = ?", camera_id), ("modality = ?", modality),
+                         ("t_end >= ?", None if t_from is None else float(t_from)),
+                         ("t_start <= ?", None if t_to is None else float(t_to))])
 
 
 def _track(r: Sequence[object]) -> TrackRow:

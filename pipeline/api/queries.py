@@ -22,6 +22,7 @@ from urllib.parse import quote
 import numpy as np
 
 from models.errors import StoreError
+from pipeline.store import where_clause
 
 log = logging.getLogger(__name__)
 
@@ -177,19 +178,8 @@ class Snapshot:
 
     @staticmethod
     def _where(f: TrackFilter) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for col, value in (("camera_id", f.camera_id), ("modality", f.modality), ("pid", f.identity_id)):
-            if value is not None:
-                clauses.append(f"{col} = ?")
-                params.append(value)
-        if f.t_from is not None:
-            clauses.append("t_end >= ?")
-            params.append(f.t_from)
-        if f.t_to is not None:
-            clauses.append("t_start <= ?")
-            params.append(f.t_to)
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+        return where_clause([("camera_id = ?", f.camera_id), ("modality = ?", f.modality), ("pid = ?", f.identity_id),
+                             ("t_end >= ?", f.t_from), ("t_start <= ?", f.t_to)])
 
     def tracks(self, f: TrackFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         """One page of tracks, newest first, and the total matching the filter.
