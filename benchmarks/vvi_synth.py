@@ -141,8 +141,9 @@ def tables(results: dict[str, dict[str, dict]], names: list[str]) -> tuple[str, 
 
     paired: dict[str, dict] = {}
     if "baseline" in results:
-        head = f"{'minus baseline':<14}{'seeds':>6}{'IR→RGB R1':>16}{'mAP':>15}{'RGB→IR R1':>16}{'mAP':>15}"
-        lines += ["", head + "   (mean ± std of per-seed differences, points; [seeds ahead/seeds])", "-" * len(head)]
+        head = f"{'vs baseline':<14}{'seeds':>6}{'IR→RGB R1':>20}{'mAP':>20}{'RGB→IR R1':>20}{'mAP':>20}"
+        lines += ["", "paired with the baseline: mean ± std of per-seed differences in points, [seeds ahead/seeds]",
+                  head, "-" * len(head)]
         for name in names:
             if name == "baseline" or name not in results:
                 continue

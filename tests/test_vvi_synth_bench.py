@@ -39,7 +39,7 @@ def test_paired_table_differences_and_seeds_ahead():
     assert paired["xreid"]["ir_to_rgb_mAP"]["seeds_ahead"] == 1       # -1 and +5
     assert paired["xreid"]["rgb_to_ir_rank1"]["seeds_ahead"] == 1     # a tie (0) is not ahead
     assert abs(summary["xreid"]["rgb_to_ir_mAP"]["mean"] - 100 * (0.25 + 0.30 + 0.9) / 3) < 1e-9
-    assert "minus baseline" in text and "[2/2]" in text
+    assert "vs baseline" in text and "[2/2]" in text
 
 
 def test_benchmark_trains_in_parallel_then_reuses_finished_runs(tmp_path):
