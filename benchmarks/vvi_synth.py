@@ -22,8 +22,8 @@ benchmark resumes (``--retrain`` to redo them). Prints both tables and writes
 (no CLIP weights can be downloaded here), so absolute numbers say little about the real
 benchmarks; the comparison between rows is the point.
 
-    .venv/bin/python benchmarks/vvi_synth.py --jobs 2                          # one seed, 4 models, ~20 min on 2 cores
-    .venv/bin/python benchmarks/vvi_synth.py --seeds 7 8 9 --jobs 2            # three seeds, ~1 h
+    .venv/bin/python benchmarks/vvi_synth.py --jobs 2                          # one seed, 4 models, ~15 min on 2 cores
+    .venv/bin/python benchmarks/vvi_synth.py --seeds 7 8 9 --jobs 2            # three seeds, ~45 min
     .venv/bin/python benchmarks/vvi_synth.py --seeds 7 8 9 --collect-only      # tabulate finished runs
 """
 
@@ -198,7 +198,6 @@ def main() -> int:
     ds = load_vcm(data, min_seq_len=cfg.data.min_seq_len, num_cameras=cfg.data.num_cameras, name="synth")
     meta = json.loads((data / "synth.json").read_text())
     print(ds.summary())
-    del ds
 
     runs = Path(args.out).parent / Path(args.out).stem / "runs"      # bench-out/vvi_synth/runs by default
     seeds = args.seeds or [cfg.seed]
