@@ -51,7 +51,7 @@ from pipeline.replay import Replay, ReplayOptions, parse_camera_spec  # noqa: E4
 from pipeline.settings import DetectorCfg, XreidCfg  # noqa: E402
 from pipeline.sources import FileSource  # noqa: E402
 
-GT_PATH = ROOT.parent / "shared" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
+GT_PATH = ROOT / "tests" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
 README_REFERENCE = {"detector": "hog full 1.6x", "tracker": "greedy IoU (README)", "idf1": 0.36, "mota": 0.58,
                     "num_switches": 51, "recall": 0.83, "precision": 0.79, "e2e_fps": 3.0}
 COLUMNS = (("config", 10), ("detector", 16), ("tracker", 20), ("IDF1", 6), ("MOTA", 6), ("MOTP", 6), ("IDsw", 5),

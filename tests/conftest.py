@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.footage import default_cache_dir, ensure_vtest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# PETS09-S2L1 ground truth for frames 1-400, shipped with the tests (source and licence in its README).
+PETS_GT = Path(__file__).resolve().parent / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
 
 
 def free_port() -> int:
@@ -94,7 +95,6 @@ def vtest_path() -> Path:
 
 @pytest.fixture(scope="session")
 def pets_gt_path() -> Path:
-    path = SHARED_DATA / "pets09-s2l1" / "gt-0001-0400.txt"
-    if not path.is_file():
-        raise RuntimeError(f"shared ground truth missing at {path}")
-    return path
+    if not PETS_GT.is_file():
+        raise RuntimeError(f"ground truth missing at {PETS_GT}")
+    return PETS_GT
