@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.config import load_config
+from pipeline.rtsp import is_rtsp_url
+from pipeline.settings import XreidCfg
 from workers.cli import build_parser
 from workers.site import SiteCfg, site_processes
 
@@ -63,6 +66,41 @@ def test_kubernetes_example_runs_documented_xreid_commands():
     for dep in deployments:
         for container in dep["spec"]["template"]["spec"]["containers"]:
             _parses([a.replace("$(REDIS_PASSWORD)", "x") for a in container["args"]])
+
+
+def test_compose_restarts_a_crashed_camera_but_not_a_finished_one():
+    """Exit 0 means the camera worker finished for good (docs/distributed.md): ``on-failure`` leaves it down."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["camera"]["restart"] == "on-failure"
+    for name in ("redis", "reid", "matcher", "api"):  # services never finish: restarted whatever their status
+        assert services[name]["restart"] == "unless-stopped", name
+
+
+def test_kubernetes_runs_recordings_as_a_job_that_is_not_rerun_after_exit_0():
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "xreid.yaml").read_text()) if d]
+    jobs = [d for d in docs if d["kind"] == "Job"]
+    assert len(jobs) == 1
+    pod = jobs[0]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "OnFailure" and jobs[0]["spec"]["backoffLimit"] >= 1
+    (container,) = pod["containers"]
+    args = [a.replace("$(REDIS_PASSWORD)", "x") for a in container["args"]]
+    _parses(args)
+    assert args[0] == "camera"
+    # the config it mounts (the README's configmap command) holds recordings only: no live or looping source
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["footage"]["persistentVolumeClaim"]["claimName"] in claims
+    assert "configs/recordings.example.yaml" in (ROOT / "deploy" / "k8s" / "xreid.yaml").read_text()
+    cfg = load_config(XreidCfg, ROOT / "configs" / "recordings.example.yaml")
+    assert cfg.cameras and all(not is_rtsp_url(c.source) and not c.loop for c in cfg.cameras)
+
+
+def test_example_site_file_keeps_services_running_after_the_cameras_finish():
+    site = load_config(SiteCfg, ROOT / "configs" / "site.yaml")
+    assert site.exit_when_cameras_finish is False and site.drain_timeout_s > 0
+    camera = site_processes(site)[0]
+    assert camera.name == "camera" and camera.may_finish
+    assert not any(s.may_finish for s in site_processes(site)[1:]), "services are restarted on any exit"
 
 
 @pytest.mark.parametrize("reid_workers", [0, 3])

@@ -55,3 +55,39 @@ def test_missing_executable_is_failed_not_crash():
     sup.start()
     assert sup.children[0].status == "failed"
     sup.shutdown()
+
+
+def test_child_that_may_finish_and_exits_0_is_finished_not_restarted():
+    sup = Supervisor([ProcessSpec("camera", (PY, "-c", "pass"), may_finish=True),
+                      ProcessSpec("matcher", (PY, "-c", "import time; time.sleep(60)"))], backoff_s=0.05)
+    sup.start()
+    camera = sup.children[0]
+    _poll_until(sup, lambda: camera.status == "finished", "the camera to finish")
+    for _ in range(5):  # further polls leave it down: a restart would replay its files
+        sup.poll()
+    assert camera.status == "finished" and camera.restarts == 0 and camera.last_exit == 0 and camera.proc is None
+    assert sup.finishers_done()
+    row = sup.status_rows()[0]
+    assert row["status"] == "finished" and "finished" in format_status([row]).splitlines()[1]
+    sup.shutdown()
+    assert [c.status for c in sup.children] == ["finished", "stopped"]
+
+
+def test_child_that_may_finish_is_still_restarted_after_a_crash():
+    sup = Supervisor([ProcessSpec("camera", (PY, "-c", "import sys; sys.exit(1)"), may_finish=True)], max_restarts=1,
+                     backoff_s=0.05, backoff_max_s=0.1)
+    sup.start()
+    child = sup.children[0]
+    _poll_until(sup, lambda: child.status == "failed", "the crashing camera to be given up")
+    assert child.restarts == 1 and child.last_exit == 1
+    assert sup.finishers_done(), "failed past its restarts: nothing left to wait for"
+    sup.shutdown()
+
+
+def test_service_exiting_0_is_restarted_and_finishers_are_never_done_without_finishers():
+    sup = Supervisor([ProcessSpec("matcher", (PY, "-c", "pass"))], backoff_s=0.05, backoff_max_s=0.1)
+    sup.start()
+    child = sup.children[0]
+    _poll_until(sup, lambda: child.restarts >= 1, "the service to be restarted")
+    assert child.status in ("running", "backoff") and not sup.finishers_done()
+    sup.shutdown()

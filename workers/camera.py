@@ -10,7 +10,13 @@ process needs:
   reconnects as the run id keeps them unique across restarts;
 * backpressure: frames are shed (live) or the file slowed (recorded) when the re-ID group falls
   behind; clips are never dropped;
-* SIGTERM: every camera flushes its open tracks and publishes them, then the process exits 0.
+* SIGTERM: every camera flushes its open tracks and publishes them, then the process exits 0;
+* exit status: 0 also when every source has ended for good (end of file, ``max_frames``, an RTSP
+  source that spent ``rtsp.max_reconnects``): the worker is *finished* and must not be restarted,
+  since a restart replays its files and stores every track twice. 1 when a camera stopped on an
+  error (bus unavailable, a crash, a source that could not be opened), which a restart may cure.
+  Supervisors (``xreid up``, docker-compose ``restart: on-failure``, Kubernetes ``OnFailure``)
+  restart on non-zero only (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -232,6 +238,7 @@ class CameraWorker:
             except SourceError as e:  # one broken camera must not keep the others from running
                 log.error("camera %s not started: %s", cam.id, redact_text(str(e)))
                 failed = CameraState(cam, redact_url(cam.source), SourceStatus("failed", redact_text(str(e))))
+                failed.error = failed.status.reason
                 failed.done = True
                 self._failed_at_start.append(failed)
         if not self.cameras:
@@ -301,7 +308,8 @@ class CameraWorker:
                                                 "backlog": self.backpressure.backlog}})
 
     def run(self, metrics: MetricsServer | None = None) -> int:
-        """Run every camera; returns 0 after SIGTERM or when all sources ended, 1 if any failed."""
+        """Run every camera; returns 0 after SIGTERM or when every source ended for good (finished: do not
+        restart), 1 if a camera stopped on an error (a restart may help)."""
         for c in self.cameras:
             c.start()
         try:
@@ -318,8 +326,17 @@ class CameraWorker:
             if metrics is not None:
                 metrics.stop()
             self.bus.close()
-        failed = [s for s in self.states if s.status.state == "failed"]
+        # an RTSP source that spent max_reconnects is "failed" without an error: it gave up for good, like
+        # a file at its end; a restart would only replay the files of the other cameras
+        errored = [s for s in self.states if s.error]
         for s in self.states:
             log.warning("camera %s %s%s: %d frames read, drops %s", s.cfg.id, s.status.state,
                         f" ({s.status.reason})" if s.status.reason else "", s.frames_read, dict(s.drops))
-        return 1 if failed and not self.shutdown.stop.is_set() else 0
+        if self.shutdown.stop.is_set():
+            return 0
+        if errored:
+            log.error("cameras %s stopped on an error: exit 1 (a supervisor restarts the worker)",
+                      ", ".join(s.cfg.id for s in errored))
+            return 1
+        log.warning("every camera finished for good: exit 0 (finished; a supervisor does not restart it)")
+        return 0

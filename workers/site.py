@@ -29,7 +29,13 @@ class SiteApiCfg:
 
 @dataclass(frozen=True)
 class SiteCfg:
-    """One site: a Redis URL, a camera list, how many re-ID workers, where the store lives."""
+    """One site: a Redis URL, a camera list, how many re-ID workers, where the store lives.
+
+    ``exit_when_cameras_finish``: once the camera worker has finished for good (every source
+    ended: file end, max_frames, RTSP reconnects spent), wait up to ``drain_timeout_s`` for the
+    clips already on the bus to be embedded and stored, then stop the services and exit. Off by
+    default: a site's re-ID, matcher and API keep serving after its cameras are done.
+    """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     cameras: str = "configs/cameras.example.yaml"
@@ -41,12 +47,19 @@ class SiteCfg:
     log_dir: str = "xreid-out/site/logs"
     api: SiteApiCfg = field(default_factory=SiteApiCfg)
     restart: RestartCfg = field(default_factory=RestartCfg)
+    exit_when_cameras_finish: bool = False
+    drain_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis_url must start with redis://, rediss:// or unix://, got {self.redis_url!r}")
         if not 0 <= self.reid_workers <= 64:
             raise ConfigError(f"reid_workers must be in [0, 64], got {self.reid_workers}")
+        if self.drain_timeout_s <= 0:
+            raise ConfigError(f"drain_timeout_s must be > 0, got {self.drain_timeout_s}")
+        if self.exit_when_cameras_finish and self.reid_workers == 0:
+            raise ConfigError("exit_when_cameras_finish needs reid_workers >= 1: with none, the clips on the bus "
+                              "are never embedded and the site would wait drain_timeout_s for nothing")
 
 
 def site_processes(site: SiteCfg, python: str = sys.executable) -> list[ProcessSpec]:
@@ -58,7 +71,9 @@ def site_processes(site: SiteCfg, python: str = sys.executable) -> list[ProcessS
     xreid = (python, "-m", "workers.cli")
     env = {"XREID_REDIS_URL": site.redis_url}
     port = site.metrics_base_port
-    specs = [ProcessSpec("camera", (*xreid, "camera", "--config", site.cameras, "--metrics-port", str(port + 1)), env)]
+    # the camera worker exits 0 only when every source has ended for good: not restarted (no replay)
+    specs = [ProcessSpec("camera", (*xreid, "camera", "--config", site.cameras, "--metrics-port", str(port + 1)), env,
+                         may_finish=True)]
     for i in range(site.reid_workers):
         argv = [*xreid, "reid-worker", "--device", site.reid_device, "--metrics-port", str(port + 10 + i),
                 "--consumer", f"reid-{i}"]

@@ -4,7 +4,11 @@ This is the Docker-free deployment behind ``xreid up``: each worker is an ordina
 subprocess, so what runs here is exactly what the compose file and the README run. A child that
 exits is restarted after an exponential backoff (reset once it has stayed up for a while); a
 child that keeps dying past ``max_restarts`` is marked failed and left down, so a broken config
-does not spin the CPU. SIGTERM/SIGINT are forwarded to every child, which gets ``stop_timeout_s``
+does not spin the CPU. A child whose spec says it ``may_finish`` (a camera worker replaying
+files) and that exits 0 on its own has finished its work for good: it is marked ``finished`` and
+not restarted, since a restart would replay its input and store every track twice. Exit 0 means
+"finished", anything else (non-zero, a signal) a crash, the same rule docker-compose's and
+Kubernetes' ``on-failure`` restart policies apply (docs/distributed.md). SIGTERM/SIGINT are forwarded to every child, which gets ``stop_timeout_s``
 to flush and exit before it is killed.
 """
 
@@ -24,16 +28,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """One supervised command."""
+    """One supervised command; ``may_finish``: its exit 0 means its work is done for good (not restarted)."""
 
     name: str
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    may_finish: bool = False
 
 
 @dataclass
 class ChildState:
-    """What the supervisor knows about one child; ``status`` is running | backoff | failed | stopped."""
+    """What the supervisor knows about one child; ``status`` is running | backoff | finished | failed | stopped."""
 
     spec: ProcessSpec
     proc: subprocess.Popen | None = None
@@ -101,6 +106,10 @@ class Supervisor:
                 return
             child.last_exit, child.proc = code, None
             uptime = now - child.started_at
+            if code == 0 and child.spec.may_finish:
+                child.status = "finished"
+                log.warning("%s finished (exit 0 after %.1fs): not restarted", child.spec.name, uptime)
+                return
             if uptime >= self.healthy_after_s:
                 child.restarts = 0
             if child.restarts >= self.max_restarts:
@@ -139,6 +148,12 @@ class Supervisor:
     def stop(self) -> None:
         self._stop.set()
 
+    def finishers_done(self) -> bool:
+        """True when every child that may finish has ended for good (finished, or failed past its restarts);
+        False when there are none, since then nothing can ever finish."""
+        finishers = [c for c in self.children if c.spec.may_finish]
+        return bool(finishers) and all(c.status in ("finished", "failed") for c in finishers)
+
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
@@ -158,7 +173,7 @@ class Supervisor:
                 child.last_exit = child.proc.wait()
         for child in self.children:
             child.proc = None
-            if child.status != "failed":
+            if child.status not in ("failed", "finished"):
                 child.status = "stopped"
 
     def status_rows(self) -> list[dict[str, object]]:

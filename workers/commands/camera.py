@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("camera", help="camera worker: cameras from a YAML list -> clips on Redis (distributed mode)",
                        description="Decode, detect, track and clip every camera of the config's 'cameras:' list "
                                    "(rtsp:// or rtsps:// URLs, or video files), one thread each, and publish clips "
-                                   "to the Redis clips stream. See configs/cameras.example.yaml.")
+                                   "to the Redis clips stream. Exits 0 once every source has ended for good (files at "
+                                   "their end, RTSP reconnects spent: finished, do not restart) or on SIGTERM, 1 when a "
+                                   "camera stopped on an error. See configs/cameras.example.yaml.")
     add_worker_args(p, metrics_port=9101)
     p.set_defaults(func=run)
 
