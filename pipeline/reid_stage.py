@@ -84,7 +84,10 @@ def decode_crops(clip: Clip, max_frames: int, min_px: int, max_px: int) -> list[
                                           f"are accepted (reid.max_clip_frames)")
     crops = []
     for i, jpeg in enumerate(clip.frames):
-        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # thermal gray -> 3 equal channels
+        try:
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # thermal gray -> 3 equal channels
+        except cv2.error as e:  # a crafted JPEG header can make OpenCV raise instead of returning None
+            raise PoisonClip("undecodable_jpeg", f"clip {clip.clip_id} frame {i}: {str(e).strip()[:200]}") from None
         if img is None:
             raise PoisonClip("undecodable_jpeg", f"clip {clip.clip_id} frame {i} is not a decodable JPEG")
         h, w = img.shape[:2]
