@@ -23,6 +23,7 @@ to pydantic ``SecretStr``: every field that will change is the one carrying the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -38,6 +39,7 @@ T = TypeVar("T")
 ENV_PREFIX = "XREID_"
 _SECRET = "xreid_secret"
 _MAX_SHOWN_CHARS = 80
+_INT_LIMIT = 2**63
 
 
 def secret(default: Any = None) -> Any:
@@ -177,8 +179,9 @@ def from_dict(cls: type[T], data: Any, source: str = "<dict>", where: str = "") 
     try:
         return cls(**kwargs)
     except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
-    except (TypeError, ValueError) as e:
+        # a section's own checks cannot know where it sits (detector.heat, cameras[2].detector.heat)
+        raise ConfigError(f"{source}: {e}" if not where or where in str(e) else f"{source}: {where}: {e}") from None
+    except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(f"{source}: {where or cls.__name__}: {e}") from None
 
 
@@ -234,11 +237,19 @@ def _convert(tp: Any, value: Any, source: str, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: '{where}' must be an integer, got {_show(value)}")
+        if not -_INT_LIMIT <= value < _INT_LIMIT:  # no count or size needs more; beyond, arithmetic overflows
+            raise ConfigError(f"{source}: '{where}' is out of range, got {_show(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: '{where}' must be a number, got {_show(value)}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past 1e308
+            raise ConfigError(f"{source}: '{where}' is out of range, got {_show(value)}") from None
+        if not math.isfinite(number):  # inf would pass every `> 0` check, nan every range check
+            raise ConfigError(f"{source}: '{where}' must be a finite number, got {_show(value)}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: '{where}' must be a string, got {_show(value)}")
