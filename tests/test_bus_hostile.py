@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
+import cv2
+import numpy as np
 import pytest
 
 from pipeline.bus import GROUP_MATCHER, STREAM_CLIPS, STREAM_EMBEDDINGS, create_bus
 from pipeline.camera_status import STREAM_CAMERA_STATUS, CameraStatusEvent, CameraStatusSink
+from pipeline.jpeg_size import jpeg_size
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.messages import Embedding
@@ -119,3 +123,42 @@ def test_hostile_camera_status_reports_are_dead_lettered_and_neighbours_saved(re
     assert len(bus.dead_letters(STREAM_CAMERA_STATUS)) == 3 == sink.dead_lettered
     bus.close()
 
+
+
+def _declaring(jpeg: bytes, height: int, width: int) -> bytes:
+    """``jpeg`` with its frame header rewritten to declare ``height`` x ``width`` (the data stays small)."""
+    b = bytearray(jpeg)
+    i = 2
+    while b[i + 1] not in (0xC0, 0xC2):
+        i += 2 + ((b[i + 2] << 8) | b[i + 3])
+    b[i + 5:i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(b)
+
+
+def test_a_jpeg_declaring_a_huge_image_is_refused_before_decoding(redis_server):
+    # 600 bytes declaring 30000x30000: OpenCV used to spend ~30 s and ~5 GB on it (one frame)
+    bus = create_bus(redis_server.url, BusCfg())
+    stage = ReidStage(bus, CodeEncoder(), ReidCfg(max_batch=8, max_wait_ms=0), consumer="w1")
+    good = make_clip("cam1", "bomb", 2)
+    bomb = replace(good, frames=(good.frames[0], _declaring(good.frames[1], 30000, 30000), *good.frames[2:]))
+    assert len(bomb.frames[1]) < 5000
+    bus.publish(STREAM_CLIPS, make_clip("cam1", "before", 1).to_bytes())
+    bus.publish(STREAM_CLIPS, bomb.to_bytes())
+    bus.publish(STREAM_CLIPS, make_clip("cam1", "after", 3).to_bytes())
+    assert stage.step(block_ms=1000, wait_ms=0).dead_lettered == 1
+    assert _embedded_uids(bus) == ["after", "before"]
+    [dead] = bus.dead_letters(STREAM_CLIPS)
+    assert dead.reason.startswith("bad_shape") and "declares 30000x30000" in dead.reason
+    assert dict(stage.counters.dead_lettered) == {"bad_shape": 1}
+    bus.close()
+
+
+@pytest.mark.parametrize(("h", "w", "progressive"), [(1, 1, False), (96, 48, False), (300, 2000, True), (50, 60, True)])
+def test_jpeg_size_reads_what_opencv_decodes(h, w, progressive):
+    flags = [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
+    ok, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8), flags)
+    data = buf.tobytes()
+    assert jpeg_size(data) == (h, w) == cv2.imdecode(buf, cv2.IMREAD_COLOR).shape[:2]
+    assert jpeg_size(_declaring(data, 30000, 123)) == (30000, 123)
+    for broken in (b"", b"\xff\xd8", data[:20], b"\x00" + data[1:], b"\xff\xd8\xff\xd9"):
+        assert jpeg_size(broken) is None
