@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from models.errors import ContractError
 from pipeline.bus import Bus
 from pipeline.daynight import ModalitySwitch
+from pipeline.messages import contract_guard
 from pipeline.modality_events import record_switch
 from pipeline.redact import redact_text, redact_url
 from pipeline.store import Store
@@ -91,6 +92,10 @@ def switch_to_bytes(event: ModalitySwitch) -> bytes:
 
 def decode_report(data: bytes) -> CameraStatusEvent | ModalitySwitch:
     """Either report kind of the status stream; raises ``ContractError`` for anything else."""
+    return contract_guard(_decode_report, data)
+
+
+def _decode_report(data: bytes) -> CameraStatusEvent | ModalitySwitch:
     try:
         d = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

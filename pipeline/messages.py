@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -133,6 +134,11 @@ class Clip:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Clip:
+        """Decode and check one payload; any defect raises ``ContractError`` with the reason."""
+        return contract_guard(cls._from_bytes, data)
+
+    @classmethod
+    def _from_bytes(cls, data: bytes) -> Clip:
         header, blobs = _decode(data, _KIND_CLIP)
         t = len(blobs) - 3
         if t < 1:
@@ -209,6 +215,11 @@ class Embedding:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Embedding:
+        """Decode and check one payload; any defect raises ``ContractError`` with the reason."""
+        return contract_guard(cls._from_bytes, data)
+
+    @classmethod
+    def _from_bytes(cls, data: bytes) -> Embedding:
         header, blobs = _decode(data, _KIND_EMBEDDING)
         if len(blobs) != 2:
             raise ContractError(f"Embedding payload has {len(blobs)} blobs, needs 2")
@@ -233,6 +244,29 @@ def decode_message(data: bytes) -> Clip | Embedding:
 
 # ---------------------------------------------------------------------------------------------
 # framing
+
+_MAX_REASON_CHARS = 300
+_T = TypeVar("_T")
+
+
+def _short(text: str) -> str:
+    """A reason short enough for a log line and a dead-letter entry, whatever the payload held."""
+    return text if len(text) <= _MAX_REASON_CHARS else text[:_MAX_REASON_CHARS] + "..."
+
+
+def contract_guard(decode: Callable[[bytes], _T], data: bytes) -> _T:
+    """Run ``decode`` so that one hostile payload can only ever fail as a ``ContractError``.
+
+    The checks above name every defect we know of; this catches the ones we do not (an exception
+    a crafted header provokes deep inside json, numpy or a constructor), so the consumer
+    dead-letters the entry with a reason instead of dying and taking its batch-mates with it.
+    """
+    try:
+        return decode(data)
+    except ContractError as e:
+        raise ContractError(_short(str(e))) from None
+    except Exception as e:  # noqa: BLE001 - not swallowed: becomes this entry's dead-letter reason
+        raise ContractError(f"malformed payload ({type(e).__name__}: {_short(str(e))})") from e
 
 
 def _check_array(arr: Any, shape: tuple[int, ...], dtype: Any, name: str) -> None:
@@ -270,8 +304,10 @@ def _decode(data: bytes, kind: int) -> tuple[dict[str, Any], list[bytes]]:
         raise ContractError(f"header length {head_len} exceeds payload")
     try:
         header = json.loads(body[:head_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ContractError(f"header is not valid JSON: {e}") from e
+    except (UnicodeDecodeError, ValueError) as e:  # ValueError: bad JSON, or an integer past 4300 digits
+        raise ContractError(f"header is not valid JSON: {_short(str(e))}") from e
+    except RecursionError:
+        raise ContractError("header is nested too deeply to decode") from None
     if not isinstance(header, dict):
         raise ContractError("header must be a JSON object")
     sizes = header.pop("blobs", None)
@@ -306,7 +342,12 @@ def _take(header: dict[str, Any], owner: type, names: tuple[str, ...]) -> dict[s
         allowed = _FIELD_TYPES.get(n, (str,))
         if isinstance(value, bool) or not isinstance(value, allowed):
             raise ContractError(f"{owner.__name__}.{n} has type {type(value).__name__}")
-        out[n] = float(value) if n in ("t_start", "t_end") else value
+        if n in ("t_start", "t_end"):
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ContractError(f"{owner.__name__}.{n} is out of the float range") from None
+        out[n] = value
     if out.get("dim", 1) <= 0:
         raise ContractError(f"{owner.__name__}.dim must be positive")
     return out

@@ -26,6 +26,7 @@ import numpy as np
 from models.errors import ContractError
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, Bus, Message
 from pipeline.camera_index import camera_key
+from pipeline.jpeg_size import jpeg_size
 from pipeline.messages import Clip, Embedding
 from pipeline.settings import ReidCfg
 from pipeline.stage_counters import StageCounters
@@ -84,7 +85,17 @@ def decode_crops(clip: Clip, max_frames: int, min_px: int, max_px: int) -> list[
                                           f"are accepted (reid.max_clip_frames)")
     crops = []
     for i, jpeg in enumerate(clip.frames):
-        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # thermal gray -> 3 equal channels
+        size = jpeg_size(jpeg)
+        if size is None:
+            raise PoisonClip("undecodable_jpeg", f"clip {clip.clip_id} frame {i} has no JPEG frame header")
+        if not (min_px <= size[0] <= max_px and min_px <= size[1] <= max_px):
+            # checked before decoding: a few hundred bytes can declare an image of gigabytes
+            raise PoisonClip("bad_shape", f"clip {clip.clip_id} frame {i} declares {size[0]}x{size[1]}, sides must "
+                                          f"be in [{min_px}, {max_px}]")
+        try:
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # thermal gray -> 3 equal channels
+        except cv2.error as e:  # a crafted JPEG header can make OpenCV raise instead of returning None
+            raise PoisonClip("undecodable_jpeg", f"clip {clip.clip_id} frame {i}: {str(e).strip()[:200]}") from None
         if img is None:
             raise PoisonClip("undecodable_jpeg", f"clip {clip.clip_id} frame {i} is not a decodable JPEG")
         h, w = img.shape[:2]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from models.errors import ConfigError
+from pipeline.config import secret
 
 Modality = Literal["rgb", "ir"]
 CameraModality = Literal["rgb", "ir", "auto"]   # auto: switches between rgb and ir (day/night cameras)
@@ -172,6 +173,9 @@ class ClipCfg:
             raise ConfigError(f"clips.jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
 
 
+_EMPTY_TOKENS = frozenset({"", "null", "~", "none"})  # what someone who meant "no token" writes
+
+
 def is_loopback_host(host: str) -> bool:
     """True for addresses only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
     if host == "localhost":
@@ -193,7 +197,7 @@ class ApiCfg:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    token: str | None = None
+    token: str | None = secret()              # from XREID_API__TOKEN, taken literally
     store_path: str | None = None            # None: the store section's path
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: int = 8 * 1024 * 1024  # per uploaded image
@@ -205,8 +209,9 @@ class ApiCfg:
             raise ConfigError("api.host must not be empty")
         if not 0 < self.port < 65536:
             raise ConfigError(f"api.port must be in 1..65535, got {self.port}")
-        if self.token is not None and not self.token.strip():
-            raise ConfigError("api.token is empty; unset it to serve without auth on loopback")
+        if self.token is not None and self.token.strip().lower() in _EMPTY_TOKENS:
+            raise ConfigError("api.token is set but empty (blank, or a YAML null spelling such as null or ~); "
+                              "unset it to serve without auth on loopback")
         if self.token is None and not is_loopback_host(self.host):
             raise ConfigError(f"api.token is required to bind the non-loopback address {self.host!r} "
                               "(set XREID_API__TOKEN)")
@@ -374,7 +379,7 @@ class BusCfg:
     (with ``user:password@`` for ACL users) select Redis. Secrets in the URL are never logged.
     """
 
-    url: str | None = None
+    url: str | None = secret()   # may carry user:password@; from XREID_BUS__URL, taken literally
     read_count: int = 16            # XREADGROUP batch size
     block_ms: int = 500             # how long one read waits for new entries
     claim_idle_ms: int = 30_000     # pending entries idle this long are reclaimed by another consumer

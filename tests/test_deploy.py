@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -120,3 +121,66 @@ def test_dockerfiles_pin_their_base_and_drop_root():
         base = next(line.split()[1] for line in text.splitlines() if line.startswith("FROM "))
         assert ":" in base and not base.endswith(":latest"), base
         assert "\nUSER xreid" in text
+
+
+# What a process shows in `ps` (and a healthcheck runs every few seconds) must hold no secret:
+# a credential URL, a redis-cli -a/--pass, or any expansion of a secret variable. The one allowed
+# reference is redis-server's --requirepass: Redis retitles its process at start.
+_SECRET_VARS = re.compile(r"\$\$?\{?\(?(REDIS_PASSWORD|XREID_API_TOKEN|XREID_API__TOKEN|REDISCLI_AUTH)\b")
+_CREDENTIAL_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@]*:[^/\s@]*@", re.I)
+
+
+def _command_lines(node: object, path: str = "") -> list[tuple[str, str]]:
+    """(where, text) of every command, args, entrypoint, healthcheck and probe in a YAML tree."""
+    out: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}"
+            if key in ("command", "args", "entrypoint", "test"):
+                items = value if isinstance(value, list) else [value]
+                out.append((where, " ".join(str(v) for v in items)))
+            else:
+                out += _command_lines(value, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _command_lines(value, f"{path}[{i}]")
+    return out
+
+
+def _assert_no_secret_on_command_lines(docs: list[object]) -> int:
+    lines = [c for d in docs for c in _command_lines(d)]
+    for where, text in lines:
+        assert not _CREDENTIAL_URL.search(text), f"{where}: credential URL on a command line: {text}"
+        assert not re.search(r"redis-cli\b.*\s(-a|--pass|--user)\b", text), f"{where}: redis-cli password flag: {text}"
+        shown = text.replace('--requirepass \\"$$REDIS_PASSWORD\\"', "").replace('--requirepass "$$REDIS_PASSWORD"', "")
+        shown = shown.replace('--requirepass "$REDIS_PASSWORD"', "")
+        assert not _SECRET_VARS.search(shown), f"{where}: a secret expands into a command line: {text}"
+    return len(lines)
+
+
+def test_compose_puts_no_password_on_any_command_line_or_healthcheck():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert _assert_no_secret_on_command_lines([compose]) >= 10
+    redis_svc = compose["services"]["redis"]
+    assert "REDISCLI_AUTH" in redis_svc["environment"], "the healthcheck's redis-cli authenticates from the env"
+    assert "redis-cli" in " ".join(redis_svc["healthcheck"]["test"])
+
+
+def test_kubernetes_puts_no_password_on_any_command_line_or_probe():
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "xreid.yaml").read_text()) if d]
+    assert _assert_no_secret_on_command_lines(docs) >= 6
+    for dep in (d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] != "xreid-api"):
+        for container in dep["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container["env"]}
+            assert env["XREID_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@redis:6379/0"
+            assert "secretKeyRef" in env["REDIS_PASSWORD"]["valueFrom"]
+            assert not any("redis://" in a for a in container["args"])
+
+
+def test_the_secret_check_catches_what_it_is_for():
+    bad = [{"healthcheck": {"test": ["CMD-SHELL", 'redis-cli -a "$$REDIS_PASSWORD" ping']}},
+           {"args": ["matcher", "--redis", "redis://:$(REDIS_PASSWORD)@redis:6379/0"]},
+           {"command": ["camera", "--redis", "redis://:hunter2@redis:6379/0"]}]
+    for doc in bad:
+        with pytest.raises(AssertionError):
+            _assert_no_secret_on_command_lines([doc])

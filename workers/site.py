@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass, field
 
 from models.errors import ConfigError
+from pipeline.config import secret
+from pipeline.redact import redact_url
 from workers.supervisor import ProcessSpec
 
 
@@ -37,7 +39,7 @@ class SiteCfg:
     default: a site's re-ID, matcher and API keep serving after its cameras are done.
     """
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = secret("redis://127.0.0.1:6379/0")  # may carry a password: never printed in clear
     cameras: str = "configs/cameras.example.yaml"
     store: str = "xreid-out/site/xreid.sqlite"
     reid_workers: int = 1
@@ -52,7 +54,7 @@ class SiteCfg:
 
     def __post_init__(self) -> None:
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"redis_url must start with redis://, rediss:// or unix://, got {self.redis_url!r}")
+            raise ConfigError(f"redis_url must start with redis://, rediss:// or unix://, got {redact_url(self.redis_url)!r}")
         if not 0 <= self.reid_workers <= 64:
             raise ConfigError(f"reid_workers must be in [0, 64], got {self.reid_workers}")
         if self.drain_timeout_s <= 0:
