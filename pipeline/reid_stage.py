@@ -26,6 +26,7 @@ import numpy as np
 from models.errors import ContractError
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, Bus, Message
 from pipeline.camera_index import camera_key
+from pipeline.crops import CropKeeper
 from pipeline.jpeg_size import jpeg_size
 from pipeline.messages import Clip, Embedding
 from pipeline.settings import ReidCfg
@@ -115,11 +116,14 @@ class ReidStage(StageLoop):
         cfg: batching and crop limits.
         consumer: this worker's consumer name in the ``reid`` group.
         claim_idle_ms: entries pending longer than this on another consumer are taken over.
+        crops: keeps some of each embedded clip's crops beside the store for ``xreid adapt`` (embedded mode).
     """
 
     def __init__(self, bus: Bus, encoder: Encoder, cfg: ReidCfg | None = None, consumer: str = "reid-0",
                  claim_idle_ms: int = 30_000, clips_stream: str = STREAM_CLIPS,
-                 embeddings_stream: str = STREAM_EMBEDDINGS, group: str = GROUP_REID) -> None:
+                 embeddings_stream: str = STREAM_EMBEDDINGS, group: str = GROUP_REID,
+                 crops: CropKeeper | None = None) -> None:
+        self.crops = crops
         self.bus, self.encoder, self.cfg = bus, encoder, cfg or ReidCfg()
         self.consumer, self.claim_idle_ms = consumer, claim_idle_ms
         self.clips_stream, self.embeddings_stream, self.group = clips_stream, embeddings_stream, group
@@ -179,6 +183,8 @@ class ReidStage(StageLoop):
         dead += failed
         for item, vec in zip(ready, vectors, strict=True):
             self.bus.publish(self.embeddings_stream, self._embedding(item.clip, vec).to_bytes())
+            if self.crops is not None:
+                self.crops.keep_clip(item.clip)
         # ack only after every embedding of the batch is published: a crash before this redelivers
         self.bus.ack(self.clips_stream, self.group, [item.msg.id for item in ready])
         self.counters.published += len(ready)

@@ -369,6 +369,11 @@ class CameraCfg:
 @dataclass(frozen=True)
 class StoreCfg:
     path: str = "xreid-out/xreid.sqlite"
+    keep_crops: int = 16   # crops kept per track beside the store for `xreid adapt` / `reembed` (0: none)
+
+    def __post_init__(self) -> None:
+        if self.keep_crops < 0:
+            raise ConfigError(f"store.keep_crops must be >= 0, got {self.keep_crops}")
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,14 @@ def align_clip_length(cfg: Any, seq_len: int) -> Any:
 
 def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any) -> list[Any]:
     """The re-ID and matcher stages on ``bus``/``store``, in the order the replay must drain them."""
+    from pipeline.crops import CropKeeper
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.reid_stage import ReidStage
 
-    return [ReidStage(bus, encoder, cfg.reid), MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher)]
+    crops = CropKeeper.for_store(store.path, cfg.store.keep_crops)
+    # embedded mode: the re-ID stage keeps several crops per clip (the matcher only sees one thumbnail)
+    return [ReidStage(bus, encoder, cfg.reid, crops=crops), MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher)]
 
 
 def write_identities(store: Any, out_dir: str | Path, run_id: str, stages: list[Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from models.errors import ContractError, StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus, Message
+from pipeline.crops import CropKeeper
 from pipeline.messages import Embedding
 from pipeline.settings import MatcherCfg
 from pipeline.stage_counters import StageCounters
@@ -47,11 +48,13 @@ class MatcherStage(StageLoop):
         cfg: batch size and read wait.
         consumer: this worker's consumer name in the group.
         claim_idle_ms: entries pending longer than this on another consumer are taken over.
+        crops: keeps each clip's thumbnail beside the store for ``xreid adapt`` (pipeline/crops.py).
     """
 
     def __init__(self, bus: Bus, store: Store, matcher: Matcher, cfg: MatcherCfg | None = None,
                  consumer: str = "matcher-0", claim_idle_ms: int = 30_000, stream: str = STREAM_EMBEDDINGS,
-                 group: str = GROUP_MATCHER) -> None:
+                 group: str = GROUP_MATCHER, crops: CropKeeper | None = None) -> None:
+        self.crops = crops
         self.bus, self.store, self.cfg = bus, store, cfg or matcher.cfg
         self.consumer, self.claim_idle_ms, self.stream, self.group = consumer, claim_idle_ms, stream, group
         self.counters = StageCounters()
@@ -70,11 +73,13 @@ class MatcherStage(StageLoop):
         self.counters.consumed += len(msgs)
         outcomes: list[Outcome] = []
         done: list[str] = []
+        embs: list[Embedding] = []
         dead = 0
         for msg in msgs:
             try:
                 emb = Embedding.from_bytes(msg.data)
                 outcomes.append(self.matcher.observe(emb))
+                embs.append(emb)
                 done.append(msg.id)
             except ContractError as e:
                 self._dead(msg, "contract", str(e))
@@ -85,6 +90,8 @@ class MatcherStage(StageLoop):
             log.error("store write failed, %d entries stay pending for redelivery: %s", len(done), e)
             self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
             raise
+        if self.crops is not None:   # after the commit, before the ack: a redelivery rewrites the same files
+            self.crops.keep_embeddings(embs)
         self.bus.ack(self.stream, self.group, done)  # ack after the commit: a crash before this redelivers
         dup = sum(o.duplicate for o in outcomes)
         self.counters.published += len(outcomes) - dup

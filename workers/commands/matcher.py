@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.bus import create_bus
     from pipeline.matcher.matcher import Matcher
+    from pipeline.crops import CropKeeper
     from pipeline.matcher.stage import MatcherStage
     from pipeline.metrics import MetricsServer
     from pipeline.redact import redact_url
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.store or cfg.store.path)
     bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
     stage = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, consumer=consumer,
-                         claim_idle_ms=cfg.bus.claim_idle_ms)
+                         claim_idle_ms=cfg.bus.claim_idle_ms,
+                         crops=CropKeeper.for_store(store.path, cfg.store.keep_crops))
     worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s)
     host = args.metrics_host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1")
     metrics = MetricsServer(worker.registry, worker.health, host, args.metrics_port).start()
