@@ -28,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "up",
     "synth",
     "train",
+    "adapt",
+    "reembed",
     "eval",
     "serve",
     "tracks",
