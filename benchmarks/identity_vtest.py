@@ -1,3 +1,4 @@
+# ruff: noqa: I001  (TEMPORARY copy of identity-model's file on branch adapt; its mobilenet imports do not exist here yet)
 """Identity embeddings on real people: retrieval across two looks of vtest.avi (PETS09-S2L1), frames 1-400.
 
 The probe: every ground-truth trajectory (PETS ids are per trajectory) with at least 16 frames that

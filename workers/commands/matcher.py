@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.bus import create_bus
-    from pipeline.matcher.matcher import Matcher
     from pipeline.crops import CropKeeper
+    from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.metrics import MetricsServer
     from pipeline.redact import redact_url
