@@ -239,3 +239,19 @@ def test_distributed_switch_over_moves_workers_and_matcher_to_the_new_checkpoint
     wait_until(lambda: len(bus.dead_letters(STREAM_EMBEDDINGS)) == 1, what="straggler dead-lettered")
     dead = bus.dead_letters(STREAM_EMBEDDINGS)
     assert old.model_id in dead[0].reason and new.model_id in dead[0].reason
+
+
+def test_crop_keeping_is_capped_per_track_idempotent_and_off_at_zero(tmp_path):
+    from tests.reid_helpers import make_clip
+
+    assert CropKeeper.for_store(tmp_path / "x.sqlite", 0) is None
+    assert CropKeeper.for_store(":memory:", 16) is None
+    keeper = CropKeeper.for_store(tmp_path / "x.sqlite", 6)
+    assert keeper is not None and keeper.root == tmp_path / "x.crops"
+    clips = [make_clip("cam1", "cam1-run-7", 3, t=8, segment=s, t0=100.0 + 10 * s) for s in range(3)]
+    assert keeper.keep_clip(clips[0]) == 4 and keeper.keep_clip(clips[0]) == 4   # a redelivery rewrites
+    assert keeper.keep_clip(clips[1]) == 2 and keeper.keep_clip(clips[2]) == 0   # capped at 6, earliest first
+    kept = keeper.crops("cam1-run-7")
+    assert [(c.segment, c.index) for c in kept] == [(0, 0), (0, 2), (0, 5), (0, 7), (1, 0), (1, 2)]
+    assert kept[0].t_start == 100.0 and not list(keeper.root.rglob("*.tmp"))
+    assert keeper.drop_tracks(["cam1-run-7", "other"]) == 1 and keeper.crops("cam1-run-7") == []
