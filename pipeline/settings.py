@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from models.errors import ConfigError
+from pipeline.ids import check_camera_id
 
 Modality = Literal["rgb", "ir"]
 CameraModality = Literal["rgb", "ir", "auto"]   # auto: switches between rgb and ir (day/night cameras)
@@ -356,8 +357,7 @@ class CameraCfg:
     persistence: PersistenceCfg = field(default_factory=PersistenceCfg)  # tracks must move/persist like people
 
     def __post_init__(self) -> None:
-        if not self.id or any(c in self.id for c in ": /"):
-            raise ConfigError(f"camera id must be non-empty without ':', ' ' or '/', got {self.id!r}")
+        check_camera_id(self.id, "camera id")
         _positive(f"cameras[{self.id}].frame_stride", self.frame_stride)
 
 
