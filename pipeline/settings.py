@@ -199,6 +199,10 @@ class ApiCfg:
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: int = 8 * 1024 * 1024  # per uploaded image
     max_upload_files: int = 8                # images per search request
+    max_image_pixels: int = 40_000_000       # per image, read from its header before decoding (bombs: 413)
+    max_request_pixels: int = 80_000_000     # all images of one search together, also checked before decoding
+    max_concurrent_decodes: int = 2          # searches decoding/encoding images at once (bounds memory)
+    decode_wait_s: float = 2.0               # how long a search waits for a slot before 503 + Retry-After
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
 
     def __post_init__(self) -> None:
@@ -213,6 +217,10 @@ class ApiCfg:
                               "(set XREID_API__TOKEN)")
         _positive("api.max_upload_bytes", self.max_upload_bytes)
         _positive("api.max_upload_files", self.max_upload_files)
+        for key in ("max_image_pixels", "max_request_pixels", "max_concurrent_decodes"):
+            _positive(f"api.{key}", getattr(self, key))
+        if not 0 <= self.decode_wait_s <= 60:
+            raise ConfigError(f"api.decode_wait_s must be in 0..60, got {self.decode_wait_s}")
 
 
 @dataclass(frozen=True)
