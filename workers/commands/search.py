@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .tracks import add_store_arg, open_store
+from .tracks import add_store_arg, int_flag, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", choices=("rgb", "ir"), default="rgb", help="modality of --image (default rgb)")
     p.add_argument("--checkpoint", help="X-ReID checkpoint for --image (the model the store was built with; default: the committed tiny model)")
     p.add_argument("--device", default="cpu", help="encoder device for --image (default cpu)")
-    p.add_argument("-k", type=int, default=5, help="identities to return (default 5)")
+    p.add_argument("-k", type=int_flag(hi=1000), default=5, help="identities to return (1..1000, default 5)")
     add_store_arg(p)
     p.set_defaults(func=run)
 
