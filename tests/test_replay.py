@@ -197,3 +197,18 @@ def test_camera_ids_that_could_escape_a_file_name_are_refused(cameras, cam_id):
     rgb, _ = cameras
     with pytest.raises(ConfigError, match="must match"):
         parse_camera_spec(f"{cam_id}:rgb:{rgb}")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--config", str(ROOT / "configs" / "train-tiny-ci.yaml"), "--data", "nowhere"],
+    ["eval", "--checkpoint", "none.pt", "--data", "nowhere"],
+    ["synth"],
+])
+def test_train_eval_and_synth_refuse_an_unwritable_out_before_loading_anything(tmp_path, capsys, argv):
+    from workers.cli import main
+
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    assert main([*argv, "--out", str(a_file / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out '{a_file / 'sub'}': cannot write an output folder there" in err, err
