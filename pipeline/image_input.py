@@ -3,8 +3,8 @@
 The policy, in the order it is applied:
 
 1. size: empty bytes are refused, and so is anything over ``max_bytes``;
-2. type: the format is read from the bytes (never a file name or a client's content type) and must be
-   JPEG, PNG, WebP or BMP;
+2. type: the format is read from the bytes' signature (never a file name or a client's content type)
+   and must be JPEG, PNG, WebP or BMP; only those four Pillow parsers ever see the bytes;
 3. pixels: the dimensions come from the header alone, before a single pixel is decoded; an image over
    ``max_pixels`` (a decompression bomb: a 45-byte PNG header can claim 20000 x 20000) is refused, and
    callers holding several images check their sum with ``check_total_pixels`` before decoding any;
@@ -19,19 +19,31 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (
+    BmpImagePlugin,
+    Image,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 from models.errors import ContractError
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+# Pillow's image classes are called directly, not through ``Image.open``: only these four parsers ever
+# see untrusted bytes, and a process-wide patch of ``Image.open`` (ultralytics installs one that tries
+# to fetch a HEIF plugin for any unidentified file) cannot change what an upload does.
+_OPENERS = {"JPEG": JpegImagePlugin.JpegImageFile, "PNG": PngImagePlugin.PngImageFile,
+            "WEBP": WebPImagePlugin.WebPImageFile, "BMP": BmpImagePlugin.BmpImageFile}
 _ORIENTATION = 0x0112  # EXIF tag
 
-# What Pillow's decoders raise on hostile or broken input (found by fuzzing: struct.error on cut
-# headers, SyntaxError from some plugins, EOFError on truncated frames). Anything else is a bug.
+# What Pillow's parsers and decoders raise on hostile or broken input (struct.error on cut headers,
+# SyntaxError for a bad signature, EOFError on truncated data). Anything else is a bug.
 _PIL_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
                TypeError, KeyError, ZeroDivisionError, Image.DecompressionBombError)
 
@@ -71,17 +83,32 @@ class ImageHeader:
         return self.width * self.height
 
 
-def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+def sniff_format(data: bytes) -> str | None:
+    """The image format its first bytes announce (Pillow's own signatures), ``None`` when unknown."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:2] == b"BM":
+        return "BMP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    return None
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageRejected(f"{name}: not an image (accepted: {', '.join(ACCEPTED_FORMATS)})", "not_image")
+    if fmt not in _OPENERS:
+        raise ImageRejected(f"{name}: {fmt} images are not accepted (accepted: {', '.join(ACCEPTED_FORMATS)})",
+                            "wrong_type")
     try:
-        with warnings.catch_warnings():
-            # past Pillow's own warning threshold the error below is ours to give, not a log warning
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        raise ImageRejected(f"{name}: the header claims over {2 * Image.MAX_IMAGE_PIXELS} pixels, past the "
-                            f"{max_pixels}-pixel limit per image (a decompression bomb)", "too_many_pixels") from None
+        return _OPENERS[fmt](io.BytesIO(data))  # reads the header only; pixels are decoded on load()
     except _PIL_ERRORS:
-        raise ImageRejected(f"{name}: not an image (accepted: {', '.join(ACCEPTED_FORMATS)})", "not_image") from None
+        raise ImageRejected(f"{name}: {fmt} image with a broken header (corrupt or truncated)", "corrupt") from None
 
 
 def read_header(data: bytes, name: str, limits: ImageLimits) -> ImageHeader:
@@ -95,13 +122,11 @@ def read_header(data: bytes, name: str, limits: ImageLimits) -> ImageHeader:
     if len(data) > limits.max_bytes:
         raise ImageRejected(f"{name}: {len(data)} bytes exceeds the {limits.max_bytes}-byte limit per image",
                             "too_large")
-    img = _open(data, name, limits.max_pixels)
-    if img.format not in ACCEPTED_FORMATS:
-        raise ImageRejected(f"{name}: {img.format} images are not accepted (accepted: {', '.join(ACCEPTED_FORMATS)})",
-                            "wrong_type")
+    img = _open(data, name)
     w, h = img.size
     if w * h > limits.max_pixels:
-        raise ImageRejected(f"{name}: {w}x{h} exceeds the {limits.max_pixels}-pixel limit per image",
+        raise ImageRejected(f"{name}: the header claims {w}x{h} = {w * h} pixels, over the {limits.max_pixels}-pixel "
+                            "limit per image (refused before decoding: a decompression bomb or an oversized photo)",
                             "too_many_pixels")
     if min(w, h) < limits.min_side:
         raise ImageRejected(f"{name}: image is too small ({w}x{h})", "too_small")
@@ -127,13 +152,11 @@ def decode_image(data: bytes, name: str, limits: ImageLimits) -> np.ndarray:
         ImageRejected: any refusal of ``read_header``, or ``corrupt`` when the pixel data is broken.
     """
     header = read_header(data, name, limits)
-    img = _open(data, name, limits.max_pixels)
+    img = _open(data, name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if img.getexif().get(_ORIENTATION, 1) != 1:  # transposing copies: only when it turns the image
-                img = ImageOps.exif_transpose(img)
-            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        if img.getexif().get(_ORIENTATION, 1) != 1:  # transposing copies: only when it turns the image
+            img = ImageOps.exif_transpose(img)
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except _PIL_ERRORS:
         raise ImageRejected(f"{name}: image data is corrupt or truncated", "corrupt") from None
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < limits.min_side:

@@ -319,16 +319,17 @@ def test_bad_searches_get_4xx_with_reason(client, files, data, status, needle):
 
 
 @pytest.mark.parametrize("name, make, needle", [
-    ("hdr20k.png", lambda: png_header(20000, 20000), "decompression bomb"),   # 45 bytes
-    ("hdr20k.bmp", lambda: bmp_header(20000, 20000), "decompression bomb"),
-    ("bomb.png", lambda: png_1bit_bomb(20000, 20000), "decompression bomb"),  # a real 48 KB 1-bit image
-    ("hdr.jpg", lambda: jpeg_header(20000, 20000), "decompression bomb"),
-    ("7k.png", lambda: png_header(7000, 7000), "7000x7000 exceeds the 40000000-pixel limit per image"),
+    ("hdr20k.png", lambda: png_header(20000, 20000), "20000x20000"),   # 45 bytes
+    ("hdr20k.bmp", lambda: bmp_header(20000, 20000), "20000x20000"),
+    ("bomb.png", lambda: png_1bit_bomb(20000, 20000), "20000x20000"),  # a real 48 KB 1-bit image
+    ("hdr.jpg", lambda: jpeg_header(20000, 20000), "20000x20000"),
+    ("7k.png", lambda: png_header(7000, 7000), "7000x7000"),
 ])
 def test_decompression_bombs_are_413_from_the_header_before_decoding(client, name, make, needle):
     resp = client.post("/search", files=[("images", (name, make(), "image/png"))])
     assert resp.status_code == 413, resp.text
-    assert needle in detail(resp) and name in detail(resp)
+    text = detail(resp)
+    assert needle in text and name in text and "over the 40000000-pixel limit per image" in text, text
 
 
 def test_the_images_of_one_search_share_a_pixel_budget(world, encoder):

@@ -137,3 +137,18 @@ def test_any_path_segment_gets_an_answer_or_a_4xx_reason(client, template, segme
     assert resp.status_code in (200, 404, 422), (template, segment, extra, resp.status_code, resp.text[:300])
     if resp.status_code != 200:
         _one_line_detail(resp)
+
+
+def test_the_policy_does_not_go_through_a_patched_image_open():
+    """ultralytics replaces ``PIL.Image.open`` process-wide with a wrapper that tries to fetch a HEIF
+    plugin for unidentified files; in a process that imported it (the camera workers, the tests) a
+    broken upload must still be refused with its reason, not a ModuleNotFoundError."""
+    import ultralytics.utils.patches  # noqa: F401  (installs the wrapper)
+    from PIL import Image
+
+    assert Image.open.__module__ == "ultralytics.utils.patches"
+    for data, reason in ((b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "corrupt"), (b"garbage" * 9, "not_image"),
+                         (png_header(20000, 20000), "too_many_pixels")):
+        with pytest.raises(ImageRejected) as e:
+            decode_image(data, "x", ImageLimits())
+        assert e.value.reason == reason
