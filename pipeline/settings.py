@@ -12,6 +12,7 @@ from typing import Literal
 
 from models.errors import ConfigError
 from pipeline.config import secret
+from pipeline.ids import check_camera_id
 
 Modality = Literal["rgb", "ir"]
 CameraModality = Literal["rgb", "ir", "auto"]   # auto: switches between rgb and ir (day/night cameras)
@@ -202,6 +203,10 @@ class ApiCfg:
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: int = 8 * 1024 * 1024  # per uploaded image
     max_upload_files: int = 8                # images per search request
+    max_image_pixels: int = 40_000_000       # per image, read from its header before decoding (bombs: 413)
+    max_request_pixels: int = 80_000_000     # all images of one search together, also checked before decoding
+    max_concurrent_decodes: int = 2          # searches decoding/encoding images at once (bounds memory)
+    decode_wait_s: float = 2.0               # how long a search waits for a slot before 503 + Retry-After
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
 
     def __post_init__(self) -> None:
@@ -217,6 +222,10 @@ class ApiCfg:
                               "(set XREID_API__TOKEN)")
         _positive("api.max_upload_bytes", self.max_upload_bytes)
         _positive("api.max_upload_files", self.max_upload_files)
+        for key in ("max_image_pixels", "max_request_pixels", "max_concurrent_decodes"):
+            _positive(f"api.{key}", getattr(self, key))
+        if not 0 <= self.decode_wait_s <= 60:
+            raise ConfigError(f"api.decode_wait_s must be in 0..60, got {self.decode_wait_s}")
 
 
 @dataclass(frozen=True)
@@ -361,8 +370,7 @@ class CameraCfg:
     persistence: PersistenceCfg = field(default_factory=PersistenceCfg)  # tracks must move/persist like people
 
     def __post_init__(self) -> None:
-        if not self.id or any(c in self.id for c in ": /"):
-            raise ConfigError(f"camera id must be non-empty without ':', ' ' or '/', got {self.id!r}")
+        check_camera_id(self.id, "camera id")
         _positive(f"cameras[{self.id}].frame_stride", self.frame_stride)
 
 

@@ -171,6 +171,20 @@ class TrackRow:
 _TRACK_COLUMNS = ("track_uid", "camera_id", "modality", "t_start", "t_end", "n_frames", "n_clips", "thumbnail")
 
 
+def check_schema_version(path: str | Path, current: int, latest: int | None = None) -> None:
+    """Refuse a store written by a newer build: its tables may mean what this build cannot know.
+
+    Every reader (the CLI's ``Store``, the API's snapshots, ``xreid serve`` at start) refuses with
+    this one message, so a future store is never half-read by one and refused by another.
+
+    Raises:
+        StoreError: when ``current`` is past ``latest`` (default: this build's last migration).
+    """
+    latest = len(MIGRATIONS) if latest is None else latest
+    if current > latest:
+        raise StoreError(f"store {path} has schema v{current}, newer than this build (v{latest}); upgrade xreid")
+
+
 def _check_migrations(migrations: Sequence[Migration]) -> None:
     for i, m in enumerate(migrations, start=1):
         if m.version != i:
@@ -238,9 +252,7 @@ class Store:
 
     def _check_version(self) -> int:
         current = self.schema_version
-        if current > self.latest_version:
-            raise StoreError(f"store {self.path} has schema v{current}, newer than this build (v{self.latest_version}); "
-                             "upgrade xreid")
+        check_schema_version(self.path, current, self.latest_version)
         return current
 
     def _migrate(self) -> None:

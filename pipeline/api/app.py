@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from pipeline.settings import ApiCfg, GalleryCfg
 
 from .auth import BearerAuth
-from .limits import BodyLimit
+from .limits import BodyLimit, DecodeGate
 from .metrics import ApiMetrics, RequestMetrics
 from .queries import StoreReader
 from .routes import dashboard, identities, search, system, tracks
@@ -62,6 +62,7 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
     app.state.reader = reader
     app.state.encoder = encoder
     app.state.search_index = SearchIndex(gallery)
+    app.state.decode_gate = DecodeGate(cfg.max_concurrent_decodes, cfg.decode_wait_s)
     app.state.metrics = metrics = ApiMetrics(reader)
 
     for module in (system, tracks, identities, search, dashboard):

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 
 from models.errors import StoreError
-from pipeline.store import where_clause
+from pipeline.store import check_schema_version, where_clause
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ TRACK_FIELDS = ("track_uid", "camera_id", "modality", "t_start", "t_end", "n_fra
 
 class StoreUnavailable(StoreError):
     """The store file is missing, unreadable, or not an xreid store (the API answers 503)."""
+
+
+class StoreTooNew(StoreUnavailable):
+    """The store was written by a newer build (``xreid serve`` refuses to start; routes answer 503)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,21 @@ class StoreReader:
         self.path = Path(path)
         self.timeout_s = timeout_s
 
+    def check_schema(self) -> None:
+        """Refuse a store from a newer build; a missing or unreadable one may still appear (the
+        writer may start later), so only ``StoreTooNew`` is raised.
+
+        Raises:
+            StoreTooNew: the same one-line reason the CLI gives.
+        """
+        try:
+            with self.snapshot():
+                pass
+        except StoreTooNew:
+            raise
+        except StoreUnavailable:
+            return
+
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         """A consistent read view; raises ``StoreUnavailable`` when the store cannot be read."""
@@ -73,6 +92,10 @@ class StoreReader:
             conn.execute("BEGIN")
             try:
                 snap = Snapshot(conn)
+                try:
+                    check_schema_version(self.path, snap.schema_version)
+                except StoreError as e:
+                    raise StoreTooNew(str(e)) from None
                 yield snap
             finally:
                 conn.execute("COMMIT")

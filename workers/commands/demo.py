@@ -26,9 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     quiet_ffmpeg(args.verbose)
     from pipeline.footage import default_cache_dir, ensure_vtest
+    from pipeline.out_dir import prepare_out_dir
     from pipeline.pseudo_thermal import ensure_pseudo_thermal
     from pipeline.replay import parse_camera_spec
 
+    prepare_out_dir(args.out)  # before the footage is fetched and rendered
     cache = default_cache_dir(dict(os.environ))
     vtest = ensure_vtest(cache)
     print(f"footage: {vtest} (PETS09-S2L1, real)")

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from models.train import TrainCfg, Trainer
     from pipeline.config import load_config
+    from pipeline.out_dir import prepare_out_dir
 
     overrides: dict = {}
     if args.data:
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     cfg = load_config(TrainCfg, args.config, env=os.environ, overrides=overrides)
+    prepare_out_dir(args.out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dataset = load_dataset(cfg.data.kind, cfg.data.root, cfg.data.min_seq_len, cfg.data.num_cameras)
