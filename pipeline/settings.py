@@ -530,8 +530,8 @@ class CalibrationCfg:
 
     enabled: bool = True
     target_fmr: float = 0.01         # share of impostor pairs allowed at or above the threshold
-    min_impostor: int = 50           # impostor samples before the calibrated value takes over
-    min_genuine: int = 10            # genuine samples before the calibrated value takes over
+    min_impostor: int = 30           # impostor samples before the calibrated value takes over (< 100: above the max)
+    min_genuine: int = 5             # genuine samples before the calibrated value takes over
     floor: float = 0.5               # a calibrated threshold is never laxer than this
     ceiling: float = 1.0             # nor stricter than this (1.0: a model that cannot tell people apart links nothing)
     recompute_every: int = 1         # new tracks of a model between two recomputations (a sort of <= max_samples)

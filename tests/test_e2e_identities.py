@@ -24,7 +24,7 @@ def test_e2e_replay_links_the_right_rgb_and_ir_tracks_with_controlled_test_encod
                          frame_stride=2, detector=DetectorCfg(kind="heat") if c["modality"] == "ir" else None)
                for c in meta["cameras"]]
     encoder = MarkEncoder()
-    # manual thresholds: three people never make the 50 same-camera impostor pairs site calibration waits for,
+    # manual thresholds: three people never make the 30 same-camera impostor pairs site calibration waits for,
     # and the test encoder's scores are known (site calibration has its own tests in test_site_calibration.py)
     matcher = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45))
     cfg = align_clip_length(XreidCfg(detector=DetectorCfg(motion=MotionCfg(enabled=False)), matcher=matcher),

@@ -77,6 +77,11 @@ def _accuracy_line(acc: dict[str, Any] | None) -> str:
         why = acc["reason"] if acc else "only frames 1-400 are annotated (use --max-frames 400 or fewer)"
         return f"identity accuracy: not scored ({why})"
     a, c = acc["all_pairs"], acc["cross_camera"]
-    return (f"identity accuracy vs PETS09 ground truth: pairwise F1 {a['f1']:.2f} (precision {a['precision']:.2f}, "
-            f"recall {a['recall']:.2f}); across cameras F1 {c['f1']:.2f} (precision {c['precision']:.2f}, recall "
-            f"{c['recall']:.2f}); {acc['labelled']} of {acc['tracks']} tracks labelled, {acc['people']} people")
+    return (f"identity accuracy vs PETS09 ground truth: pairwise F1 {a['f1']:.2f} ({_pr(a)}); across cameras "
+            f"F1 {c['f1']:.2f} ({_pr(c)}); {acc['labelled']} of {acc['tracks']} tracks labelled, {acc['people']} people")
+
+
+def _pr(s: dict[str, Any]) -> str:
+    """Precision and recall; with no pair linked, precision is vacuous and says so."""
+    precision = f"{s['precision']:.2f}" if s["tp"] + s["fp"] else "- (nothing linked)"
+    return f"precision {precision}, recall {s['recall']:.2f}"
