@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pipeline.store import Store
 from .calibration import Evidence, PairCalibration
 from .matcher import Matcher, Outcome, TrackState
 from .unionfind import Merge
+
+log = logging.getLogger(__name__)
 
 _TRACK_SELECT = ("SELECT track_no, model_id, camera_id, track_uid, modality, t_start, t_end, embedding, "
                  "n_embedded, identity_id, segments, thumbnail FROM tracks")
@@ -111,9 +114,12 @@ def load_into(store: Store, matcher: Matcher) -> Matcher:
                     "SELECT model_id, pair, kind, score, track_a, track_b, ts FROM calibration_scores ORDER BY id")
                 ] if store.schema_version >= 5 else []
     matcher.restore(identities, tracks, merges, evidence)
-    if store.schema_version >= 5 and not store.readonly:
-        states = [c for m in matcher.model_ids for c in matcher.calibrator.state(m)]
-        _save(store, [Outcome("", False, calibration=tuple(states))], None)  # the recomputed thresholds, for readers
+    if store.schema_version >= 5 and not store.readonly:   # the recomputed thresholds, for readers
+        states = tuple(c for m in matcher.model_ids for c in matcher.calibrator.state(m))
+        try:
+            save(store, [Outcome("", False, calibration=states)])
+        except StoreError as e:   # only what readers show is stale; the matcher itself is rebuilt
+            log.warning("cannot record the recomputed thresholds: %s", e)
     return matcher
 
 
