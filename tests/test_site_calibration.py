@@ -75,6 +75,17 @@ def test_overlapping_tracks_of_one_camera_are_impostors_and_later_clips_genuine(
     assert m.observe(emb("c3", "i2", b, 0, 10, modality="ir")).evidence[0].pair == "ir_ir"
 
 
+def test_a_track_that_grows_into_another_is_scored_against_it_once():
+    m = Matcher(MatcherCfg(calibration=SMALL))
+    a, b = (np.eye(DIM, dtype=np.float32)[i] for i in range(2))
+    m.observe(emb("c1", "p", a, 0, 10))
+    assert m.observe(emb("c1", "q", b, 12, 20)).evidence == (), "apart in time so far"
+    grown = m.observe(emb("c1", "p", a, 10, 20, segment=1))
+    assert sorted(e.kind for e in grown.evidence) == [GENUINE, IMPOSTOR], "p now overlaps q: two people"
+    again = m.observe(emb("c1", "q", b, 20, 30, segment=1))
+    assert [e.kind for e in again.evidence] == [GENUINE], "the pair p/q counts once"
+
+
 def test_the_calibrated_threshold_keeps_look_alikes_apart_where_the_fallback_merges_them():
     rng = np.random.default_rng(0)
     embs = list(_crowd(rng))

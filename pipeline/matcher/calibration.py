@@ -99,7 +99,6 @@ class Calibrator:
         self._scores: dict[tuple[str, str, str], deque[float]] = {}
         self._state: dict[tuple[str, str], PairCalibration] = {}
         self._tracks: dict[str, int] = {}
-        self._paired: set[tuple[str, int, int]] = set()   # impostor pairs already scored (model, low key, high key)
         self._latest: dict[str, float] = {}
 
     # -- answers ---------------------------------------------------------------------------------
@@ -113,9 +112,6 @@ class Calibrator:
         models = sorted(self._tracks) if model_id is None else [model_id]
         return [self._state.get((m, p)) or self._compute(m, p) for m in models for p in PAIR_NAMES]
 
-    def paired(self, model_id: str, a: int, b: int) -> bool:
-        return (model_id, min(a, b), max(a, b)) in self._paired
-
     # -- evidence --------------------------------------------------------------------------------
 
     def record(self, samples: Iterable[Evidence]) -> None:
@@ -125,8 +121,6 @@ class Calibrator:
             if q is None:
                 q = self._scores[key] = deque(maxlen=self.ccfg.max_samples)
             q.append(s.score)
-            if s.kind == IMPOSTOR and s.track_b is not None:
-                self._paired.add((s.model_id, min(s.track_a, s.track_b), max(s.track_a, s.track_b)))
             self._latest[s.model_id] = max(self._latest.get(s.model_id, s.ts), s.ts)
 
     def track_added(self, model_id: str) -> tuple[PairCalibration, ...]:

@@ -209,7 +209,7 @@ class Matcher:
         track = TrackState(self.next_track, emb.model_id, emb.camera_id, emb.track_uid, emb.modality,
                            emb.t_start, emb.t_end, vec.copy(), 1, 0, {emb.segment}, emb.thumbnail)
         self.next_track += 1
-        evidence = self._impostors(space, track, emb.t_end)
+        evidence = self._impostors(space, track, None, emb.t_end)
         self.calibrator.record(evidence)
         calibration = self.calibrator.track_added(emb.model_id)
         links: list[Link] = []
@@ -247,6 +247,7 @@ class Matcher:
         score = float(track.vector @ vec)
         evidence = [Evidence(track.model_id, pair_name(track.modality, track.modality), GENUINE, score, track.key,
                              None, emb.t_end)]
+        before = (track.t_start, track.t_end)
         track.mean = (track.mean * track.n_clips + vec) / (track.n_clips + 1)
         track.n_clips += 1
         track.segments.add(emb.segment)
@@ -254,7 +255,7 @@ class Matcher:
         if not track.thumbnail:
             track.thumbnail = emb.thumbnail
         space.gallery.upsert([track.key], track.vector)
-        evidence += self._impostors(space, track, emb.t_end)   # its longer span may overlap tracks it did not
+        evidence += self._impostors(space, track, before, emb.t_end)   # its longer span may overlap new ones
         self.calibrator.record(evidence)
         root = self.forest.find(track.identity)
         link = Link(track.key, "update", root, track.key, score, None, None, f"clip segment {emb.segment}", emb.t_end)
@@ -299,8 +300,13 @@ class Matcher:
             log.info("merged identity %d into %d (track %d, score %.3f)", m.loser, m.winner, track.key, cand.score)
         return merges
 
-    def _impostors(self, space: _Space, track: TrackState, ts: float) -> list[Evidence]:
-        """Tracks of ``track``'s camera that overlap it in time and were not scored against it yet: two people."""
+    def _impostors(self, space: _Space, track: TrackState, before: tuple[float, float] | None,
+                   ts: float) -> list[Evidence]:
+        """Tracks of ``track``'s camera that overlap it in time now but not before: two people, scored once.
+
+        Spans only grow, so a pair starts to overlap at exactly one event (the later track's first clip, or
+        a later clip of either), and that event scores it. ``before``: the span before this clip (None: new).
+        """
         out = []
         slack = self.cfg.overlap_slack_s
         vec = track.vector
@@ -308,9 +314,9 @@ class Matcher:
             other = space.tracks[k]
             if other.t_start < track.t_start - OVERLAP_HORIZON_S:
                 break
-            if k == track.key or self.calibrator.paired(track.model_id, track.key, k):
+            if k == track.key or _overlap((track.t_start, track.t_end), other) <= slack:
                 continue
-            if min(track.t_end, other.t_end) - max(track.t_start, other.t_start) > slack:
+            if before is None or _overlap(before, other) <= slack:
                 out.append(Evidence(track.model_id, pair_name(track.modality, other.modality), IMPOSTOR,
                                     float(vec @ other.vector), track.key, k, ts))
         return out
@@ -421,6 +427,10 @@ class Matcher:
         self.calibrator.restore(evidence, {m: len(ts) for m, ts in by_model.items()})
         log.info("matcher restored: %d identities, %d tracks, %d merges, models %s",
                  len(self.forest), sum(len(v) for v in by_model.values()), len(self.forest.history), self.model_ids)
+
+
+def _overlap(span: tuple[float, float], other: TrackState) -> float:
+    return min(span[1], other.t_end) - max(span[0], other.t_start)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
