@@ -34,7 +34,6 @@ import numpy as np
 from pipeline.settings import PAIR_NAMES, MatcherCfg
 
 GENUINE, IMPOSTOR = "genuine", "impostor"
-KINDS = (GENUINE, IMPOSTOR)
 AUTO_PAIRS = ("rgb_rgb", "ir_ir")   # the pairs a site can calibrate on its own
 
 
