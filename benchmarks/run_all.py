@@ -103,6 +103,26 @@ def _mot(d: dict) -> list[Figure]:
              None if r.get("e2e_fps") is None else r["e2e_fps"] >= 10)]
 
 
+def _identity_chain(d: dict) -> list[Figure]:
+    rows = {r["look"]: r for r in d.get("rows", [])}
+    r = rows.get("rgb")
+    if r is None:
+        return [("cross-camera identity F1, two RGB cameras (vtest.avi + other-RGB look)", None,
+                 ">= 0.80 at precision >= 0.90", None)]
+    c = r["calibrated"]["cross_camera"]
+    model = d.get("model_id", "?")
+    figs: list[Figure] = [
+        (f"cross-camera pairwise identity F1, two RGB cameras, {model}", c["f1"], ">= 0.80",
+         c["f1"] >= 0.80 and c["precision"] >= 0.90),
+        (f"cross-camera pairwise identity precision, two RGB cameras, {model}", c["precision"], ">= 0.90",
+         c["precision"] >= 0.90),
+        ("all-pairs identity F1, two RGB cameras", r["calibrated"]["all_pairs"]["f1"], "-", None)]
+    if "nir" in rows:
+        figs.append(("cross-camera identity precision, RGB + night-NIR camera", rows["nir"]["calibrated"]
+                     ["cross_camera"]["precision"], "-", None))
+    return figs
+
+
 @dataclass(frozen=True)
 class Bench:
     name: str
@@ -118,6 +138,7 @@ BENCHES = (
           _matcher, 1200),
     Bench("bus", ("benchmarks/bus.py",), _bus, 600),
     Bench("mot_vtest", ("benchmarks/mot_vtest.py",), _mot, 1200),
+    Bench("identity_chain", ("benchmarks/identity_chain.py",), _identity_chain, 1200),
     Bench("soak", ("benchmarks/soak.py", "--minutes", "3", "--sample-s", "3"), _soak, 900),
 )
 

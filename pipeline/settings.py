@@ -487,19 +487,79 @@ class GalleryCfg:
 
 @dataclass(frozen=True)
 class PairThresholds:
-    """Cosine similarity a track needs to join an identity, per modality pair (calibrated apart)."""
+    """Cosine similarity a track needs to join an identity, per modality pair (calibrated apart).
 
-    rgb_rgb: float = 0.6
-    ir_ir: float = 0.6
-    rgb_ir: float = 0.45            # cross-modal similarities run lower
+    ``None`` leaves the pair to site calibration (``matcher.calibration``); a number is a manual
+    threshold and always wins.
+    """
+
+    rgb_rgb: float | None = None
+    ir_ir: float | None = None
+    rgb_ir: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("rgb_rgb", "ir_ir", "rgb_ir"):
-            if not -1.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"matcher.thresholds.{name} must be in [-1, 1], got {getattr(self, name)}")
+        for name in PAIR_NAMES:
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ConfigError(f"matcher.thresholds.{name} must be in [-1, 1], got {value}")
 
-    def for_pair(self, a: str, b: str) -> float:
+    def get(self, pair: str) -> float | None:
+        return getattr(self, pair)  # type: ignore[no-any-return]
+
+    def for_pair(self, a: str, b: str) -> float | None:
         return self.rgb_rgb if a == b == "rgb" else self.ir_ir if a == b == "ir" else self.rgb_ir
+
+
+PAIR_NAMES = ("rgb_rgb", "ir_ir", "rgb_ir")
+
+
+@dataclass(frozen=True)
+class FallbackThresholds:
+    """What an uncalibrated pair uses. 1.0 abstains: without evidence of where a model's impostors score,
+    no link is safe, and a wrong merge costs more than a missed link."""
+
+    rgb_rgb: float = 1.0            # until a camera has shown min_impostor pairs of people at once
+    ir_ir: float = 1.0
+    rgb_ir: float = 1.0             # never calibrated on site (no free cross-modal impostors): set it by hand
+
+    def __post_init__(self) -> None:
+        for name in PAIR_NAMES:
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"matcher.calibration.fallback.{name} must be in [-1, 1], got {getattr(self, name)}")
+
+    def get(self, pair: str) -> float:
+        return getattr(self, pair)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class CalibrationCfg:
+    """Per-model thresholds placed by the site's own evidence (pipeline/matcher/calibration.py).
+
+    Impostor pairs are tracks of one camera that overlap in time (two people); genuine pairs are a
+    later clip of a track against the track so far (one person). A pair's threshold is the score
+    that at most ``target_fmr`` of the impostor pairs reach, within ``[floor, ceiling]``, once there
+    are ``min_impostor`` and ``min_genuine`` samples; before that it is ``fallback``.
+    """
+
+    enabled: bool = True
+    target_fmr: float = 0.01         # share of impostor pairs allowed at or above the threshold
+    min_impostor: int = 30           # impostor samples before the calibrated value takes over (< 100: above the max)
+    min_genuine: int = 5             # genuine samples before the calibrated value takes over
+    floor: float = 0.5               # a calibrated threshold is never laxer than this
+    ceiling: float = 1.0             # nor stricter than this (1.0: a model that cannot tell people apart links nothing)
+    recompute_every: int = 1         # new tracks of a model between two recomputations (a sort of <= max_samples)
+    max_samples: int = 5000          # newest samples per model, pair and kind that count (the site drifts)
+    fallback: FallbackThresholds = field(default_factory=FallbackThresholds)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_fmr < 1.0:
+            raise ConfigError(f"matcher.calibration.target_fmr must be in (0, 1), got {self.target_fmr}")
+        for name in ("min_impostor", "min_genuine", "recompute_every", "max_samples"):
+            _positive(f"matcher.calibration.{name}", getattr(self, name))
+        if not -1.0 <= self.floor <= self.ceiling <= 1.0:
+            raise ConfigError(f"matcher.calibration: need -1 <= floor ({self.floor}) <= ceiling ({self.ceiling}) <= 1")
+        if self.max_samples < max(self.min_impostor, self.min_genuine):
+            raise ConfigError("matcher.calibration.max_samples must be >= min_impostor and min_genuine")
 
 
 @dataclass(frozen=True)
@@ -520,7 +580,8 @@ class TransitionCfg:
 class MatcherCfg:
     """Linking tracks into identities (DESIGN.md §4 Matcher)."""
 
-    thresholds: PairThresholds = field(default_factory=PairThresholds)
+    thresholds: PairThresholds = field(default_factory=PairThresholds)  # manual; unset pairs: calibration
+    calibration: CalibrationCfg = field(default_factory=CalibrationCfg)
     top_k: int = 20                  # gallery tracks compared with each new track
     merge_margin: float = 0.1        # two identities merge when one track beats both thresholds by this
     overlap_slack_s: float = 0.2     # same-camera tracks overlapping less than this are not simultaneous (box jitter)

@@ -126,12 +126,44 @@ CREATE TABLE cameras (
 );
 """
 
+# v5: site calibration (pipeline/matcher/calibration.py). ``calibration_scores`` keeps the free evidence:
+# impostor pairs (two tracks of one camera at once; track_b set) and genuine pairs (a later clip against
+# its own track; track_b NULL), per model and modality pair. ``calibration`` holds each pair's threshold as
+# the matcher last computed it, for the CLI, the API and the metrics.
+_V5_CALIBRATION = """
+CREATE TABLE calibration_scores (
+    id       INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    pair     TEXT NOT NULL CHECK (pair IN ('rgb_rgb', 'ir_ir', 'rgb_ir')),
+    kind     TEXT NOT NULL CHECK (kind IN ('genuine', 'impostor')),
+    score    REAL NOT NULL,
+    track_a  INTEGER NOT NULL,
+    track_b  INTEGER,
+    ts       REAL NOT NULL
+);
+CREATE INDEX calibration_scores_key ON calibration_scores (model_id, pair, kind, id);
+CREATE TABLE calibration (
+    model_id      TEXT NOT NULL,
+    pair          TEXT NOT NULL CHECK (pair IN ('rgb_rgb', 'ir_ir', 'rgb_ir')),
+    threshold     REAL NOT NULL,
+    source        TEXT NOT NULL CHECK (source IN ('manual', 'auto', 'default')),
+    n_genuine     INTEGER NOT NULL,
+    n_impostor    INTEGER NOT NULL,
+    impostor_rate REAL,
+    genuine_rate  REAL,
+    target_fmr    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (model_id, pair)
+);
+"""
+
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
     Migration(1, "tracks", _V1_TRACKS),
     Migration(2, "identities", _V2_IDENTITIES),
     Migration(3, "modality_events", _V3_MODALITY_EVENTS),
     Migration(4, "cameras", _V4_CAMERAS),
+    Migration(5, "calibration", _V5_CALIBRATION),
 ]
 
 
@@ -209,6 +241,7 @@ class Store:
 
     def __init__(self, path: str | Path, migrations: Sequence[Migration] = MIGRATIONS, readonly: bool = False) -> None:
         self.path = str(path)
+        self.readonly = readonly
         self._lock = threading.RLock()
         _check_migrations(migrations)
         self._migrations = tuple(migrations)

@@ -108,7 +108,7 @@ def test_openapi_schema_lists_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     for route in ("/health", "/metrics", "/cameras", "/tracks", "/tracks/{track_uid}", "/identities",
                   "/identities/{identity_id}", "/search", "/tracks/{track_uid}/thumbnail.jpg",
-                  "/identities/{identity_id}/contact-sheet.jpg"):
+                  "/identities/{identity_id}/contact-sheet.jpg", "/calibration"):
         assert route in paths, route
 
 

@@ -394,6 +394,15 @@ class Snapshot:
                        list(track_nos))
         return {r["track_no"]: r for r in rows}
 
+    def calibration(self, model_id: str | None = None) -> list[dict[str, Any]]:
+        """Each model's thresholds per modality pair as the matcher last computed them (schema v5)."""
+        if "calibration" not in self.columns:
+            return []
+        where, params = (" WHERE model_id = ?", [model_id]) if model_id is not None else ("", [])
+        return self._rows("SELECT model_id, pair, threshold, source, n_genuine, n_impostor, impostor_rate, "
+                          f"genuine_rate, target_fmr, updated_at FROM calibration{where} ORDER BY model_id, "
+                          "CASE pair WHEN 'rgb_rgb' THEN 0 WHEN 'ir_ir' THEN 1 ELSE 2 END", params)
+
 
 def _unit_rows(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float32)
