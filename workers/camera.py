@@ -104,9 +104,9 @@ class CameraRunner:
             self.state.modality_switches += event.from_modality is not None
             # to the store's modality_events through the matcher, like the source status
             self.bus.publish(STREAM_CAMERA_STATUS, switch_to_bytes(event))
-        bad = self.front.bad_frames["bad_format"]
-        if bad:
-            self.state.drops["bad_format"] = bad
+        for reason, n in self.front.bad_frames.items():   # bad_format, black, saturated
+            if n:
+                self.state.drops[reason] = n
 
     def _on_status(self, status: SourceStatus) -> None:
         status = SourceStatus(status.state, redact_text(status.reason))
