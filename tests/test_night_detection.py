@@ -166,3 +166,26 @@ def test_denoise_config_is_checked():
         DetectorCfg(denoise=DenoiseCfg(kernel_px=4))
     with pytest.raises(Exception, match="min_sigma"):
         from_dict(XreidCfg, {"detector": {"denoise": {"min_sigma": -1}}})
+
+
+def test_camera_worker_reports_black_frames_in_its_health_and_metrics(tmp_path):
+    """The distributed camera worker: a camera sending only black frames is counted, reported, and ends cleanly."""
+    from pipeline.bus import MemoryBus
+    from workers.camera import CameraWorker
+    from workers.lifecycle import Shutdown
+
+    video = tmp_path / "capped.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        writer.write(np.clip(rng.normal(2, 5, (240, 320, 3)), 0, 255).astype(np.uint8))
+    writer.release()
+    cfg = from_dict(XreidCfg, {"cameras": [{"id": "capped", "source": str(video), "modality": "auto"}]})
+    worker = CameraWorker(cfg, MemoryBus(), Shutdown())
+    assert worker.run() == 0
+    assert worker.states[0].status.state == "ended"
+    assert worker.health().detail["cameras"]["capped"]["frames_dropped"] == {"black": 15}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in worker.samples()}
+    assert samples[("xreid_frames_dropped_total", (("camera", "capped"), ("reason", "black")))] == 15
+    assert samples[("xreid_frames_total", (("camera", "capped"),))] == 0
+    assert samples[("xreid_tracks_total", (("camera", "capped"),))] == 0

@@ -287,7 +287,8 @@ class CameraWorker:
         states = self.states
         cams = {s.cfg.id: {"state": s.status.state, "reason": s.status.reason, "source": s.source_name,
                            "frames": s.frames_read, "modality": s.modality,
-                           "modality_switches": s.modality_switches} for s in states}
+                           "modality_switches": s.modality_switches,
+                           "frames_dropped": dict(s.drops)} for s in states}   # incl. black / saturated frames
         failed = sum(s.status.state == "failed" for s in states)
         bus = bus_health(self.bus)
         if failed == len(states):
