@@ -37,7 +37,7 @@ class MotionCfg:
     scale: float = 0.5             # the background model runs on a copy this much smaller
     history: int = 500             # MOG2: frames the background remembers
     var_threshold: float = 16.0    # MOG2: squared distance from the background that counts as motion
-    detect_shadows: bool = True    # MOG2: shadows are found and not counted as motion
+    detect_shadows: bool = True    # MOG2: shadows are found and not counted as motion (colour frames only)
     min_blob_area_px: int = 240    # moving blobs smaller than this (source pixels) are noise
     dilate_px: int = 14            # blobs closer than about this join (a person's parts, a small group)
     roi_margin: float = 0.4        # search this many blob heights around each blob (HOG window margin)
