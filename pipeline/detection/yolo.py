@@ -23,6 +23,7 @@ from .base import Detections, as_bgr
 
 log = logging.getLogger(__name__)
 
+COCO_PERSON = 0
 OFFLINE_ALTERNATIVES = "--detector hog (offline, any camera) or --detector heat (thermal cameras)"
 
 
@@ -55,6 +56,8 @@ def person_class_ids(names: dict[int, str], wanted: tuple[str, ...], weights: st
         ConfigError: the model has none of them.
     """
     ids = sorted(int(k) for k, v in names.items() if str(v) in wanted)
+    if not ids and "person" in wanted and all(str(v) == str(k) for k, v in names.items()):
+        return [COCO_PERSON]   # unnamed classes (a model built from YAML): COCO's layout, person first
     if not ids:
         have = ", ".join(str(v) for v in names.values()) or "none"
         raise ConfigError(f"YOLO model '{weights}' has no class named {', '.join(wanted)} (its classes: {have}); "
