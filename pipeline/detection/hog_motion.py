@@ -59,6 +59,8 @@ class MotionHogDetector:
         bgr = as_bgr(image)
         h, w = bgr.shape[:2]
         self.foreground.update(bgr)
+        if self.foreground.gray:   # one picture in three channels: their (codec) differences are only noise to HOG
+            bgr = image.reshape(h, w) if image.ndim == 2 or image.shape[2] == 1 else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         self.denoiser.observe(bgr)
         regions = self.foreground.regions()
         if self.cfg.motion.search_tracks and len(self._attended) and self.foreground.warm:
