@@ -3,9 +3,9 @@
 A camera at night runs with its gain up: its frames carry Gaussian-like sensor noise of several
 gray levels. HOG's block normalisation turns that noise into strong gradients wherever the
 picture is flat, and the person's own edges, already soft and low in contrast in near-infrared,
-drown in it (PETS09 rendered as night NIR at noise sigma 8: HOG recall at score 0.5 falls from
-~0.75 to 0.40 on full frames; a 3x3 median puts it back to 0.66). Averaging frames over time
-does not help: people move a few pixels per frame and blur away with the noise (measured 0.36).
+drown in it (PETS09 rendered as night NIR at noise sigma 8: full-frame HOG recall at score 0.5
+is 0.40; after a 3x3 median 0.66). Averaging frames over time does not help: people move a few
+pixels per frame and blur away with the noise (measured 0.36). docs/daynight.md has the figures.
 
 ``noise_sigma`` estimates the noise of a frame from its Laplacian (Immerkaer's operator, median
 absolute response: robust to edges), so denoising runs only on frames that need it and a
