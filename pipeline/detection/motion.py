@@ -14,7 +14,7 @@ good enough to place search regions, not to outline people.
 MOG2's shadow test (darker than the background, same chromaticity) cannot tell a shadow from a
 person on a gray frame, where every pixel has the background's chromaticity: on PETS09 rendered
 as night near-infrared it filed ~all moving pixels as shadow and the mask came out empty
-(0% of people with >10% foreground, 87% without the test). Shadow detection is therefore used
+(0% of people with >10% foreground, 79% without the test). Shadow detection is therefore used
 on colour frames only; the first frame after a reset decides which kind the camera sends.
 """
 
