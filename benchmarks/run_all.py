@@ -123,6 +123,26 @@ def _identity_chain(d: dict) -> list[Figure]:
     return figs
 
 
+def _night(d: dict) -> list[Figure]:
+    rows = d.get("rows", [])
+    target = f"night NIR sigma {d.get('target_sigma', 8)} blur"
+
+    def row(footage: str, name: str) -> dict | None:
+        return next((r for r in rows if r["footage"] == footage and r["row"] == name), None)
+
+    figs: list[Figure] = []
+    for name, what in (("default", "ir camera defaults"), ("auto", "auto camera after dusk")):
+        r = row(target, name)
+        figs.append((f"IDF1, vtest frames 1-400 as {target}, {what}", None if r is None else r["idf1"], ">= 0.60",
+                     None if r is None else r["idf1"] >= 0.60))
+        figs.append((f"MOTA, vtest frames 1-400 as {target}, {what}", None if r is None else r["mota"], ">= 0.50",
+                     None if r is None else r["mota"] >= 0.50))
+    r = row(target, "default")
+    fps = None if r is None else r.get("cpu_fps")
+    figs.append(("night replay frames/s (CPU time basis: 2 cores)", fps, ">= 10", None if fps is None else fps >= 10))
+    return figs
+
+
 @dataclass(frozen=True)
 class Bench:
     name: str
@@ -139,6 +159,8 @@ BENCHES = (
     Bench("bus", ("benchmarks/bus.py",), _bus, 600),
     Bench("mot_vtest", ("benchmarks/mot_vtest.py",), _mot, 1200),
     Bench("identity_chain", ("benchmarks/identity_chain.py",), _identity_chain, 1200),
+    Bench("night_vtest", ("benchmarks/night_vtest.py", "--quick", "--only", "default", "auto", "--sigmas", "4", "8",
+                          "12", "--no-daylight"), _night, 1200),
     Bench("soak", ("benchmarks/soak.py", "--minutes", "3", "--sample-s", "3"), _soak, 900),
 )
 

@@ -39,7 +39,7 @@ class MotionCfg:
     scale: float = 0.5             # the background model runs on a copy this much smaller
     history: int = 500             # MOG2: frames the background remembers
     var_threshold: float = 16.0    # MOG2: squared distance from the background that counts as motion
-    detect_shadows: bool = True    # MOG2: shadows are found and not counted as motion
+    detect_shadows: bool = True    # MOG2: shadows are found and not counted as motion (colour frames only)
     min_blob_area_px: int = 240    # moving blobs smaller than this (source pixels) are noise
     dilate_px: int = 14            # blobs closer than about this join (a person's parts, a small group)
     roi_margin: float = 0.4        # search this many blob heights around each blob (HOG window margin)
@@ -60,6 +60,29 @@ class MotionCfg:
         if self.roi_margin < 0:
             raise ConfigError(f"detector.motion.roi_margin must be >= 0, got {self.roi_margin}")
         _unit("detector.motion.min_foreground", self.min_foreground)
+
+
+@dataclass(frozen=True)
+class DenoiseCfg:
+    """Spatial denoising of a noisy (night, high-gain) frame before detection (pipeline/detection/conditioning.py).
+
+    Runs only on frames whose estimated sensor noise is at least ``min_sigma`` gray levels, so a clean
+    daylight frame passes unchanged. Defaults measured on PETS09 rendered as night NIR (docs/daynight.md).
+    """
+
+    method: Literal["none", "median", "gaussian", "bilateral", "nlmeans"] = "median"
+    kernel_px: int = 3             # median / gaussian / bilateral: filter size (odd)
+    strength: float = 1.0          # nlmeans only: filter strength h as a multiple of the estimated noise sigma
+    min_sigma: float = 3.0         # denoise frames with at least this much estimated noise (gray levels)
+    hog_margin_scale: float = 1.0  # hog: margin -> score scale on denoised frames (people give lower margins there)
+
+    def __post_init__(self) -> None:
+        if self.kernel_px < 3 or self.kernel_px % 2 == 0:
+            raise ConfigError(f"detector.denoise.kernel_px must be an odd number >= 3, got {self.kernel_px}")
+        _positive("detector.denoise.strength", self.strength)
+        _positive("detector.denoise.hog_margin_scale", self.hog_margin_scale)
+        if self.min_sigma < 0:
+            raise ConfigError(f"detector.denoise.min_sigma must be >= 0, got {self.min_sigma}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,7 @@ class DetectorCfg:
 
     kind: Literal["hog", "yolo", "heat"] = "hog"   # heat: warm-blob detector for thermal frames (offline)
     weights: str = "yolo11n.pt"   # ultralytics weights name or path (yolo only)
+    person_classes: tuple[str, ...] = ("person",)  # yolo only: the model's class names that are people
     conf: float = 0.1              # detections below this score are dropped (= tracker.track_low_thresh: ByteTrack
                                    # uses low-score boxes to keep tracks through occlusion)
     device: str = "cpu"
@@ -110,6 +134,7 @@ class DetectorCfg:
     hog_margin_scale: float = 1.33  # hog only: SVM margin m -> score 1 - exp(-m / this) (tracker's score scale)
     motion: MotionCfg = field(default_factory=lambda: MotionCfg())  # hog only: search where the camera sees motion
     heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
+    denoise: DenoiseCfg = field(default_factory=lambda: DenoiseCfg())  # hog only: clean noisy (night) frames first
 
     def __post_init__(self) -> None:
         _unit("detector.conf", self.conf)
@@ -122,6 +147,9 @@ class DetectorCfg:
         if not all(0.0 < f <= 1.0 for f in self.hog_box_shrink):
             raise ConfigError(f"detector.hog_box_shrink values must be in (0, 1], got {list(self.hog_box_shrink)}")
         _positive("detector.hog_margin_scale", self.hog_margin_scale)
+        if not self.person_classes or not all(isinstance(c, str) and c for c in self.person_classes):
+            raise ConfigError(f"detector.person_classes must be a non-empty list of class names, "
+                              f"got {list(self.person_classes)}")
 
 
 @dataclass(frozen=True)
