@@ -162,3 +162,16 @@ def test_encoder_fast_path_matches_the_plain_model_and_leaves_it_trainable(tmp_p
     np.testing.assert_allclose(trained, want, atol=1e-6)        # inference copy: same embeddings
     assert isinstance(loaded.backbone.trunk.stem.bn, torch.nn.BatchNorm2d)  # the fold happened on a copy
     assert enc.model_id == loaded.model_id and enc.model_id.startswith("xreid_mnv2.")
+
+
+def test_committed_default_is_the_mnv2_model_and_the_tiny_one_stays_loadable() -> None:
+    from models.weights import DEFAULT_CHECKPOINT, TINY_CHECKPOINT
+
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 25_000_000
+    default, tiny = load_checkpoint(DEFAULT_CHECKPOINT), load_checkpoint(TINY_CHECKPOINT)
+    assert default.model_id.startswith("xreid_mnv2.") and tiny.model_id.startswith("xreid_tiny.")
+    assert default.cfg.num_classes == 0 and default.cfg.edge_view and default.embed_dim == 3328
+    # the frozen trunk still holds the packaged ImageNet weights, bit for bit
+    want = map_torchvision_state(read_imagenet_weights("imagenet"))
+    got = default.backbone.trunk.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in want.items())
