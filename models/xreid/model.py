@@ -1,4 +1,8 @@
-"""XReID: CLIP image tower + camera embedding + MII + BN-neck heads (+ CPC when training).
+"""XReID: image encoder + camera embedding + MII + BN-neck heads (+ CPC when training).
+
+The image encoder is a CLIP ViT (``backbone: clip_vit``, the reference) or an ImageNet MobileNetV2
+whose feature map becomes the tokens (``backbone: mobilenet_v2``, ``mobilenet.py``; its "CLS" is
+the mean token and its "projection" the pooled 1280-d feature, or 2560-d with the edge view).
 
 Data flow for a batch of B sequences of T frames (reference: ``make_model_clipreid.py``):
 
