@@ -58,6 +58,31 @@ def _encoder(d: dict) -> list[Figure]:
     return out
 
 
+def _default_vs_previous(d: dict) -> list[Figure]:
+    best = {}
+    for r in d.get("rows", []):
+        if r["mode"].startswith("ReidEncoder"):
+            best[r["config"]] = max(best.get(r["config"], 0.0), r["seq_per_s"])
+    new, old = best.get("xreid-mnv2-synth"), best.get("xreid-tiny-synth")
+    ratio = None if not new or not old else new / old
+    return [("re-ID encoder seq/s, default xreid-mnv2-synth / previous xreid-tiny-synth (best mode each)", ratio,
+             ">= 1", None if ratio is None else ratio >= 1)]
+
+
+def _identity_vtest(d: dict) -> list[Figure]:
+    rows = {r["row"]: r for r in d.get("rows", [])}
+    r = rows.get("default")
+    if r is None:
+        return [("identity embeddings on vtest.avi (default model)", None, "Rank-1", None)]
+    rgb, nir = r["same/rgb_rgb"]["rank1"], r["same/nir_rgb"]["rank1"]
+    figs = [("default model RGB->RGB Rank-1 %, vtest.avi trajectories (other-RGB look)", rgb, ">= 90", rgb >= 90),
+            ("default model NIR->RGB Rank-1 %, vtest.avi trajectories (night-NIR look)", nir, ">= 55", nir >= 55)]
+    for key in ("halves/rgb_rgb", "halves/nir_rgb"):
+        figs.append((f"default model {key} Rank-1 % (camera B from the other half of each trajectory)",
+                     r[key]["rank1"], "-", None))
+    return figs
+
+
 def _matcher(d: dict) -> list[Figure]:
     rows = [r for r in d.get("rows", []) if r["kind"] in ("hnsw", "ivf") and r["recall_at_10"] >= 0.95]
     if not rows:
@@ -153,7 +178,8 @@ class Bench:
 
 BENCHES = (
     Bench("replay_fps", ("benchmarks/replay_fps.py", "--frames", "150", "--runs", "3"), _replay, 900),
-    Bench("reid_encoder", ("benchmarks/reid_encoder.py",), _encoder, 900),
+    Bench("reid_encoder", ("benchmarks/reid_encoder.py",), lambda d: _encoder(d) + _default_vs_previous(d), 900),
+    Bench("identity_vtest", ("benchmarks/identity_vtest.py",), _identity_vtest, 900),
     Bench("matcher", ("benchmarks/matcher.py", "--sizes", "1000", "100000", "1000000", "--kinds", "flat", "ivf"),
           _matcher, 1200),
     Bench("bus", ("benchmarks/bus.py",), _bus, 600),

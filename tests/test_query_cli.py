@@ -118,7 +118,7 @@ def test_search_by_images_with_the_tiny_xreid_checkpoint(tmp_path, capsys):
     assert "not an image (accepted: JPEG, PNG, WEBP, BMP)" in capsys.readouterr().err
     # without --checkpoint the committed model embeds the images; the store holds another model's vectors
     assert main(["search", "--image", *images, "--store", str(path)]) == 2
-    assert "has no gallery for model xreid_tiny." in capsys.readouterr().err
+    assert "has no gallery for model xreid_mnv2." in capsys.readouterr().err
 
 
 def test_missing_store_is_a_one_line_error(tmp_path, capsys):
