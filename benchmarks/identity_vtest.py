@@ -1,22 +1,28 @@
-# ruff: noqa: I001  (TEMPORARY copy of identity-model's file on branch adapt; its mobilenet imports do not exist here yet)
 """Identity embeddings on real people: retrieval across two looks of vtest.avi (PETS09-S2L1), frames 1-400.
 
 The probe: every ground-truth trajectory (PETS ids are per trajectory) with at least 16 frames that
-are fully inside the image and not flagged ignore. Its usable frames split in time: 8 crops spread
-over the first half are its camera-A clip (the recording as it is), 8 over the second half its
-camera-B clip, cut from the same frames re-rendered in another camera's look (``pipeline/looks.py``):
+are fully inside the image and not flagged ignore (10 in frames 1-400). Camera A is the recording as
+it is; camera B is the same frames re-rendered in another camera's look (``pipeline/looks.py``):
 
 * ``rgb_rgb``: another RGB camera (mirrored, warmer white balance, exposure, contrast);
 * ``nir_rgb``: a near-infrared night camera (gray from a channel mix unlike luminance, gamma, blur,
   sensor noise), tagged modality ``ir``.
 
+Two splits of each trajectory into one 8-crop clip per camera:
+
+* ``same`` (the headline, and the demo's setting: camera B is the same stretch seen later): both
+  clips from the same 8 frames spread over the trajectory, so only the look differs;
+* ``halves``: camera A from the first half of the trajectory, camera B from the second (other
+  poses and places as well): harder.
+
 Camera-B clips query the camera-A gallery (one clip per trajectory on each side): Rank-1 and mAP.
+With 10 queries one query is 10 points of Rank-1: read differences under ~20 points as noise.
 Rows: a colour histogram, the previous committed model, the raw ImageNet MobileNetV2 trunk (no re-ID
 training; crops turned gray first in ``nir_rgb``, the best it can do without knowing modality), and
-the shipped default checkpoint. These looks are synthetic renderings of one recording: a second
-real camera would be harder (other viewpoints, other light). Frames 401+ are never read.
+the committed default. The looks are synthetic renderings of one recording: a second real camera
+would be harder (other viewpoints, other light). Frames 401+ are never read.
 
-    .venv/bin/python benchmarks/identity_vtest.py
+    .venv/bin/python benchmarks/identity_vtest.py                     # ~2 min on 1 CPU thread
     .venv/bin/python benchmarks/identity_vtest.py --checkpoint new=path/to/model.pt
 """
 
@@ -39,9 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.eval.metrics import evaluate_direction  # noqa: E402
-from models.weights import DEFAULT_CHECKPOINT  # noqa: E402
-
-TINY_CHECKPOINT = DEFAULT_CHECKPOINT  # TEMPORARY copy on branch adapt: take identity-model's file at merge
+from models.weights import DEFAULT_CHECKPOINT, TINY_CHECKPOINT  # noqa: E402
 from models.xreid.preprocess import crops_to_tensor  # noqa: E402
 from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
 from pipeline.looks import Look, NightNirLook, OtherRgbLook  # noqa: E402

@@ -1,6 +1,8 @@
 """ReidEncoder throughput: sequences/s at batch sizes 1, 8, 32 against a plain per-clip fp32 loop.
 
-Both sides run the same randomly initialised model on the same synthetic clips (random uint8 crops
+Both sides run the same model (a registry config with random init, or a committed checkpoint: by
+default the previous default ``xreid-tiny-synth``, the current default ``xreid-mnv2-synth`` and a
+random ViT-B-16) on the same synthetic clips (random uint8 crops
 of 256x128, T_i between T and 2T frames) and the same preprocessing (``clip_to_tensor``). The
 baseline is what a first attempt looks like: for each clip, preprocess, ``model(x[None])`` under
 ``torch.no_grad`` in fp32. The encoder stacks ``max_batch`` clips per forward under
@@ -12,8 +14,8 @@ ViT-B-16 is slow on CPU (about a second per frame on two cores), so it runs fewe
 batch-32 row only with ``--full`` on CPU (the per-sequence cost is compute-bound and barely moves
 past batch 8). Prints a table, writes ``bench-out/reid_encoder.json``.
 
-    .venv/bin/python benchmarks/reid_encoder.py                 # tiny + ViT-B-16, CPU, ~2-3 min
-    .venv/bin/python benchmarks/reid_encoder.py --configs xreid_tiny
+    .venv/bin/python benchmarks/reid_encoder.py                 # both committed models + ViT-B-16, CPU, ~3-4 min
+    .venv/bin/python benchmarks/reid_encoder.py --configs xreid_tiny models/weights/xreid-mnv2-synth.pt
     .venv/bin/python benchmarks/reid_encoder.py --device cuda --full
 """
 
@@ -28,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.xreid import ReidEncoder, create_model
+from models.weights import DEFAULT_CHECKPOINT, TINY_CHECKPOINT
+from models.xreid import ReidEncoder, create_model, load_checkpoint
 from models.xreid.encoder import resolve_device
 from models.xreid.preprocess import clip_to_tensor
 
@@ -67,9 +70,17 @@ def encoder_run(encoder: ReidEncoder, clips) -> float:
     return time.perf_counter() - t0
 
 
-def bench_config(name: str, device: torch.device, full: bool, amp: bool) -> list[dict]:
+def build(name: str):
+    """A registry name (random init) or the path of a checkpoint (e.g. the committed default)."""
+    if name.endswith(".pt"):
+        return Path(name).stem, load_checkpoint(name)
     torch.manual_seed(0)
-    model = create_model(name).eval().to(device)
+    return name, create_model(name)
+
+
+def bench_config(name: str, device: torch.device, full: bool, amp: bool) -> list[dict]:
+    name, model = build(name)
+    model = model.eval().to(device)
     slow = name == "xreid_vitb16" and device.type == "cpu"
     n_base = 2 if slow else 128
     batches = [1, 8, 32] if (full or not slow) else [1, 8]
@@ -97,7 +108,9 @@ def bench_config(name: str, device: torch.device, full: bool, amp: bool) -> list
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", nargs="+", default=["xreid_tiny", "xreid_vitb16"])
+    ap.add_argument("--configs", nargs="+", default=[str(TINY_CHECKPOINT), str(DEFAULT_CHECKPOINT), "xreid_vitb16"],
+                    help="registry names (random init) or checkpoint paths; default: the previous and the current "
+                         "committed default model, and ViT-B-16")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op CPU threads (keep low on a shared machine)")
     ap.add_argument("--full", action="store_true", help="also batch 32 for ViT-B-16 on CPU (slow)")
@@ -109,12 +122,12 @@ def main() -> int:
     rows: list[dict] = []
     for name in args.configs:
         rows += bench_config(name, device, args.full, amp=not args.no_amp)
-    header = f"{'config':<14}{'mode':<24}{'batch':>6}{'clips':>7}{'seq/s':>10}{'speedup':>9}"
+    header = f"{'config':<18}{'mode':<24}{'batch':>6}{'clips':>7}{'seq/s':>10}{'speedup':>9}"
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['config']:<14}{r['mode']:<24}{r['batch']:>6}{r['clips']:>7}{r['seq_per_s']:>10.2f}{r['speedup']:>8.2f}x")
+        print(f"{r['config']:<18}{r['mode']:<24}{r['batch']:>6}{r['clips']:>7}{r['seq_per_s']:>10.2f}{r['speedup']:>8.2f}x")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,

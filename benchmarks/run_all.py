@@ -58,6 +58,31 @@ def _encoder(d: dict) -> list[Figure]:
     return out
 
 
+def _default_vs_previous(d: dict) -> list[Figure]:
+    best = {}
+    for r in d.get("rows", []):
+        if r["mode"].startswith("ReidEncoder"):
+            best[r["config"]] = max(best.get(r["config"], 0.0), r["seq_per_s"])
+    new, old = best.get("xreid-mnv2-synth"), best.get("xreid-tiny-synth")
+    ratio = None if not new or not old else new / old
+    return [("re-ID encoder seq/s, default xreid-mnv2-synth / previous xreid-tiny-synth (best mode each)", ratio,
+             ">= 1", None if ratio is None else ratio >= 1)]
+
+
+def _identity_vtest(d: dict) -> list[Figure]:
+    rows = {r["row"]: r for r in d.get("rows", [])}
+    r = rows.get("default")
+    if r is None:
+        return [("identity embeddings on vtest.avi (default model)", None, "Rank-1", None)]
+    rgb, nir = r["same/rgb_rgb"]["rank1"], r["same/nir_rgb"]["rank1"]
+    figs = [("default model RGB->RGB Rank-1 %, vtest.avi trajectories (other-RGB look)", rgb, ">= 90", rgb >= 90),
+            ("default model NIR->RGB Rank-1 %, vtest.avi trajectories (night-NIR look)", nir, ">= 55", nir >= 55)]
+    for key in ("halves/rgb_rgb", "halves/nir_rgb"):
+        figs.append((f"default model {key} Rank-1 % (camera B from the other half of each trajectory)",
+                     r[key]["rank1"], "-", None))
+    return figs
+
+
 def _matcher(d: dict) -> list[Figure]:
     rows = [r for r in d.get("rows", []) if r["kind"] in ("hnsw", "ivf") and r["recall_at_10"] >= 0.95]
     if not rows:
@@ -103,6 +128,46 @@ def _mot(d: dict) -> list[Figure]:
              None if r.get("e2e_fps") is None else r["e2e_fps"] >= 10)]
 
 
+def _identity_chain(d: dict) -> list[Figure]:
+    rows = {r["look"]: r for r in d.get("rows", [])}
+    r = rows.get("rgb")
+    if r is None:
+        return [("cross-camera identity F1, two RGB cameras (vtest.avi + other-RGB look)", None,
+                 ">= 0.80 at precision >= 0.90", None)]
+    c = r["calibrated"]["cross_camera"]
+    model = d.get("model_id", "?")
+    figs: list[Figure] = [
+        (f"cross-camera pairwise identity F1, two RGB cameras, {model}", c["f1"], ">= 0.80",
+         c["f1"] >= 0.80 and c["precision"] >= 0.90),
+        (f"cross-camera pairwise identity precision, two RGB cameras, {model}", c["precision"], ">= 0.90",
+         c["precision"] >= 0.90),
+        ("all-pairs identity F1, two RGB cameras", r["calibrated"]["all_pairs"]["f1"], "-", None)]
+    if "nir" in rows:
+        figs.append(("cross-camera identity precision, RGB + night-NIR camera", rows["nir"]["calibrated"]
+                     ["cross_camera"]["precision"], "-", None))
+    return figs
+
+
+def _night(d: dict) -> list[Figure]:
+    rows = d.get("rows", [])
+    target = f"night NIR sigma {d.get('target_sigma', 8)} blur"
+
+    def row(footage: str, name: str) -> dict | None:
+        return next((r for r in rows if r["footage"] == footage and r["row"] == name), None)
+
+    figs: list[Figure] = []
+    for name, what in (("default", "ir camera defaults"), ("auto", "auto camera after dusk")):
+        r = row(target, name)
+        figs.append((f"IDF1, vtest frames 1-400 as {target}, {what}", None if r is None else r["idf1"], ">= 0.60",
+                     None if r is None else r["idf1"] >= 0.60))
+        figs.append((f"MOTA, vtest frames 1-400 as {target}, {what}", None if r is None else r["mota"], ">= 0.50",
+                     None if r is None else r["mota"] >= 0.50))
+    r = row(target, "default")
+    fps = None if r is None else r.get("cpu_fps")
+    figs.append(("night replay frames/s (CPU time basis: 2 cores)", fps, ">= 10", None if fps is None else fps >= 10))
+    return figs
+
+
 @dataclass(frozen=True)
 class Bench:
     name: str
@@ -113,11 +178,15 @@ class Bench:
 
 BENCHES = (
     Bench("replay_fps", ("benchmarks/replay_fps.py", "--frames", "150", "--runs", "3"), _replay, 900),
-    Bench("reid_encoder", ("benchmarks/reid_encoder.py",), _encoder, 900),
+    Bench("reid_encoder", ("benchmarks/reid_encoder.py",), lambda d: _encoder(d) + _default_vs_previous(d), 900),
+    Bench("identity_vtest", ("benchmarks/identity_vtest.py",), _identity_vtest, 900),
     Bench("matcher", ("benchmarks/matcher.py", "--sizes", "1000", "100000", "1000000", "--kinds", "flat", "ivf"),
           _matcher, 1200),
     Bench("bus", ("benchmarks/bus.py",), _bus, 600),
     Bench("mot_vtest", ("benchmarks/mot_vtest.py",), _mot, 1200),
+    Bench("identity_chain", ("benchmarks/identity_chain.py",), _identity_chain, 1200),
+    Bench("night_vtest", ("benchmarks/night_vtest.py", "--quick", "--only", "default", "auto", "--sigmas", "4", "8",
+                          "12", "--no-daylight"), _night, 1200),
     Bench("soak", ("benchmarks/soak.py", "--minutes", "3", "--sample-s", "3"), _soak, 900),
 )
 

@@ -17,6 +17,10 @@ from models.errors import SourceError
 
 VTEST_SHA256 = "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"
 VTEST_MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
+# PETS09-S2L1 ground truth shipped with the repository (tests/data/pets09-s2l1/README.md: source, licence).
+# Frames 401-795 are held out: nothing is scored or tuned on them.
+VTEST_GT_LAST_FRAME = 400
+VTEST_GT = Path(__file__).resolve().parents[1] / "tests" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
 
 
 def default_cache_dir(env: dict[str, str] | None = None) -> Path:

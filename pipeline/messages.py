@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from models.errors import ContractError
+from pipeline.ids import check_camera_id
 
 WIRE_VERSION = 1
 MODALITIES = ("rgb", "ir")
@@ -90,6 +91,7 @@ class Clip:
     def __post_init__(self) -> None:
         for name in ("camera_id", "track_uid"):
             _check_id(getattr(self, name), name, "Clip")
+        check_camera_id(self.camera_id, "Clip.camera_id", ContractError)
         _check_modality(self.modality, "Clip")
         if not isinstance(self.segment, int) or self.segment < 0:
             raise ContractError(f"Clip.segment must be an int >= 0, got {self.segment!r}")
@@ -181,6 +183,7 @@ class Embedding:
     def __post_init__(self) -> None:
         for name in ("camera_id", "track_uid", "model_id"):
             _check_id(getattr(self, name), name, "Embedding")
+        check_camera_id(self.camera_id, "Embedding.camera_id", ContractError)
         _check_modality(self.modality, "Embedding")
         expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
         if self.clip_id != expected:

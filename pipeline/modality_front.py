@@ -12,7 +12,10 @@ A camera's modality is a property of each clip, not of the camera:
 Each camera's first modality and every switch become ``ModalitySwitch`` events, handed to the
 owner by ``pop_switches`` (replay writes them to the store). A frame that cannot be interpreted
 (wrong bit depth, a palette that does not fit) is counted under ``bad_frames``, logged with the
-camera and the format, and skipped: the camera keeps running.
+camera and the format, and skipped: the camera keeps running. So is a frame with no picture in
+it (``blank_kind``: all black, a dead illuminator or a capped lens; all saturated, a blinded
+sensor): it would only teach the background model a scene that is not there and feed the tracker
+empty frames. The detector's background model restarts when pictures come back.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Mapping
+
+import cv2
+import numpy as np
 
 from models.errors import ContractError
 
@@ -36,6 +42,26 @@ from .thermal import GRAY_PALETTES, ImageSequenceSource, ThermalDecoder, is_imag
 log = logging.getLogger(__name__)
 
 _LOG_EVERY_BAD = 1000   # after the first, one warning per this many bad frames
+_BLANK_CELL_PX = 8      # blank test: mean gray of 8x8 cells (averages sensor noise down 8x) ...
+_BLACK_MAX = 24         # ... black when no cell is brighter than this
+_SATURATED_MIN = 232    # ... saturated when no cell is darker than this
+
+
+def blank_kind(image: np.ndarray) -> str | None:
+    """``"black"`` or ``"saturated"`` for a frame without a picture, else ``None``.
+
+    Judged on 8x8-pixel cell means, so a noisy black frame (high gain) is still black while any
+    lit object of a few cells (a person) makes the frame a picture.
+    """
+    h, w = image.shape[:2]
+    img = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    cells = cv2.resize(np.ascontiguousarray(img), (max(1, w // _BLANK_CELL_PX), max(1, h // _BLANK_CELL_PX)),
+                       interpolation=cv2.INTER_AREA)
+    if int(cells.max()) <= _BLACK_MAX:
+        return "black"
+    if int(cells.min()) >= _SATURATED_MIN:
+        return "saturated"
+    return None
 
 
 def detector_cfgs(cam: CameraCfg, default: DetectorCfg) -> dict[str, DetectorCfg]:
@@ -95,6 +121,7 @@ class ModalityFront:
         self.bad_frames: Counter[str] = Counter()
         self._events: list[ModalitySwitch] = []
         self._started = False
+        self._blank_run = 0   # consecutive frames without a picture
         if self.gate is None:
             self._use(cam.modality)
 
@@ -112,6 +139,8 @@ class ModalityFront:
         try:
             if self.decoder is not None:
                 frame = Frame(self.decoder.decode(frame.image), frame.ts, frame.index)
+            if self._skip_blank(frame):
+                return []
             items = self.gate.push(frame, frame.ts, frame.image) if self.gate is not None else None
         except ContractError as e:
             self._bad_frame(e)
@@ -165,7 +194,27 @@ class ModalityFront:
         self.proc.behaviour = self.behaviour if use else None
 
     def _bad_frame(self, e: ContractError) -> None:
-        self.bad_frames["bad_format"] += 1
-        n = self.bad_frames["bad_format"]
+        self._count_bad("bad_format", str(e))
+
+    def _skip_blank(self, frame: Frame) -> bool:
+        """Count and skip a frame without a picture; restart background models when pictures return."""
+        kind = blank_kind(frame.image) if isinstance(frame.image, np.ndarray) and frame.image.dtype == np.uint8 \
+            and frame.image.ndim in (2, 3) and frame.image.size else None
+        if kind is not None:
+            self._blank_run += 1
+            self._count_bad(kind, f"the frame is all {kind}")
+            return True
+        if self._blank_run:
+            log.info("camera=%s pictures back after %d blank frames", self.cam.id, self._blank_run)
+            self._blank_run = 0
+            for det in {id(d): d for d in self.detectors.values()}.values():
+                reset = getattr(det, "reset", None)
+                if callable(reset):
+                    reset()
+        return False
+
+    def _count_bad(self, reason: str, what: str) -> None:
+        self.bad_frames[reason] += 1
+        n = self.bad_frames[reason]
         if n == 1 or n % _LOG_EVERY_BAD == 0:
-            log.warning("camera=%s frame skipped (%d so far): %s", self.cam.id, n, e)
+            log.warning("camera=%s frame skipped (%d %s so far): %s", self.cam.id, n, reason, what)

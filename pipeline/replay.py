@@ -27,10 +27,12 @@ from .camera import CameraProcessor, FrameResult, make_run_id
 from .clipbuffer import TrackSummary
 from .config import to_dict
 from .detection import Detector, create_detector
+from .ids import check_camera_id
 from .messages import MODALITIES
 from .modality_events import record_switch
 from .modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
 from .mot import MotBox, MotWriter
+from .out_dir import prepare_out_dir
 from .settings import CameraCfg, DetectorCfg, XreidCfg
 from .sources import FileSource
 from .store import Store, TrackRow
@@ -87,6 +89,7 @@ def parse_camera_spec(text: str, stride: int = 1, realtime: bool = False) -> Cam
     if len(parts) != 3 or not all(parts):
         raise ConfigError(f"--camera must be ID:MODALITY:PATH (e.g. cam1:rgb:video.mp4), got {text!r}")
     cam_id, modality, path = parts
+    check_camera_id(cam_id, f"--camera {text!r}: the id")
     if modality not in (*MODALITIES, "auto"):
         raise ConfigError(f"--camera {text!r}: unknown modality {modality!r} (valid: {', '.join(MODALITIES)}, auto)")
     return CameraCfg(id=cam_id, source=path, modality=modality, frame_stride=stride, realtime=realtime)  # type: ignore[arg-type]
@@ -185,7 +188,7 @@ class Replay:
             for c in self._cams:
                 c.source.close()
             raise
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_out_dir(self.out_dir)
         self.store = store if store is not None else Store(self.out_dir / STORE_NAME)
         self._owns_store = store is None
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from models.errors import ConfigError
 from pipeline.config import secret
+from pipeline.ids import check_camera_id
 
 Modality = Literal["rgb", "ir"]
 CameraModality = Literal["rgb", "ir", "auto"]   # auto: switches between rgb and ir (day/night cameras)
@@ -38,7 +39,7 @@ class MotionCfg:
     scale: float = 0.5             # the background model runs on a copy this much smaller
     history: int = 500             # MOG2: frames the background remembers
     var_threshold: float = 16.0    # MOG2: squared distance from the background that counts as motion
-    detect_shadows: bool = True    # MOG2: shadows are found and not counted as motion
+    detect_shadows: bool = True    # MOG2: shadows are found and not counted as motion (colour frames only)
     min_blob_area_px: int = 240    # moving blobs smaller than this (source pixels) are noise
     dilate_px: int = 14            # blobs closer than about this join (a person's parts, a small group)
     roi_margin: float = 0.4        # search this many blob heights around each blob (HOG window margin)
@@ -59,6 +60,29 @@ class MotionCfg:
         if self.roi_margin < 0:
             raise ConfigError(f"detector.motion.roi_margin must be >= 0, got {self.roi_margin}")
         _unit("detector.motion.min_foreground", self.min_foreground)
+
+
+@dataclass(frozen=True)
+class DenoiseCfg:
+    """Spatial denoising of a noisy (night, high-gain) frame before detection (pipeline/detection/conditioning.py).
+
+    Runs only on frames whose estimated sensor noise is at least ``min_sigma`` gray levels, so a clean
+    daylight frame passes unchanged. Defaults measured on PETS09 rendered as night NIR (docs/daynight.md).
+    """
+
+    method: Literal["none", "median", "gaussian", "bilateral", "nlmeans"] = "median"
+    kernel_px: int = 3             # median / gaussian / bilateral: filter size (odd)
+    strength: float = 1.0          # nlmeans only: filter strength h as a multiple of the estimated noise sigma
+    min_sigma: float = 3.0         # denoise frames with at least this much estimated noise (gray levels)
+    hog_margin_scale: float = 1.0  # hog: margin -> score scale on denoised frames (people give lower margins there)
+
+    def __post_init__(self) -> None:
+        if self.kernel_px < 3 or self.kernel_px % 2 == 0:
+            raise ConfigError(f"detector.denoise.kernel_px must be an odd number >= 3, got {self.kernel_px}")
+        _positive("detector.denoise.strength", self.strength)
+        _positive("detector.denoise.hog_margin_scale", self.hog_margin_scale)
+        if self.min_sigma < 0:
+            raise ConfigError(f"detector.denoise.min_sigma must be >= 0, got {self.min_sigma}")
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,7 @@ class DetectorCfg:
 
     kind: Literal["hog", "yolo", "heat"] = "hog"   # heat: warm-blob detector for thermal frames (offline)
     weights: str = "yolo11n.pt"   # ultralytics weights name or path (yolo only)
+    person_classes: tuple[str, ...] = ("person",)  # yolo only: the model's class names that are people
     conf: float = 0.1              # detections below this score are dropped (= tracker.track_low_thresh: ByteTrack
                                    # uses low-score boxes to keep tracks through occlusion)
     device: str = "cpu"
@@ -109,6 +134,7 @@ class DetectorCfg:
     hog_margin_scale: float = 1.33  # hog only: SVM margin m -> score 1 - exp(-m / this) (tracker's score scale)
     motion: MotionCfg = field(default_factory=lambda: MotionCfg())  # hog only: search where the camera sees motion
     heat: HeatCfg = field(default_factory=lambda: HeatCfg())  # heat only: thermal blob limits
+    denoise: DenoiseCfg = field(default_factory=lambda: DenoiseCfg())  # hog only: clean noisy (night) frames first
 
     def __post_init__(self) -> None:
         _unit("detector.conf", self.conf)
@@ -121,6 +147,9 @@ class DetectorCfg:
         if not all(0.0 < f <= 1.0 for f in self.hog_box_shrink):
             raise ConfigError(f"detector.hog_box_shrink values must be in (0, 1], got {list(self.hog_box_shrink)}")
         _positive("detector.hog_margin_scale", self.hog_margin_scale)
+        if not self.person_classes or not all(isinstance(c, str) and c for c in self.person_classes):
+            raise ConfigError(f"detector.person_classes must be a non-empty list of class names, "
+                              f"got {list(self.person_classes)}")
 
 
 @dataclass(frozen=True)
@@ -202,6 +231,10 @@ class ApiCfg:
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: int = 8 * 1024 * 1024  # per uploaded image
     max_upload_files: int = 8                # images per search request
+    max_image_pixels: int = 40_000_000       # per image, read from its header before decoding (bombs: 413)
+    max_request_pixels: int = 80_000_000     # all images of one search together, also checked before decoding
+    max_concurrent_decodes: int = 2          # searches decoding/encoding images at once (bounds memory)
+    decode_wait_s: float = 2.0               # how long a search waits for a slot before 503 + Retry-After
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
 
     def __post_init__(self) -> None:
@@ -217,6 +250,10 @@ class ApiCfg:
                               "(set XREID_API__TOKEN)")
         _positive("api.max_upload_bytes", self.max_upload_bytes)
         _positive("api.max_upload_files", self.max_upload_files)
+        for key in ("max_image_pixels", "max_request_pixels", "max_concurrent_decodes"):
+            _positive(f"api.{key}", getattr(self, key))
+        if not 0 <= self.decode_wait_s <= 60:
+            raise ConfigError(f"api.decode_wait_s must be in 0..60, got {self.decode_wait_s}")
 
 
 @dataclass(frozen=True)
@@ -361,8 +398,7 @@ class CameraCfg:
     persistence: PersistenceCfg = field(default_factory=PersistenceCfg)  # tracks must move/persist like people
 
     def __post_init__(self) -> None:
-        if not self.id or any(c in self.id for c in ": /"):
-            raise ConfigError(f"camera id must be non-empty without ':', ' ' or '/', got {self.id!r}")
+        check_camera_id(self.id, "camera id")
         _positive(f"cameras[{self.id}].frame_stride", self.frame_stride)
 
 
@@ -484,19 +520,79 @@ class GalleryCfg:
 
 @dataclass(frozen=True)
 class PairThresholds:
-    """Cosine similarity a track needs to join an identity, per modality pair (calibrated apart)."""
+    """Cosine similarity a track needs to join an identity, per modality pair (calibrated apart).
 
-    rgb_rgb: float = 0.6
-    ir_ir: float = 0.6
-    rgb_ir: float = 0.45            # cross-modal similarities run lower
+    ``None`` leaves the pair to site calibration (``matcher.calibration``); a number is a manual
+    threshold and always wins.
+    """
+
+    rgb_rgb: float | None = None
+    ir_ir: float | None = None
+    rgb_ir: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("rgb_rgb", "ir_ir", "rgb_ir"):
-            if not -1.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"matcher.thresholds.{name} must be in [-1, 1], got {getattr(self, name)}")
+        for name in PAIR_NAMES:
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ConfigError(f"matcher.thresholds.{name} must be in [-1, 1], got {value}")
 
-    def for_pair(self, a: str, b: str) -> float:
+    def get(self, pair: str) -> float | None:
+        return getattr(self, pair)  # type: ignore[no-any-return]
+
+    def for_pair(self, a: str, b: str) -> float | None:
         return self.rgb_rgb if a == b == "rgb" else self.ir_ir if a == b == "ir" else self.rgb_ir
+
+
+PAIR_NAMES = ("rgb_rgb", "ir_ir", "rgb_ir")
+
+
+@dataclass(frozen=True)
+class FallbackThresholds:
+    """What an uncalibrated pair uses. 1.0 abstains: without evidence of where a model's impostors score,
+    no link is safe, and a wrong merge costs more than a missed link."""
+
+    rgb_rgb: float = 1.0            # until a camera has shown min_impostor pairs of people at once
+    ir_ir: float = 1.0
+    rgb_ir: float = 1.0             # never calibrated on site (no free cross-modal impostors): set it by hand
+
+    def __post_init__(self) -> None:
+        for name in PAIR_NAMES:
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"matcher.calibration.fallback.{name} must be in [-1, 1], got {getattr(self, name)}")
+
+    def get(self, pair: str) -> float:
+        return getattr(self, pair)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class CalibrationCfg:
+    """Per-model thresholds placed by the site's own evidence (pipeline/matcher/calibration.py).
+
+    Impostor pairs are tracks of one camera that overlap in time (two people); genuine pairs are a
+    later clip of a track against the track so far (one person). A pair's threshold is the score
+    that at most ``target_fmr`` of the impostor pairs reach, within ``[floor, ceiling]``, once there
+    are ``min_impostor`` and ``min_genuine`` samples; before that it is ``fallback``.
+    """
+
+    enabled: bool = True
+    target_fmr: float = 0.01         # share of impostor pairs allowed at or above the threshold
+    min_impostor: int = 30           # impostor samples before the calibrated value takes over (< 100: above the max)
+    min_genuine: int = 5             # genuine samples before the calibrated value takes over
+    floor: float = 0.5               # a calibrated threshold is never laxer than this
+    ceiling: float = 1.0             # nor stricter than this (1.0: a model that cannot tell people apart links nothing)
+    recompute_every: int = 1         # new tracks of a model between two recomputations (a sort of <= max_samples)
+    max_samples: int = 5000          # newest samples per model, pair and kind that count (the site drifts)
+    fallback: FallbackThresholds = field(default_factory=FallbackThresholds)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_fmr < 1.0:
+            raise ConfigError(f"matcher.calibration.target_fmr must be in (0, 1), got {self.target_fmr}")
+        for name in ("min_impostor", "min_genuine", "recompute_every", "max_samples"):
+            _positive(f"matcher.calibration.{name}", getattr(self, name))
+        if not -1.0 <= self.floor <= self.ceiling <= 1.0:
+            raise ConfigError(f"matcher.calibration: need -1 <= floor ({self.floor}) <= ceiling ({self.ceiling}) <= 1")
+        if self.max_samples < max(self.min_impostor, self.min_genuine):
+            raise ConfigError("matcher.calibration.max_samples must be >= min_impostor and min_genuine")
 
 
 @dataclass(frozen=True)
@@ -517,7 +613,8 @@ class TransitionCfg:
 class MatcherCfg:
     """Linking tracks into identities (DESIGN.md §4 Matcher)."""
 
-    thresholds: PairThresholds = field(default_factory=PairThresholds)
+    thresholds: PairThresholds = field(default_factory=PairThresholds)  # manual; unset pairs: calibration
+    calibration: CalibrationCfg = field(default_factory=CalibrationCfg)
     top_k: int = 20                  # gallery tracks compared with each new track
     merge_margin: float = 0.1        # two identities merge when one track beats both thresholds by this
     overlap_slack_s: float = 0.2     # same-camera tracks overlapping less than this are not simultaneous (box jitter)

@@ -126,12 +126,44 @@ CREATE TABLE cameras (
 );
 """
 
+# v5: site calibration (pipeline/matcher/calibration.py). ``calibration_scores`` keeps the free evidence:
+# impostor pairs (two tracks of one camera at once; track_b set) and genuine pairs (a later clip against
+# its own track; track_b NULL), per model and modality pair. ``calibration`` holds each pair's threshold as
+# the matcher last computed it, for the CLI, the API and the metrics.
+_V5_CALIBRATION = """
+CREATE TABLE calibration_scores (
+    id       INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    pair     TEXT NOT NULL CHECK (pair IN ('rgb_rgb', 'ir_ir', 'rgb_ir')),
+    kind     TEXT NOT NULL CHECK (kind IN ('genuine', 'impostor')),
+    score    REAL NOT NULL,
+    track_a  INTEGER NOT NULL,
+    track_b  INTEGER,
+    ts       REAL NOT NULL
+);
+CREATE INDEX calibration_scores_key ON calibration_scores (model_id, pair, kind, id);
+CREATE TABLE calibration (
+    model_id      TEXT NOT NULL,
+    pair          TEXT NOT NULL CHECK (pair IN ('rgb_rgb', 'ir_ir', 'rgb_ir')),
+    threshold     REAL NOT NULL,
+    source        TEXT NOT NULL CHECK (source IN ('manual', 'auto', 'default')),
+    n_genuine     INTEGER NOT NULL,
+    n_impostor    INTEGER NOT NULL,
+    impostor_rate REAL,
+    genuine_rate  REAL,
+    target_fmr    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (model_id, pair)
+);
+"""
+
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
     Migration(1, "tracks", _V1_TRACKS),
     Migration(2, "identities", _V2_IDENTITIES),
     Migration(3, "modality_events", _V3_MODALITY_EVENTS),
     Migration(4, "cameras", _V4_CAMERAS),
+    Migration(5, "calibration", _V5_CALIBRATION),
 ]
 
 
@@ -171,6 +203,20 @@ class TrackRow:
 _TRACK_COLUMNS = ("track_uid", "camera_id", "modality", "t_start", "t_end", "n_frames", "n_clips", "thumbnail")
 
 
+def check_schema_version(path: str | Path, current: int, latest: int | None = None) -> None:
+    """Refuse a store written by a newer build: its tables may mean what this build cannot know.
+
+    Every reader (the CLI's ``Store``, the API's snapshots, ``xreid serve`` at start) refuses with
+    this one message, so a future store is never half-read by one and refused by another.
+
+    Raises:
+        StoreError: when ``current`` is past ``latest`` (default: this build's last migration).
+    """
+    latest = len(MIGRATIONS) if latest is None else latest
+    if current > latest:
+        raise StoreError(f"store {path} has schema v{current}, newer than this build (v{latest}); upgrade xreid")
+
+
 def _check_migrations(migrations: Sequence[Migration]) -> None:
     for i, m in enumerate(migrations, start=1):
         if m.version != i:
@@ -195,6 +241,7 @@ class Store:
 
     def __init__(self, path: str | Path, migrations: Sequence[Migration] = MIGRATIONS, readonly: bool = False) -> None:
         self.path = str(path)
+        self.readonly = readonly
         self._lock = threading.RLock()
         _check_migrations(migrations)
         self._migrations = tuple(migrations)
@@ -238,9 +285,7 @@ class Store:
 
     def _check_version(self) -> int:
         current = self.schema_version
-        if current > self.latest_version:
-            raise StoreError(f"store {self.path} has schema v{current}, newer than this build (v{self.latest_version}); "
-                             "upgrade xreid")
+        check_schema_version(self.path, current, self.latest_version)
         return current
 
     def _migrate(self) -> None:

@@ -20,6 +20,7 @@ from pipeline.api import create_app
 from pipeline.settings import ApiCfg
 from pipeline.store import Store, TrackRow
 from tests.api_helpers import SEARCH_CROPS, T0, TRACKS, crop_jpeg, crop_rgb, populate
+from tests.hostile_images import bmp_header, jpeg_header, png_1bit_bomb, png_header
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -107,7 +108,7 @@ def test_openapi_schema_lists_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     for route in ("/health", "/metrics", "/cameras", "/tracks", "/tracks/{track_uid}", "/identities",
                   "/identities/{identity_id}", "/search", "/tracks/{track_uid}/thumbnail.jpg",
-                  "/identities/{identity_id}/contact-sheet.jpg"):
+                  "/identities/{identity_id}/contact-sheet.jpg", "/calibration"):
         assert route in paths, route
 
 
@@ -315,6 +316,76 @@ def test_bad_searches_get_4xx_with_reason(client, files, data, status, needle):
     resp = client.post("/search", files=files, data=data)
     assert resp.status_code == status, resp.text
     assert needle in detail(resp)
+
+
+@pytest.mark.parametrize("name, make, needle", [
+    ("hdr20k.png", lambda: png_header(20000, 20000), "20000x20000"),   # 45 bytes
+    ("hdr20k.bmp", lambda: bmp_header(20000, 20000), "20000x20000"),
+    ("bomb.png", lambda: png_1bit_bomb(20000, 20000), "20000x20000"),  # a real 48 KB 1-bit image
+    ("hdr.jpg", lambda: jpeg_header(20000, 20000), "20000x20000"),
+    ("7k.png", lambda: png_header(7000, 7000), "7000x7000"),
+])
+def test_decompression_bombs_are_413_from_the_header_before_decoding(client, name, make, needle):
+    resp = client.post("/search", files=[("images", (name, make(), "image/png"))])
+    assert resp.status_code == 413, resp.text
+    text = detail(resp)
+    assert needle in text and name in text and "over the 40000000-pixel limit per image" in text, text
+
+
+def test_the_images_of_one_search_share_a_pixel_budget(world, encoder):
+    cfg = ApiCfg(max_image_pixels=10_000, max_request_pixels=15_000)
+    with TestClient(create_app(cfg, world.path, encoder=encoder)) as c:
+        ok = png_bytes(np.full((100, 80, 3), 128, np.uint8))  # 8000 pixels: one fits, two do not
+        assert c.post("/search", files=[("images", ("a.png", ok, "image/png"))]).status_code == 200
+        resp = c.post("/search", files=[("images", (f"{i}.png", ok, "image/png")) for i in range(2)])
+        assert resp.status_code == 413 and "16000 pixels together exceed the 15000-pixel limit" in detail(resp)
+        assert 'xreid_api_rejected_uploads_total{reason="too_many_pixels"} 1.0' in c.get("/metrics").text
+
+
+def test_searches_past_the_decode_slots_get_503_with_retry_after(world, encoder):
+    app = create_app(ApiCfg(max_concurrent_decodes=1, decode_wait_s=0), world.path, encoder=encoder)
+    files = [("images", ("a.jpg", crop_jpeg(SEARCH_CROPS[0]), "image/jpeg"))]
+    with TestClient(app) as c:
+        gate = app.state.decode_gate
+        c.portal.call(gate._sem.acquire)  # another search is decoding (held on the server's own loop)
+        try:
+            resp = c.post("/search", files=files)
+            assert resp.status_code == 503 and resp.headers["retry-after"] == "1", resp.text
+            assert "busy" in detail(resp)
+            assert c.get("/health").status_code == 200  # the rest of the API keeps answering
+            assert c.post("/search", data={"track_id": "no-such-track"}).status_code == 404  # no decode: no slot
+        finally:
+            gate._sem.release()
+        assert c.post("/search", files=files).status_code == 200  # the slot is free again
+
+
+def test_the_api_keeps_answering_while_an_image_search_is_inside_the_encoder(world, encoder):
+    """Decoding and encoding run in a worker thread: the event loop serves other requests meanwhile."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    class HeldEncoder:  # the real encoder, held at the door until the test has made its other calls
+        model_id = encoder.model_id
+
+        def encode(self, clips, modalities):
+            entered.set()
+            assert release.wait(30)
+            return encoder.encode(clips, modalities)
+
+    files = [("images", ("a.jpg", crop_jpeg(SEARCH_CROPS[1]), "image/jpeg"))]
+    with TestClient(create_app(ApiCfg(), world.path, encoder=HeldEncoder())) as c:
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(resp=c.post("/search", files=files)))
+        worker.start()
+        try:
+            assert entered.wait(30)
+            assert c.get("/health").json()["status"] == "ok"
+            assert c.get("/tracks", params={"limit": 1}).status_code == 200
+        finally:
+            release.set()
+            worker.join(30)
+        assert result["resp"].status_code == 200
 
 
 def test_search_of_a_track_without_embedding_is_409(client, world):

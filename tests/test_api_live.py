@@ -119,6 +119,23 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_serve_refuses_a_store_from_a_newer_build_with_the_cli_reason(tmp_path):
+    import sqlite3
+
+    from pipeline.store import Store
+
+    path = tmp_path / "future.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    reason = f"store {path} has schema v99, newer than this build"
+    for argv in (["serve", "--no-image-search", "--port", str(free_port())], ["tracks"]):
+        proc = subprocess.run([*XREID, *argv, "--store", str(path)], cwd=REPO, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and reason in proc.stderr, proc.stderr
+
+
 def test_sigterm_stops_the_server_cleanly(tmp_path):
     port = free_port()
     proc = subprocess.Popen([*XREID, "serve", "--store", str(tmp_path / "x.sqlite"), "--port", str(port)], cwd=REPO,

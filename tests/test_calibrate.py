@@ -11,7 +11,7 @@ from pipeline.config import load_config
 from pipeline.matcher.calibrate import LabelledTrack, fit_thresholds, label_tracks, pairwise_f1, partition
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.settings import MatcherCfg, XreidCfg
+from pipeline.settings import MatcherCfg, PairThresholds, XreidCfg
 from pipeline.store import Store
 from tests.matcher_helpers import emb, unit
 from workers.cli import main
@@ -59,9 +59,10 @@ def test_pairwise_f1_counts_pairs():
 
 def test_fit_finds_thresholds_that_separate_look_alikes_and_link_modalities():
     tracks = _labelled(_scene())
-    before = pairwise_f1(partition(tracks, MatcherCfg()), [t.label for t in tracks])
-    assert before[0] < 1.0 and before[1] < 1.0, "defaults merge the look-alikes and miss the IR links"
-    fit = fit_thresholds([tracks])
+    lax = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45))   # the old static defaults
+    before = pairwise_f1(partition(tracks, lax), [t.label for t in tracks])
+    assert before[0] < 1.0 and before[1] < 1.0, "lax thresholds merge the look-alikes and miss the IR links"
+    fit = fit_thresholds([tracks], lax)
     assert (fit.precision, fit.recall, fit.f1) == (1.0, 1.0, 1.0)
     assert fit.baseline_f1 == pytest.approx(before[2])
     assert 0.65 < fit.thresholds.rgb_rgb <= 0.93

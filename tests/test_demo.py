@@ -53,3 +53,34 @@ def test_demo_replays_real_rgb_and_synthetic_ir(tmp_path):
     assert cams["cam1"]["frames"] == cams["cam2"]["frames"] == 8
     assert cams["cam2"]["source"].endswith(".avi") and "pseudo-thermal" in cams["cam2"]["source"]
     assert cams["cam1"]["detections"] > 0 and cams["cam2"]["detections"] > 0
+
+
+def test_demo_cameras_share_the_recording_start_and_the_summary_scores_identities(tmp_path, vtest_path):
+    out = tmp_path / "out"
+    # 1 s clip segments: tracks of a 4 s replay get several clips, so the matcher sees genuine pairs too
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XREID_DETECTOR__HOG_UPSCALE": "1.0",
+           "XREID_CLIPS__SEGMENT_SECONDS": "1.0"}
+    proc = subprocess.run([sys.executable, "-m", "workers.cli", "demo", "--max-frames", "40", "--no-progress",
+                           "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    tracks = [json.loads(line) for line in (out / "tracks.jsonl").read_text().splitlines()]
+    start = vtest_path.stat().st_mtime
+    for cam in ("cam1", "cam2"):   # the thermal copy is the same moment: both start at the recording's start
+        spans = [(t["t_start"], t["t_end"]) for t in tracks if t["camera_id"] == cam]
+        assert spans and all(start - 1e-3 <= t0 <= t1 <= start + 4.0 for t0, t1 in spans), (cam, start, spans)
+    acc = json.loads((out / "summary.json").read_text())["identity_accuracy"]
+    assert acc["scored"] and acc["ground_truth"].endswith("gt-0001-0400.txt")
+    assert acc["labelled"] >= 4 and acc["people"] >= 2 and acc["tracks"] >= acc["labelled"]
+    for scope in ("all_pairs", "cross_camera"):
+        s = acc[scope]
+        assert 0.0 <= s["precision"] <= 1.0 and 0.0 <= s["recall"] <= 1.0
+        assert s["tp"] + s["fn"] > 0, f"{scope}: the same people on both cameras make true pairs"
+    assert "identity accuracy vs PETS09 ground truth: pairwise F1" in proc.stdout
+    # the embedded chain calibrates: people side by side are impostor pairs, later clips genuine ones
+    cal = subprocess.run([sys.executable, "-m", "workers.cli", "calibration", "--store", str(out / "xreid.sqlite"),
+                          "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert cal.returncode == 0, cal.stderr
+    rows = {r["pair"]: r for r in json.loads(cal.stdout)}
+    for pair in ("rgb_rgb", "ir_ir"):
+        assert rows[pair]["n_impostor"] > 0 and rows[pair]["n_genuine"] > 0, rows[pair]
+    assert rows["rgb_ir"]["source"] == "default" and rows["rgb_ir"]["n_impostor"] == 0

@@ -9,7 +9,7 @@ from pipeline.bus import MemoryBus
 from pipeline.matcher import records
 from pipeline.matcher.calibrate import label_tracks
 from pipeline.replay import Replay, ReplayOptions
-from pipeline.settings import CameraCfg, DetectorCfg, MotionCfg, XreidCfg
+from pipeline.settings import CameraCfg, DetectorCfg, MatcherCfg, MotionCfg, PairThresholds, XreidCfg
 from pipeline.store import Store
 from tests.scene_helpers import MarkEncoder, painted_scenes
 from workers.identity_chain import align_clip_length, identity_stages, write_identities
@@ -24,7 +24,11 @@ def test_e2e_replay_links_the_right_rgb_and_ir_tracks_with_controlled_test_encod
                          frame_stride=2, detector=DetectorCfg(kind="heat") if c["modality"] == "ir" else None)
                for c in meta["cameras"]]
     encoder = MarkEncoder()
-    cfg = align_clip_length(XreidCfg(detector=DetectorCfg(motion=MotionCfg(enabled=False))), encoder.seq_len)
+    # manual thresholds: three people never make the 30 same-camera impostor pairs site calibration waits for,
+    # and the test encoder's scores are known (site calibration has its own tests in test_site_calibration.py)
+    matcher = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45))
+    cfg = align_clip_length(XreidCfg(detector=DetectorCfg(motion=MotionCfg(enabled=False)), matcher=matcher),
+                            encoder.seq_len)
     out = tmp_path / "out"
     bus = MemoryBus()
     with Store(out / "xreid.sqlite") as store:

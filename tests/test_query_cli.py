@@ -11,6 +11,7 @@ from pipeline.matcher.stage import MatcherStage
 from pipeline.reid_stage import ReidStage, decode_crops
 from pipeline.settings import MatcherCfg, PairThresholds, ReidCfg
 from pipeline.store import Store
+from tests.hostile_images import bmp_header, png_1bit_bomb, png_header
 from tests.matcher_helpers import emb, person, view
 from tests.reid_helpers import make_clip
 from workers.cli import main
@@ -114,10 +115,10 @@ def test_search_by_images_with_the_tiny_xreid_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     assert main(["search", "--image", str(bad), "--checkpoint", str(ckpt), "--store", str(path)]) == 2
-    assert "not a readable image" in capsys.readouterr().err
+    assert "not an image (accepted: JPEG, PNG, WEBP, BMP)" in capsys.readouterr().err
     # without --checkpoint the committed model embeds the images; the store holds another model's vectors
     assert main(["search", "--image", *images, "--store", str(path)]) == 2
-    assert "has no gallery for model xreid_tiny." in capsys.readouterr().err
+    assert "has no gallery for model xreid_mnv2." in capsys.readouterr().err
 
 
 def test_missing_store_is_a_one_line_error(tmp_path, capsys):
@@ -142,3 +143,55 @@ def test_output_cut_short_by_the_reader_is_not_a_traceback(tmp_path):
     proc.stdout.close()  # like `| head -1`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
+def _one_line(capsys, argv, needle: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and needle in err, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda: b"", "empty file"),
+    (lambda: png_header(20000, 20000), "the header claims 20000x20000"),
+    (lambda: bmp_header(20000, 20000), "the header claims 20000x20000"),
+    (lambda: png_1bit_bomb(20000, 20000), "the header claims 20000x20000"),
+    (lambda: png_header(7000, 7000), "7000x7000 = 49000000 pixels, over the 40000000-pixel limit"),
+    (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 7, "PNG image with a broken header"),
+    (lambda: b"II*\x00" + b"\x00" * 64, "not an image (accepted: JPEG, PNG, WEBP, BMP)"),
+])
+def test_search_image_refuses_empty_garbage_and_bombs_before_decoding(store_path, tmp_path, capsys, make, needle):
+    img = tmp_path / "q.png"
+    img.write_bytes(make())
+    _one_line(capsys, ["search", "--image", str(img), "--store", store_path], needle)
+
+
+def test_search_images_share_one_pixel_budget(store_path, tmp_path, capsys):
+    paths = []
+    for i in range(3):  # each under the per-image limit, together past the per-request one
+        paths.append(tmp_path / f"q{i}.png")
+        paths[-1].write_bytes(png_header(6000, 6000))
+    _one_line(capsys, ["search", "--image", *map(str, paths), "--store", store_path],
+              "together exceed the 80000000-pixel limit per request")
+
+
+def test_a_store_from_a_newer_build_is_refused_with_the_same_reason_as_the_api(store_path, capsys):
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.api import create_app
+    from pipeline.settings import ApiCfg
+
+    with sqlite3.connect(store_path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    reason = f"store {store_path} has schema v99, newer than this build"
+    for argv in (["tracks"], ["identity", "1"], ["search", "--track", "a"]):
+        _one_line(capsys, [*argv, "--store", store_path], reason)
+    with TestClient(create_app(ApiCfg(), store_path)) as client:
+        for url in ("/tracks", "/identities", "/cameras"):
+            resp = client.get(url)
+            assert resp.status_code == 503 and reason in resp.json()["detail"], resp.text
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and reason in health["store"]["error"]

@@ -169,3 +169,46 @@ def test_per_camera_detector_settings_come_from_the_config(cameras, tmp_path):
     assert replay._cams[1].cfg.detector.conf == 0.9
     assert replay._cams[0].proc.detector is not replay._cams[1].proc.detector  # cam2 got its own detector
     replay.store.close()
+
+
+def test_an_unwritable_out_is_one_line_and_exit_2(cameras, tmp_path):
+    rgb, _ = cameras
+    _one_line_error(_cli("--camera", f"c:rgb:{rgb}", "--no-identities", "--out", "/sys/x", cwd=tmp_path),
+                    "--out '/sys/x': cannot write an output folder there")
+
+
+@pytest.mark.parametrize("command", ["replay", "demo"])
+def test_an_out_that_is_a_file_or_under_one_is_refused_before_any_work(cameras, tmp_path, capsys, command):
+    from workers.cli import main
+
+    rgb, _ = cameras
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder\n")
+    spec = ["--camera", f"c:rgb:{rgb}"] if command == "replay" else []
+    for out in (a_file, a_file / "sub"):
+        assert main([command, *spec, "--no-identities", "--no-progress", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"xreid {command}: error: --out '{out}'" in err, err
+    assert a_file.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("cam_id", ["cam\n1", "a/b", "..", ".hidden", "-x", "cam 1", "c\x00", "x" * 65, "ü"])
+def test_camera_ids_that_could_escape_a_file_name_are_refused(cameras, cam_id):
+    rgb, _ = cameras
+    with pytest.raises(ConfigError, match="must match"):
+        parse_camera_spec(f"{cam_id}:rgb:{rgb}")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--config", str(ROOT / "configs" / "train-tiny-ci.yaml"), "--data", "nowhere"],
+    ["eval", "--checkpoint", "none.pt", "--data", "nowhere"],
+    ["synth"],
+])
+def test_train_eval_and_synth_refuse_an_unwritable_out_before_loading_anything(tmp_path, capsys, argv):
+    from workers.cli import main
+
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    assert main([*argv, "--out", str(a_file / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out '{a_file / 'sub'}': cannot write an output folder there" in err, err

@@ -110,9 +110,9 @@ class CameraRunner:
             self.state.modality_switches += event.from_modality is not None
             # to the store's modality_events through the matcher, like the source status
             self.bus.publish(STREAM_CAMERA_STATUS, switch_to_bytes(event))
-        bad = self.front.bad_frames["bad_format"]
-        if bad:
-            self.state.drops["bad_format"] = bad
+        for reason, n in self.front.bad_frames.items():   # bad_format, black, saturated
+            if n:
+                self.state.drops[reason] = n
 
     def _on_status(self, status: SourceStatus) -> None:
         status = SourceStatus(status.state, redact_text(status.reason))
@@ -294,7 +294,8 @@ class CameraWorker:
         states = self.states
         cams = {s.cfg.id: {"state": s.status.state, "reason": s.status.reason, "source": s.source_name,
                            "frames": s.frames_read, "modality": s.modality,
-                           "modality_switches": s.modality_switches} for s in states}
+                           "modality_switches": s.modality_switches,
+                           "frames_dropped": dict(s.drops)} for s in states}   # incl. black / saturated frames
         failed = sum(s.status.state == "failed" for s in states)
         bus = bus_health(self.bus)
         if failed == len(states):

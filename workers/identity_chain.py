@@ -18,7 +18,7 @@ UNTRAINED_ID = "xreid_tiny@untrained-seed0"
 
 def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True,
                  camera_index: dict[str, int] | None = None, untrained: bool = False) -> Any:
-    """The X-ReID encoder of ``checkpoint``; None: the committed synthetic-trained tiny model.
+    """The X-ReID encoder of ``checkpoint``; None: the committed default model (``models.weights``).
 
     Args:
         camera_index: ``reid.camera_index`` (cameras that were in training), expanded here.
@@ -30,7 +30,7 @@ def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True,
 
     index = expand_camera_index(camera_index or {})
     if checkpoint is None and not untrained and DEFAULT_CHECKPOINT.is_file():
-        log.info("re-ID model: the committed synthetic-trained %s", DEFAULT_CHECKPOINT.name)
+        log.info("re-ID model: the committed default %s", DEFAULT_CHECKPOINT.name)
         checkpoint = str(DEFAULT_CHECKPOINT)
     if checkpoint is not None:
         from models.xreid.encoder import ReidEncoder

@@ -67,6 +67,16 @@ class MatcherWorker:
                          "embeddings stream backlog of the matcher group")
         yield Sample("xreid_camera_status_saved_total", self.statuses.saved, "counter", {},
                      "camera status reports written to the store")
+        for c in self.stage.matcher.calibrator.state():
+            labels = {"model_id": c.model_id, "pair": c.pair}
+            yield Sample("xreid_matcher_threshold", c.threshold, "gauge", {**labels, "source": c.source},
+                         "cosine a track needs to join an identity (source: manual, auto or default)")
+            for kind, n in (("genuine", c.n_genuine), ("impostor", c.n_impostor)):
+                yield Sample("xreid_matcher_calibration_samples", n, "gauge", {**labels, "kind": kind},
+                             "free calibration evidence behind the threshold, by kind")
+            if c.impostor_rate is not None:
+                yield Sample("xreid_matcher_impostor_pass_rate", c.impostor_rate, "gauge", labels,
+                             "share of the site's impostor pairs at or above the threshold")
         yield from bus_samples(self.bus, "matcher")
 
     def health(self) -> Health:

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from models.data.gray import GrayMode, to_gray
 from models.data.sampler import evenly_spaced_indices, restricted_random_indices
 from models.data.tracklet import IR, RGB, Tracklet
 from models.data.transforms import SequenceTransform
@@ -47,11 +48,13 @@ class PairedTrainDataset(Dataset):
     """Items are ``(rgb_index, ir_index)`` pairs from ``VVIBatchSampler``; returns both sequences."""
 
     def __init__(self, rgb: Sequence[Tracklet], ir: Sequence[Tracklet], seq_len: int, transform: SequenceTransform,
-                 reader: FrameReader, seed: int = 0, rgb_grayscale_p: float = 0.0) -> None:
+                 reader: FrameReader, seed: int = 0, rgb_grayscale_p: float = 0.0,
+                 rgb_gray_mode: GrayMode = "luminance") -> None:
         self.rgb, self.ir, self.seq_len = list(rgb), list(ir), seq_len
         self.transform, self.reader = transform, reader
         self.rng = np.random.default_rng(seed)
         self.rgb_grayscale_p = rgb_grayscale_p
+        self.rgb_gray_mode = rgb_gray_mode
 
     def reseed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -64,7 +67,7 @@ class PairedTrainDataset(Dataset):
         frames = [self.reader(t.frames[i]) for i in idx]
         if t.modality == RGB and self.rgb_grayscale_p > 0 and self.rng.random() < self.rgb_grayscale_p:
             # colour is the visible modality's shortcut; grey sequences push toward shared cues
-            frames = [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for f in frames]
+            frames = to_gray(frames, self.rgb_gray_mode, self.rng)
         return self.transform(frames, self.rng)
 
     def __getitem__(self, pair: tuple[int, int]) -> dict:

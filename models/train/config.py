@@ -32,12 +32,15 @@ class DataSection:
     cache_frames: bool = False               # keep decoded, resized frames in memory
     num_workers: int = 0
     rgb_grayscale_p: float = 0.0             # not in the reference: greys a visible training sequence
+    rgb_gray_mode: Literal["luminance", "random_mix"] = "luminance"   # how (models/data/gray.py)
 
     def __post_init__(self) -> None:
         if self.min_seq_len < 1 or self.num_cameras < 1 or self.num_workers < 0:
             raise ConfigError("data.min_seq_len and data.num_cameras must be >= 1, data.num_workers >= 0")
         if not 0.0 <= self.rgb_grayscale_p <= 1.0:
             raise ConfigError(f"data.rgb_grayscale_p must be in [0, 1], got {self.rgb_grayscale_p}")
+        if self.rgb_gray_mode not in ("luminance", "random_mix"):
+            raise ConfigError(f"data.rgb_gray_mode must be luminance|random_mix, got {self.rgb_gray_mode!r}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from torch import nn
 
 from models.train.config import OptimSection, ScheduleSection
 
-MII_PREFIXES = ("short_term.", "long_term.", "cross_modality.")
+# MII, and (mobilenet_v2 backbone) the new layers that make its tokens: none of them is pretrained
+MII_PREFIXES = ("short_term.", "long_term.", "cross_modality.", "backbone.reduce.", "backbone.pos_embed")
 
 
 def param_groups(model: nn.Module, cfg: OptimSection) -> list[dict]:

@@ -103,7 +103,8 @@ class Trainer:
                                        cfg.sampler.num_instances, seed=cfg.seed)
         train_tf = SequenceTransform(mcfg.input_hw, mcfg.pixel_mean, mcfg.pixel_std, train=True)
         self.train_set = PairedTrainDataset(rgb, ir, self.seq_len, train_tf, self.reader, seed=cfg.seed,
-                                            rgb_grayscale_p=cfg.data.rgb_grayscale_p)
+                                            rgb_grayscale_p=cfg.data.rgb_grayscale_p,
+                                            rgb_gray_mode=cfg.data.rgb_gray_mode)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.epochs)
         self.amp_dtype = None

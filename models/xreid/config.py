@@ -16,6 +16,7 @@ from models.errors import ConfigError
 UnseenCamera = Literal["modality_mean", "zero"]
 LongTerm = Literal["sequence", "rotate", "off"]
 PrototypeUpdate = Literal["hard", "mean"]
+Backbone = Literal["clip_vit", "mobilenet_v2"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class XReIDCfg:
 
     Attributes:
         name: registry name the config came from (``xreid_vitb16``, ``xreid_tiny``).
+        backbone: ``clip_vit`` (a CLIP image tower, ``clip_model``) or ``mobilenet_v2`` (an ImageNet
+            MobileNetV2 trunk whose feature map becomes the tokens; ``models/xreid/mobilenet.py``).
         clip_model: open_clip config name of the image tower (``ViT-B-16``) or a local tiny one.
         input_hw: crop size (H, W) fed to the backbone, pixels.
         stride_hw: patch-embedding stride (H, W); smaller than the patch size means overlap.
@@ -31,6 +34,11 @@ class XReIDCfg:
         pixel_mean / pixel_std: per-channel normalisation of [0, 1] RGB input.
         quick_gelu: QuickGELU activations, as OpenAI CLIP weights were trained with.
         freeze_patch_embed: keep the patch-projection conv fixed (reference stability trick).
+        token_dim: ``mobilenet_v2`` only: width of the tokens MII reads (1280 channels reduced).
+        frozen_blocks: ``mobilenet_v2`` only: stem + this many inverted residual blocks get no gradient
+            (18: the whole trunk, head included).
+        edge_view: ``mobilenet_v2`` only: the trunk also encodes a coarse edge map of each frame
+            (``mobilenet.EdgeView``), whose pooled feature joins the CLIP-branch projection.
         camera_num: learned camera embeddings (training cameras).
         sie_coe: scale of the camera embedding added to each frame's CLS token.
         unseen_camera: what a camera outside training gets: its modality's mean camera
@@ -49,6 +57,7 @@ class XReIDCfg:
     """
 
     name: str = "xreid_vitb16"
+    backbone: Backbone = "clip_vit"
     clip_model: str = "ViT-B-16"
     input_hw: tuple[int, int] = (288, 144)
     stride_hw: tuple[int, int] = (16, 16)
@@ -57,6 +66,9 @@ class XReIDCfg:
     pixel_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     quick_gelu: bool = True
     freeze_patch_embed: bool = True
+    token_dim: int = 256
+    frozen_blocks: int = 0
+    edge_view: bool = False
     camera_num: int = 12
     sie_coe: float = 1.0
     unseen_camera: UnseenCamera = "modality_mean"
@@ -76,6 +88,16 @@ class XReIDCfg:
             raise ConfigError(f"xreid.input_hw must be two positive ints, got {self.input_hw}")
         if len(self.stride_hw) != 2 or min(self.stride_hw) <= 0:
             raise ConfigError(f"xreid.stride_hw must be two positive ints, got {self.stride_hw}")
+        if self.backbone not in ("clip_vit", "mobilenet_v2"):
+            raise ConfigError(f"xreid.backbone must be clip_vit|mobilenet_v2, got {self.backbone!r}")
+        step = 64 if self.edge_view else 32
+        if self.backbone == "mobilenet_v2" and (self.input_hw[0] % step or self.input_hw[1] % step):
+            raise ConfigError(f"xreid.input_hw must be multiples of {step} for mobilenet_v2"
+                              f"{' with edge_view' if self.edge_view else ''}, got {self.input_hw}")
+        if self.backbone == "mobilenet_v2" and (self.token_dim < 1 or self.token_dim % self.mii_heads):
+            raise ConfigError(f"xreid.token_dim must be a positive multiple of mii_heads, got {self.token_dim}")
+        if not 0 <= self.frozen_blocks <= 18:
+            raise ConfigError(f"xreid.frozen_blocks must be in [0, 18], got {self.frozen_blocks}")
         if self.seq_len < 1:
             raise ConfigError(f"xreid.seq_len must be >= 1, got {self.seq_len}")
         if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or min(self.pixel_std) <= 0:

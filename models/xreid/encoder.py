@@ -90,6 +90,10 @@ class ReidEncoder:
         self.preprocess_workers = preprocess_workers or min(4, os.cpu_count() or 1)
         self.device = resolve_device(device)
         self.cpu_bf16 = cpu_bf16 and self.device.type == "cpu"
+        if hasattr(model.backbone, "optimize_for_inference"):
+            # fold BN, channels-last: changes the module tree, so on a copy; the caller's model stays trainable
+            model = copy.deepcopy(model).eval()
+            model.backbone.optimize_for_inference()
         if self.cpu_bf16:
             model = copy.deepcopy(model).to(torch.bfloat16)  # leave the caller's fp32 model alone
         self.model = model.eval().to(self.device)

@@ -1,4 +1,8 @@
-"""XReID: CLIP image tower + camera embedding + MII + BN-neck heads (+ CPC when training).
+"""XReID: image encoder + camera embedding + MII + BN-neck heads (+ CPC when training).
+
+The image encoder is a CLIP ViT (``backbone: clip_vit``, the reference) or an ImageNet MobileNetV2
+whose feature map becomes the tokens (``backbone: mobilenet_v2``, ``mobilenet.py``; its "CLS" is
+the mean token and its "projection" the pooled 1280-d feature, or 2560-d with the edge view).
 
 Data flow for a batch of B sequences of T frames (reference: ``make_model_clipreid.py``):
 
@@ -26,10 +30,19 @@ from models.xreid.config import XReIDCfg
 from models.xreid.cpc import CrossModalityPrototypes
 from models.xreid.heads import BranchHead
 from models.xreid.mii import CrossModalityInteraction, LongTermInteraction, ShortTermInteraction
+from models.xreid.mobilenet import MobileNetV2Encoder
 
 log = logging.getLogger(__name__)
 
 MODALITIES = ("rgb", "ir")  # index = modality code in tensors
+
+
+def build_backbone(cfg: XReIDCfg) -> ClipImageEncoder | MobileNetV2Encoder:
+    """The image encoder ``cfg.backbone`` names; both return ``(tokens, cls_proj)`` per frame."""
+    if cfg.backbone == "mobilenet_v2":
+        return MobileNetV2Encoder(cfg.input_hw, cfg.token_dim, cfg.frozen_blocks, cfg.edge_view, cfg.pixel_mean,
+                                  cfg.pixel_std)
+    return ClipImageEncoder(cfg.clip_model, cfg.input_hw, cfg.stride_hw, cfg.quick_gelu, cfg.freeze_patch_embed)
 
 
 class XReID(nn.Module):
@@ -43,8 +56,7 @@ class XReID(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.model_id = ""
-        self.backbone = ClipImageEncoder(cfg.clip_model, cfg.input_hw, cfg.stride_hw, cfg.quick_gelu,
-                                         cfg.freeze_patch_embed)
+        self.backbone = build_backbone(cfg)
         width, proj = self.backbone.width, self.backbone.proj_dim
         self.camera_embed = nn.Parameter(torch.zeros(cfg.camera_num, width))
         nn.init.trunc_normal_(self.camera_embed, std=0.02)
@@ -176,4 +188,5 @@ class XReID(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names an optimiser should not decay (embeddings)."""
-        return {"camera_embed", "backbone.visual.class_embedding", "backbone.visual.positional_embedding"}
+        return {"camera_embed", "backbone.visual.class_embedding", "backbone.visual.positional_embedding",
+                "backbone.pos_embed"}

@@ -19,10 +19,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from pipeline.settings import ApiCfg, GalleryCfg
 
 from .auth import BearerAuth
-from .limits import BodyLimit
+from .limits import BodyLimit, DecodeGate
 from .metrics import ApiMetrics, RequestMetrics
 from .queries import StoreReader
-from .routes import dashboard, identities, search, system, tracks
+from .routes import calibration, dashboard, identities, search, system, tracks
 from .search import SearchIndex
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,10 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
     app.state.reader = reader
     app.state.encoder = encoder
     app.state.search_index = SearchIndex(gallery)
+    app.state.decode_gate = DecodeGate(cfg.max_concurrent_decodes, cfg.decode_wait_s)
     app.state.metrics = metrics = ApiMetrics(reader)
 
-    for module in (system, tracks, identities, search, dashboard):
+    for module in (system, tracks, identities, calibration, search, dashboard):
         app.include_router(module.router)
 
     # add_middleware wraps: the last added is the outermost

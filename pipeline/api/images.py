@@ -1,62 +1,24 @@
-"""Uploaded query images in, person-crop contact sheets out.
-
-Uploads are identified by their bytes (never by the client's content type), size-checked before
-decoding, and refused past a pixel budget so a small file cannot expand into gigabytes.
-"""
+"""Uploaded query images in (the shared policy of ``pipeline.image_input``, as HTTP statuses),
+person-crop contact sheets out."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from models.errors import ContractError
+from pipeline.image_input import ImageRejected
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
-MAX_PIXELS = 40_000_000
-
-
-class ImageRejected(ContractError):
-    """An upload that is not a usable image; ``status`` is the HTTP code that says why."""
-
-    def __init__(self, message: str, status: int, reason: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
+# the image policy's refusal reasons (pipeline/image_input.py) as HTTP statuses
+STATUS_BY_REASON = {"empty": 422, "too_large": 413, "not_image": 415, "wrong_type": 415, "too_many_pixels": 413,
+                    "too_small": 422, "corrupt": 422}
 
 
-def decode_upload(data: bytes, name: str, max_bytes: int) -> np.ndarray:
-    """Decode one uploaded image to an (H, W, 3) uint8 RGB array.
-
-    Raises:
-        ImageRejected: 413 when larger than ``max_bytes`` or the pixel budget, 415 when not a
-            JPEG/PNG/WebP/BMP image, 422 when the image data is corrupt.
-    """
-    if len(data) > max_bytes:
-        raise ImageRejected(f"{name}: {len(data)} bytes exceeds the {max_bytes}-byte limit per image", 413, "too_large")
-    if not data:
-        raise ImageRejected(f"{name}: empty file", 422, "empty")
-    try:
-        img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise ImageRejected(f"{name}: not an image (accepted: {', '.join(ACCEPTED_FORMATS)})", 415,
-                            "not_image") from None
-    if img.format not in ACCEPTED_FORMATS:
-        raise ImageRejected(f"{name}: {img.format} images are not accepted (accepted: {', '.join(ACCEPTED_FORMATS)})",
-                            415, "wrong_type")
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        raise ImageRejected(f"{name}: {w}x{h} exceeds the {MAX_PIXELS}-pixel limit", 413, "too_many_pixels")
-    try:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
-        raise ImageRejected(f"{name}: image data is corrupt or truncated", 422, "corrupt") from None
-    if rgb.ndim != 3 or min(rgb.shape[:2]) < 2:
-        raise ImageRejected(f"{name}: image is too small ({w}x{h})", 422, "too_small")
-    return rgb
+def http_status(e: ImageRejected) -> int:
+    """The status that says why an upload was refused (413 size, 415 type, 422 content)."""
+    return STATUS_BY_REASON.get(e.reason, 422)
 
 
 def contact_sheet(jpegs: list[bytes], tile_hw: tuple[int, int] = (160, 80), cols: int = 8,

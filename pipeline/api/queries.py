@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 
 from models.errors import StoreError
-from pipeline.store import where_clause
+from pipeline.store import check_schema_version, where_clause
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ TRACK_FIELDS = ("track_uid", "camera_id", "modality", "t_start", "t_end", "n_fra
 
 class StoreUnavailable(StoreError):
     """The store file is missing, unreadable, or not an xreid store (the API answers 503)."""
+
+
+class StoreTooNew(StoreUnavailable):
+    """The store was written by a newer build (``xreid serve`` refuses to start; routes answer 503)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,21 @@ class StoreReader:
         self.path = Path(path)
         self.timeout_s = timeout_s
 
+    def check_schema(self) -> None:
+        """Refuse a store from a newer build; a missing or unreadable one may still appear (the
+        writer may start later), so only ``StoreTooNew`` is raised.
+
+        Raises:
+            StoreTooNew: the same one-line reason the CLI gives.
+        """
+        try:
+            with self.snapshot():
+                pass
+        except StoreTooNew:
+            raise
+        except StoreUnavailable:
+            return
+
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         """A consistent read view; raises ``StoreUnavailable`` when the store cannot be read."""
@@ -73,6 +92,10 @@ class StoreReader:
             conn.execute("BEGIN")
             try:
                 snap = Snapshot(conn)
+                try:
+                    check_schema_version(self.path, snap.schema_version)
+                except StoreError as e:
+                    raise StoreTooNew(str(e)) from None
                 yield snap
             finally:
                 conn.execute("COMMIT")
@@ -370,6 +393,15 @@ class Snapshot:
         rows = self._t(f"SELECT track_no, track_uid, camera_id, modality, pid FROM t WHERE track_no IN ({marks})",
                        list(track_nos))
         return {r["track_no"]: r for r in rows}
+
+    def calibration(self, model_id: str | None = None) -> list[dict[str, Any]]:
+        """Each model's thresholds per modality pair as the matcher last computed them (schema v5)."""
+        if "calibration" not in self.columns:
+            return []
+        where, params = (" WHERE model_id = ?", [model_id]) if model_id is not None else ("", [])
+        return self._rows("SELECT model_id, pair, threshold, source, n_genuine, n_impostor, impostor_rate, "
+                          f"genuine_rate, target_fmr, updated_at FROM calibration{where} ORDER BY model_id, "
+                          "CASE pair WHEN 'rgb_rgb' THEN 0 WHEN 'ir_ir' THEN 1 ELSE 2 END", params)
 
 
 def _unit_rows(v: np.ndarray) -> np.ndarray:

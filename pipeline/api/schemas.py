@@ -166,3 +166,20 @@ class SearchResult(BaseModel):
     modality: str
     model_id: str | None
     hits: list[SearchHit]
+
+
+class PairCalibration(BaseModel):
+    """The threshold one model uses for one modality pair, and the evidence behind it."""
+
+    model_id: str
+    pair: Literal["rgb_rgb", "ir_ir", "rgb_ir"]
+    threshold: float = Field(description="cosine similarity a track needs to join an identity through this pair")
+    source: Literal["manual", "auto", "default"] = Field(
+        description="manual: matcher.thresholds; auto: placed at target_fmr of the site's own impostor pairs; "
+                    "default: the fallback (too little evidence yet, calibration off, or rgb_ir)")
+    n_genuine: int = Field(description="genuine samples: later clips of a track against the track so far")
+    n_impostor: int = Field(description="impostor samples: tracks of one camera that overlap in time")
+    impostor_rate: float | None = Field(description="share of impostor samples at or above the threshold")
+    genuine_rate: float | None = Field(description="share of genuine samples at or above the threshold")
+    target_fmr: float
+    updated_at: datetime | None = Field(description="time of the newest evidence when this was computed")

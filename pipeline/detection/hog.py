@@ -16,6 +16,7 @@ import numpy as np
 
 from ..settings import DetectorCfg
 from .base import Detections, as_bgr, nms
+from .conditioning import Denoiser
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,12 @@ class HogDetector:
         self.cfg = cfg
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.denoiser = Denoiser(cfg.denoise)
 
     def detect(self, image: np.ndarray) -> Detections:
         bgr = as_bgr(image)
+        self.denoiser.observe(bgr)
+        bgr = self.denoiser.apply(bgr)
         h, w = bgr.shape[:2]
         up = self.cfg.hog_upscale
         img = cv2.resize(bgr, (round(w * up), round(h * up)), interpolation=cv2.INTER_LINEAR) if up != 1.0 else bgr

@@ -23,6 +23,7 @@ import numpy as np
 from ..settings import DetectorCfg
 from .base import Detections, as_bgr, nms
 from .box_calibration import BoxCalibration, margin_to_score
+from .conditioning import Denoiser
 from .motion import ForegroundModel, merge_overlapping
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class MotionHogDetector:
     def __init__(self, cfg: DetectorCfg) -> None:
         self.cfg = cfg
         self.foreground = ForegroundModel(cfg.motion)
+        self.denoiser = Denoiser(cfg.denoise)   # night frames: HOG reads denoised crops
         self.calibration = BoxCalibration(width=cfg.hog_box_shrink[0], height=cfg.hog_box_shrink[1])
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
@@ -57,6 +59,9 @@ class MotionHogDetector:
         bgr = as_bgr(image)
         h, w = bgr.shape[:2]
         self.foreground.update(bgr)
+        if self.foreground.gray:   # one picture in three channels: their (codec) differences are only noise to HOG
+            bgr = image.reshape(h, w) if image.ndim == 2 or image.shape[2] == 1 else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        self.denoiser.observe(bgr)
         regions = self.foreground.regions()
         if self.cfg.motion.search_tracks and len(self._attended) and self.foreground.warm:
             regions = merge_overlapping(np.concatenate([regions, self._grow(self._attended, w, h)]))
@@ -77,7 +82,9 @@ class MotionHogDetector:
         if not windows:
             return Detections.empty()
         xyxy = np.concatenate(windows)
-        scores = margin_to_score(np.concatenate(margins), self.cfg.hog_margin_scale)
+        # denoised (night) frames: people's margins are lower; their own scale keeps them above the tracker's thresholds
+        scale = self.cfg.denoise.hog_margin_scale if self.denoiser.active else self.cfg.hog_margin_scale
+        scores = margin_to_score(np.concatenate(margins), scale)
         keep = scores >= self.cfg.conf
         xyxy, scores = xyxy[keep], scores[keep]
         keep = nms(xyxy, scores, self.cfg.nms_iou)  # on windows: people's windows overlap less than their boxes
@@ -102,7 +109,7 @@ class MotionHogDetector:
         ch, cw = crop.shape[:2]
         if ch * up < _WIN_H or cw * up < _WIN_W:
             return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
-        img = cv2.resize(crop, (round(cw * up), round(ch * up)), interpolation=cv2.INTER_LINEAR)
+        img = cv2.resize(self.denoiser.apply(crop), (round(cw * up), round(ch * up)), interpolation=cv2.INTER_LINEAR)
         stride = (self.cfg.hog_win_stride, self.cfg.hog_win_stride)
         rects, weights = self._hog.detectMultiScale(img, hitThreshold=0.0, winStride=stride, padding=(8, 8),
                                                     scale=self.cfg.hog_scale, groupThreshold=0)

@@ -138,6 +138,16 @@ def pairwise_f1(pred: Sequence[int], truth: Sequence[str | None]) -> tuple[float
     return precision, recall, f1
 
 
+def static_thresholds(cfg: MatcherCfg) -> PairThresholds:
+    """The manual thresholds, with the calibration fallback for pairs left to site calibration.
+
+    The fit starts here: it replays each track once, so no genuine evidence arises and an automatic pair
+    would sit at its fallback anyway.
+    """
+    return PairThresholds(**{p: cfg.calibration.fallback.get(p) if cfg.thresholds.get(p) is None
+                             else cfg.thresholds.get(p) for p in PAIRS})
+
+
 @dataclass(frozen=True)
 class Fit:
     thresholds: PairThresholds
@@ -165,7 +175,7 @@ def fit_thresholds(runs: Iterable[Sequence[LabelledTrack]], cfg: MatcherCfg | No
         ps = [pairwise_f1(partition(r, c), [t.label for t in r]) for r in runs]
         return tuple(float(np.mean([p[k] for p in ps])) for k in range(3))  # type: ignore[return-value]
 
-    best = cfg.thresholds
+    best = static_thresholds(cfg)
     baseline = score(best)[2]
     for _ in range(rounds):
         for pair in PAIRS:

@@ -12,7 +12,10 @@ Constraints:
     transitions: when windows are configured, the gap between consecutive sightings on a
     camera pair must fall in its window.
 
-Each model has its own gallery: vectors of different ``model_id``s never meet.
+Each model has its own gallery: vectors of different ``model_id``s never meet, and its own
+thresholds: a ``Calibrator`` places them from the evidence the tracks give for free (tracks of one
+camera that overlap in time are impostor pairs, later clips of a track genuine ones), unless
+``matcher.thresholds`` sets them by hand. The evidence travels in the ``Outcome`` to the store.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from models.errors import ContractError
 from pipeline.messages import Embedding
 from pipeline.settings import MatcherCfg
 
+from .calibration import GENUINE, IMPOSTOR, Calibrator, Evidence, PairCalibration
 from .gallery import Gallery
 from .unionfind import IdentityForest, Merge
 
 log = logging.getLogger(__name__)
+
+OVERLAP_HORIZON_S = 600.0   # impostor search looks back this far in a camera's tracks (by start time)
 
 
 @dataclass(slots=True)
@@ -96,6 +102,8 @@ class Outcome:
     new_identity: int | None = None
     links: tuple[Link, ...] = ()
     merges: tuple[Merge, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    calibration: tuple[PairCalibration, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,7 @@ class _Space:
     gallery: Gallery
     tracks: dict[int, TrackState] = field(default_factory=dict)
     by_uid: dict[tuple[str, str], int] = field(default_factory=dict)
+    by_camera: dict[str, list[int]] = field(default_factory=dict)   # track keys in creation order
 
 
 def pair_name(a: str, b: str) -> str:
@@ -135,6 +144,7 @@ class Matcher:
         self._identity_model: dict[int, str] = {}
         self._uid_model: dict[tuple[str, str], str] = {}   # a track is embedded by one model only
         self._windows = {(w.from_camera, w.to_camera): w for w in self.cfg.transitions}
+        self.calibrator = Calibrator(self.cfg)
         self.next_track = 1
         self.next_identity = 1
 
@@ -199,6 +209,9 @@ class Matcher:
         track = TrackState(self.next_track, emb.model_id, emb.camera_id, emb.track_uid, emb.modality,
                            emb.t_start, emb.t_end, vec.copy(), 1, 0, {emb.segment}, emb.thumbnail)
         self.next_track += 1
+        evidence = self._impostors(space, track, None, emb.t_end)
+        self.calibrator.record(evidence)
+        calibration = self.calibrator.track_added(emb.model_id)
         links: list[Link] = []
         chosen: Candidate | None = None
         candidates = self._candidates(space, track, vec)
@@ -226,11 +239,15 @@ class Matcher:
             links.append(self._link(track, "join", chosen, "best passing candidate", emb.t_end))
         self._attach(space, track)
         merges = self._merge_with(track, candidates, emb.t_end) if chosen is not None else []
-        return Outcome(emb.clip_id, False, track, True, new_identity, tuple(links), tuple(merges))
+        return Outcome(emb.clip_id, False, track, True, new_identity, tuple(links), tuple(merges), tuple(evidence),
+                       calibration)
 
     def _update(self, space: _Space, track: TrackState, emb: Embedding) -> Outcome:
         vec = emb.vector.astype(np.float32)
         score = float(track.vector @ vec)
+        evidence = [Evidence(track.model_id, pair_name(track.modality, track.modality), GENUINE, score, track.key,
+                             None, emb.t_end)]
+        before = (track.t_start, track.t_end)
         track.mean = (track.mean * track.n_clips + vec) / (track.n_clips + 1)
         track.n_clips += 1
         track.segments.add(emb.segment)
@@ -238,11 +255,13 @@ class Matcher:
         if not track.thumbnail:
             track.thumbnail = emb.thumbnail
         space.gallery.upsert([track.key], track.vector)
+        evidence += self._impostors(space, track, before, emb.t_end)   # its longer span may overlap new ones
+        self.calibrator.record(evidence)
         root = self.forest.find(track.identity)
         link = Link(track.key, "update", root, track.key, score, None, None, f"clip segment {emb.segment}", emb.t_end)
         candidates = self._candidates(space, track, track.vector)
         merges = self._merge_with(track, candidates, emb.t_end)
-        return Outcome(emb.clip_id, False, track, False, None, (link,), tuple(merges))
+        return Outcome(emb.clip_id, False, track, False, None, (link,), tuple(merges), tuple(evidence))
 
     def _candidates(self, space: _Space, track: TrackState, vec: np.ndarray) -> list[Candidate]:
         """Best candidate track per identity, ranked by margin over its pair's threshold."""
@@ -253,8 +272,8 @@ class Matcher:
                 continue
             other = space.tracks[k]
             pair = pair_name(track.modality, other.modality)
-            cand = Candidate(self.forest.find(other.identity), k, float(s), self.cfg.thresholds.for_pair(
-                track.modality, other.modality), pair)
+            cand = Candidate(self.forest.find(other.identity), k, float(s),
+                             self.calibrator.threshold(track.model_id, pair), pair)
             if cand.identity not in best or cand.margin > best[cand.identity].margin:
                 best[cand.identity] = cand
         return sorted(best.values(), key=lambda c: (-c.margin, c.identity))
@@ -280,6 +299,27 @@ class Matcher:
             merges.append(m)
             log.info("merged identity %d into %d (track %d, score %.3f)", m.loser, m.winner, track.key, cand.score)
         return merges
+
+    def _impostors(self, space: _Space, track: TrackState, before: tuple[float, float] | None,
+                   ts: float) -> list[Evidence]:
+        """Tracks of ``track``'s camera that overlap it in time now but not before: two people, scored once.
+
+        Spans only grow, so a pair starts to overlap at exactly one event (the later track's first clip, or
+        a later clip of either), and that event scores it. ``before``: the span before this clip (None: new).
+        """
+        out = []
+        slack = self.cfg.overlap_slack_s
+        vec = track.vector
+        for k in reversed(space.by_camera.get(track.camera_id, ())):
+            other = space.tracks[k]
+            if other.t_start < track.t_start - OVERLAP_HORIZON_S:
+                break
+            if k == track.key or _overlap((track.t_start, track.t_end), other) <= slack:
+                continue
+            if before is None or _overlap(before, other) <= slack:
+                out.append(Evidence(track.model_id, pair_name(track.modality, other.modality), IMPOSTOR,
+                                    float(vec @ other.vector), track.key, k, ts))
+        return out
 
     # ------------------------------------------------------------------ constraints
 
@@ -343,6 +383,7 @@ class Matcher:
     def _attach(self, space: _Space, track: TrackState) -> None:
         space.tracks[track.key] = track
         space.by_uid[(track.camera_id, track.track_uid)] = track.key
+        space.by_camera.setdefault(track.camera_id, []).append(track.key)
         self._uid_model[(track.camera_id, track.track_uid)] = track.model_id
         space.gallery.upsert([track.key], track.vector)
         self._members[self.forest.find(track.identity)].append(track)
@@ -354,8 +395,10 @@ class Matcher:
     # ------------------------------------------------------------------ rebuild
 
     def restore(self, identities: Iterable[tuple[int, str]], tracks: Iterable[TrackState],
-                merges: Iterable[Merge]) -> None:
-        """Rebuild from stored state (identities as ``(id, model_id)``, merges in order).
+                merges: Iterable[Merge], evidence: Iterable[Evidence] = ()) -> None:
+        """Rebuild from stored state (identities as ``(id, model_id)``, merges and evidence in order).
+
+        The thresholds are recomputed from the stored evidence.
 
         Galleries are bulk-built per model, which is also what an HNSW/IVF index wants.
         """
@@ -378,10 +421,16 @@ class Matcher:
             for t in ts:
                 space.tracks[t.key] = t
                 space.by_uid[(t.camera_id, t.track_uid)] = t.key
+                space.by_camera.setdefault(t.camera_id, []).append(t.key)
                 self._uid_model[(t.camera_id, t.track_uid)] = model_id
             space.gallery.upsert(np.array([t.key for t in ts], dtype=np.int64), np.vstack([t.vector for t in ts]))
+        self.calibrator.restore(evidence, {m: len(ts) for m, ts in by_model.items()})
         log.info("matcher restored: %d identities, %d tracks, %d merges, models %s",
                  len(self.forest), sum(len(v) for v in by_model.values()), len(self.forest.history), self.model_ids)
+
+
+def _overlap(span: tuple[float, float], other: TrackState) -> float:
+    return min(span[1], other.t_end) - max(span[0], other.t_start)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ the CLI, the report and the API.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,26 +19,37 @@ import numpy as np
 from models.errors import StoreError
 from pipeline.store import Store
 
+from .calibration import Evidence, PairCalibration
 from .matcher import Matcher, Outcome, TrackState
 from .unionfind import Merge
+
+log = logging.getLogger(__name__)
 
 _TRACK_SELECT = ("SELECT track_no, model_id, camera_id, track_uid, modality, t_start, t_end, embedding, "
                  "n_embedded, identity_id, segments, thumbnail FROM tracks")
 
 
-def save(store: Store, outcomes: Sequence[Outcome]) -> None:
-    """Persist every change of ``outcomes`` atomically (duplicates write nothing)."""
+def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = None) -> None:
+    """Persist every change of ``outcomes`` atomically (duplicates write nothing).
+
+    Args:
+        keep_samples: when a pair is recomputed, keep only this many newest calibration samples per
+            model, pair and kind (None: keep all).
+    """
     if store.schema_version < 2:
         raise StoreError(f"store {store.path} is at schema v{store.schema_version}; the matcher needs v2")
     try:
-        _save(store, outcomes)
+        _save(store, outcomes, keep_samples)
     except sqlite3.Error as e:
         raise StoreError(f"store {store.path}: cannot write matcher outcomes: {e}") from None
 
 
-def _save(store: Store, outcomes: Sequence[Outcome]) -> None:
+def _save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None) -> None:
+    calibrated = store.schema_version >= 5
     with store.transaction() as conn:
         for out in outcomes:
+            if calibrated:
+                _save_calibration(conn, out, keep_samples)
             if out.duplicate or out.track is None:
                 continue
             t = out.track
@@ -67,6 +80,27 @@ def _save(store: Store, outcomes: Sequence[Outcome]) -> None:
                 conn.execute("UPDATE identities SET merged_into = ? WHERE id = ?", (m.winner, m.loser))
 
 
+def _save_calibration(conn: sqlite3.Connection, out: Outcome, keep_samples: int | None) -> None:
+    conn.executemany("INSERT INTO calibration_scores (model_id, pair, kind, score, track_a, track_b, ts) "
+                     "VALUES (?,?,?,?,?,?,?)",
+                     [(e.model_id, e.pair, e.kind, e.score, e.track_a, e.track_b, e.ts) for e in out.evidence])
+    for c in out.calibration:
+        conn.execute("INSERT INTO calibration (model_id, pair, threshold, source, n_genuine, n_impostor, impostor_rate, "
+                     "genuine_rate, target_fmr, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(model_id, pair) "
+                     "DO UPDATE SET threshold = excluded.threshold, source = excluded.source, "
+                     "n_genuine = excluded.n_genuine, n_impostor = excluded.n_impostor, "
+                     "impostor_rate = excluded.impostor_rate, genuine_rate = excluded.genuine_rate, "
+                     "target_fmr = excluded.target_fmr, updated_at = excluded.updated_at",
+                     (c.model_id, c.pair, c.threshold, c.source, c.n_genuine, c.n_impostor, c.impostor_rate,
+                      c.genuine_rate, c.target_fmr, c.updated_at))
+        for kind, n in (("genuine", c.n_genuine), ("impostor", c.n_impostor)):
+            if keep_samples is not None and n >= keep_samples:   # the matcher counts only the newest
+                conn.execute("DELETE FROM calibration_scores WHERE model_id = ? AND pair = ? AND kind = ? AND id <= "
+                             "coalesce((SELECT id FROM calibration_scores WHERE model_id = ? AND pair = ? AND kind = ? "
+                             "ORDER BY id DESC LIMIT 1 OFFSET ?), -1)",
+                             (c.model_id, c.pair, kind, c.model_id, c.pair, kind, keep_samples))
+
+
 def load_into(store: Store, matcher: Matcher) -> Matcher:
     """Rebuild ``matcher`` (fresh) from the store: identities, merges in order, tracks, galleries."""
     if store.schema_version < 2:
@@ -75,7 +109,17 @@ def load_into(store: Store, matcher: Matcher) -> Matcher:
     merges = [Merge(int(w), int(lo), int(e), float(s), float(ts)) for w, lo, e, s, ts in store.execute(
         "SELECT winner, loser, evidence_track_no, score, ts FROM merges ORDER BY id")]
     tracks = [_track_state(r) for r in store.execute(_TRACK_SELECT + " WHERE track_no IS NOT NULL ORDER BY track_no")]
-    matcher.restore(identities, tracks, merges)
+    evidence = [Evidence(str(m), str(p), str(k), float(s), int(a), None if b is None else int(b), float(ts))
+                for m, p, k, s, a, b, ts in store.execute(
+                    "SELECT model_id, pair, kind, score, track_a, track_b, ts FROM calibration_scores ORDER BY id")
+                ] if store.schema_version >= 5 else []
+    matcher.restore(identities, tracks, merges, evidence)
+    if store.schema_version >= 5 and not store.readonly:   # the recomputed thresholds, for readers
+        states = tuple(c for m in matcher.model_ids for c in matcher.calibrator.state(m))
+        try:
+            save(store, [Outcome("", False, calibration=states)])
+        except StoreError as e:   # only what readers show is stale; the matcher itself is rebuilt
+            log.warning("cannot record the recomputed thresholds: %s", e)
     return matcher
 
 
@@ -207,6 +251,16 @@ def identity_detail(store: Store, identity: int, roots: dict[int, int] | None = 
         "cameras": cameras,
         "merges": merges,
     }
+
+
+def calibration_rows(store: Store) -> list[dict[str, object]]:
+    """Each model's thresholds per modality pair as the matcher last computed them (schema v5)."""
+    if store.schema_version < 5:
+        return []
+    cols = [f.name for f in dataclasses.fields(PairCalibration)]
+    rows = store.execute(f"SELECT {', '.join(cols)} FROM calibration ORDER BY model_id, "
+                         "CASE pair WHEN 'rgb_rgb' THEN 0 WHEN 'ir_ir' THEN 1 ELSE 2 END")
+    return [dict(zip(cols, r, strict=True)) for r in rows]
 
 
 def track_vector(store: Store, track_uid_or_no: str) -> tuple[str, np.ndarray] | None:

@@ -85,7 +85,7 @@ class MatcherStage(StageLoop):
                 self._dead(msg, "contract", str(e))
                 dead += 1
         try:
-            records.save(self.store, outcomes)
+            records.save(self.store, outcomes, self.matcher.cfg.calibration.max_samples)
         except StoreError as e:
             log.error("store write failed, %d entries stay pending for redelivery: %s", len(done), e)
             self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     from models.errors import ConfigError
     from pipeline.config import load_config, load_yaml, merge
-    from pipeline.matcher.calibrate import fit_thresholds, label_tracks, load_labelled
+    from pipeline.matcher.calibrate import fit_thresholds, label_tracks, load_labelled, static_thresholds
     from pipeline.settings import XreidCfg
     from pipeline.store import Store
 
@@ -103,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     load_config(XreidCfg, out)  # what we wrote must load
     result = {"thresholds": {"rgb_rgb": th.rgb_rgb, "ir_ir": th.ir_ir, "rgb_ir": th.rgb_ir},
-              "before": {"rgb_rgb": cfg.matcher.thresholds.rgb_rgb, "ir_ir": cfg.matcher.thresholds.ir_ir,
-                         "rgb_ir": cfg.matcher.thresholds.rgb_ir},
+              "before": {p: static_thresholds(cfg.matcher).get(p) for p in ("rgb_rgb", "ir_ir", "rgb_ir")},
               "precision": fit.precision, "recall": fit.recall, "f1": fit.f1, "f1_before": fit.baseline_f1,
               "tracks": fit.n_tracks, "labelled": fit.n_labelled, "people": fit.n_people, "config": str(out)}
     if args.json:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from models.train.trainer import resolve_device
     from models.xreid import load_checkpoint
     from models.xreid.checkpoint import read_checkpoint
+    from pipeline.out_dir import prepare_out_dir
     from workers.commands.train import load_dataset
 
+    out = prepare_out_dir(args.out)  # before the checkpoint and the dataset load
     device = resolve_device(args.device)
     payload = read_checkpoint(args.checkpoint)
     model = load_checkpoint(args.checkpoint, map_location=device).to(device)
@@ -39,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.kind, args.data, min_seq_len, model.cfg.camera_num)
     result = evaluate_model(model, dataset, batch_size=args.batch_size, device=device,
                             embed_dims=extra.get("embed_dims") or None, amp=device.type == "cuda", rerank=args.rerank)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(args.checkpoint), "model_id": model.model_id, "dataset": dataset.name,
               "data": str(args.data), "rerank": args.rerank, **result.to_dict()}
     (out / "eval.json").write_text(json.dumps(report, indent=1))

@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 
-from .tracks import add_store_arg, fmt_time, open_store
+from .tracks import add_store_arg, fmt_time, int_flag, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("identity", help="show one identity: its tracks per camera and modality, links, merges",
                        description="An old id that was merged into another shows the surviving identity.")
-    p.add_argument("id", type=int, help="identity id")
+    p.add_argument("id", type=int_flag(), help="identity id")
     add_store_arg(p)
     p.set_defaults(func=run)
 

@@ -94,6 +94,7 @@ def quiet_ffmpeg(verbose: int) -> None:
 
 def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int | None) -> dict[str, Any]:
     from models.errors import ConfigError
+    from pipeline.out_dir import prepare_out_dir
     from pipeline.replay import Replay, ReplayOptions, probe_cameras, with_camera_settings
 
     if args.stride < 1:
@@ -108,6 +109,7 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     if args.no_identities:
         return Replay(cfg, cameras, options).run()
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
+    prepare_out_dir(args.out)  # ... and so is an unwritable --out (Replay checks it for the other paths)
     from pipeline.bus import create_bus
     from pipeline.replay import STORE_NAME
     from pipeline.store import Store

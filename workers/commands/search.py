@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
-from .tracks import add_store_arg, open_store
+from .tracks import add_store_arg, int_flag, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="nearest identities to person images or to a track",
-                       description="--image crops of ONE person (1..T images, one clip) are embedded with "
+                       description="--image crops of ONE person (1..T JPEG/PNG/WebP/BMP images, one clip; the "
+                                   "API's size and pixel limits apply) are embedded with "
                                    "--checkpoint (default: the committed synthetic-trained tiny model); --track uses a stored track's embedding (uid or number).")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", nargs="+", metavar="PATH", help="person crop image(s) of one person")
@@ -19,28 +23,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", choices=("rgb", "ir"), default="rgb", help="modality of --image (default rgb)")
     p.add_argument("--checkpoint", help="X-ReID checkpoint for --image (the model the store was built with; default: the committed tiny model)")
     p.add_argument("--device", default="cpu", help="encoder device for --image (default cpu)")
-    p.add_argument("-k", type=int, default=5, help="identities to return (default 5)")
+    p.add_argument("-k", type=int_flag(hi=1000), default=5, help="identities to return (1..1000, default 5)")
     add_store_arg(p)
     p.set_defaults(func=run)
 
 
-def _read_images(paths: list[str]) -> list:
-    from pathlib import Path
+def _image_limits(args: argparse.Namespace) -> tuple[Any, int]:
+    """The API's image limits (``api.max_upload_bytes``, ``max_image_pixels``, ``max_request_pixels``)."""
+    from pipeline.config import load_config
+    from pipeline.image_input import ImageLimits
+    from pipeline.settings import XreidCfg
 
-    import cv2
-    import numpy as np
+    config = args.config or ("configs/default.yaml" if Path("configs/default.yaml").is_file() else None)
+    api = load_config(XreidCfg, config, env=os.environ).api
+    return ImageLimits(max_bytes=api.max_upload_bytes, max_pixels=api.max_image_pixels), api.max_request_pixels
 
+
+def _read_images(paths: list[str], limits: Any, max_total_pixels: int) -> list:
+    """Person crops under the API's image policy: headers (size, type, pixels) of all, then decode."""
     from models.errors import ContractError
+    from pipeline.image_input import check_total_pixels, decode_image, read_header
 
-    crops = []
+    blobs = []
     for path in paths:
-        if not Path(path).is_file():
-            raise ContractError(f"--image {path}: file not found")
-        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ContractError(f"--image {path}: not a readable image (JPEG, PNG, ...)")
-        crops.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    return crops
+        p = Path(path)
+        try:
+            if not p.is_file():
+                raise ContractError(f"--image {path}: file not found")
+            if p.stat().st_size > limits.max_bytes:  # refused before it is read into memory
+                raise ContractError(f"--image {path}: {p.stat().st_size} bytes exceeds the {limits.max_bytes}-byte "
+                                    "limit per image (api.max_upload_bytes)")
+            blobs.append((f"--image {path}", p.read_bytes()))
+        except OSError as e:
+            raise ContractError(f"--image {path}: cannot read it ({e.strerror or e})") from None
+    check_total_pixels([read_header(data, name, limits) for name, data in blobs], max_total_pixels)
+    return [decode_image(data, name, limits) for name, data in blobs]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from workers.identity_chain import load_encoder
 
-            crops = _read_images(args.image)
+            crops = _read_images(args.image, *_image_limits(args))
             encoder = load_encoder(args.checkpoint, args.device, amp=False)
             model_id, vector = encoder.model_id, encoder.encode([crops], [args.modality])[0]
         matcher = records.load_into(store, Matcher())

@@ -1,7 +1,8 @@
 """``xreid serve``: the query API and dashboard over the store, under uvicorn.
 
 The server only reads the store, so it runs beside a replay or the distributed matcher on the
-same file. Binding a non-loopback address needs a bearer token (``XREID_API__TOKEN``).
+same file. Binding a non-loopback address needs a bearer token (``XREID_API__TOKEN``). A store
+written by a newer build is refused at start (exit 2), as every other command refuses it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from models.errors import ConfigError
     from pipeline.api import create_app
+    from pipeline.api.queries import StoreReader
     from pipeline.config import load_config
     from pipeline.settings import XreidCfg
 
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
                       overrides={"api": {k: v for k, v in flags.items() if v is not None}})
     api = cfg.api
     store_path = api.store_path or cfg.store.path
+    # a store from a newer build is refused here with the CLI's reason (exit 2); one swapped in
+    # later is answered 503 with the same reason; a missing one may still be created by its writer
+    StoreReader(store_path).check_schema()
     encoder = None
     if api.checkpoint and args.untrained_encoder:
         raise ConfigError("--untrained-encoder and a checkpoint (--checkpoint / api.checkpoint) exclude each other")

@@ -7,8 +7,26 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+SQLITE_INT_MAX = 2**63 - 1
+
+
+def int_flag(lo: int = -SQLITE_INT_MAX - 1, hi: int = SQLITE_INT_MAX) -> Callable[[str], int]:
+    """An argparse ``type`` for integers in ``lo..hi`` (default: what SQLite can bind), so a huge value
+    is a usage error (exit 2, one line) rather than an ``OverflowError`` deep in a query."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value if abs(value) < 10**12 else text[:20] + '...'} is out of "
+                                             f"range {lo}..{hi}")
+        return value
+    return parse
 
 
 def add_store_arg(p: argparse.ArgumentParser) -> None:
@@ -64,8 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", choices=("rgb", "ir"))
     p.add_argument("--from", dest="t_from", metavar="TIME", help="ISO 8601 or epoch seconds")
     p.add_argument("--to", dest="t_to", metavar="TIME", help="ISO 8601 or epoch seconds")
-    p.add_argument("--identity", type=int, help="only tracks of this identity (old merged ids work too)")
-    p.add_argument("--limit", type=int, default=200, help="at most this many rows (default 200)")
+    p.add_argument("--identity", type=int_flag(), help="only tracks of this identity (old merged ids work too)")
+    p.add_argument("--limit", type=int_flag(), default=200, help="at most this many rows (default 200)")
     add_store_arg(p)
     p.set_defaults(func=run)
 

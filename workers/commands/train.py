@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models.train import TrainCfg, Trainer
+    from models.xreid.registry import check_pretrained
     from pipeline.config import load_config
+    from pipeline.out_dir import prepare_out_dir
 
     overrides: dict = {}
     if args.data:
@@ -48,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     cfg = load_config(TrainCfg, args.config, env=os.environ, overrides=overrides)
+    prepare_out_dir(args.out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    overrides_model = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
+    check_pretrained(cfg.model.name, cfg.model.pretrained, **overrides_model)  # before minutes of data loading
     dataset = load_dataset(cfg.data.kind, cfg.data.root, cfg.data.min_seq_len, cfg.data.num_cameras)
     print(dataset.summary())
     trainer = Trainer(cfg, dataset, args.out, progress=not args.no_progress)

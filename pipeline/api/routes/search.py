@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from models.errors import ContractError
+from pipeline.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
 
 from ..deps import snapshot
-from ..images import ImageRejected, decode_upload
+from ..images import http_status
 from ..schemas import SearchHit, SearchResult, Thumbnails, to_iso
 from ..search import IdentityHit
+
+if TYPE_CHECKING:
+    from ..app import QueryEncoder
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +28,10 @@ router = APIRouter(tags=["search"])
 @router.post("/search", response_model=SearchResult, responses={
     404: {"description": "unknown track id"},
     409: {"description": "the track has no embedding yet, or the server has no image encoder"},
-    413: {"description": "an image or the request is too large"},
+    413: {"description": "an image or the request is too large, in bytes or in pixels (read from the headers)"},
     415: {"description": "an upload is not a JPEG, PNG, WebP or BMP image"},
-    422: {"description": "neither or both of images and track_id, too many images, corrupt image"},
+    422: {"description": "neither or both of images and track_id, too many images, empty or corrupt image"},
+    503: {"description": "too many image searches decoding at once (Retry-After), or the store cannot be read"},
 })
 async def search(
     request: Request,
@@ -55,22 +60,32 @@ async def search(
     encoder = request.app.state.encoder
     if encoder is None:
         raise HTTPException(409, "this server has no re-ID checkpoint (api.checkpoint): search by track_id instead")
-    crops = []
-    for i, upload in enumerate(images):
-        name = upload.filename or f"image {i}"
-        data = await upload.read(cfg.max_upload_bytes + 1)
-        try:
-            crops.append(decode_upload(data, name, cfg.max_upload_bytes))
-        except ImageRejected as e:
-            metrics.rejected_uploads.labels(e.reason).inc()
-            raise HTTPException(e.status, str(e)) from None
+    blobs = [(upload.filename or f"image {i}", await upload.read(cfg.max_upload_bytes + 1))
+             for i, upload in enumerate(images)]
+    limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_image_pixels)
     try:
-        vectors = await run_in_threadpool(encoder.encode, [crops], [modality])
+        # headers only, off the event loop: size, type and pixel counts refuse bombs before any decoding
+        await run_in_threadpool(_check_headers, blobs, limits, cfg.max_request_pixels)
+        async with request.app.state.decode_gate.slot():  # bounded: decoded crops are large
+            vectors = await run_in_threadpool(_embed, encoder, blobs, limits, modality)
+    except ImageRejected as e:
+        metrics.rejected_uploads.labels(e.reason).inc()
+        raise HTTPException(http_status(e), str(e)) from None
     except ContractError as e:
         raise HTTPException(422, f"cannot encode the images: {e}") from None
     query = np.asarray(vectors, dtype=np.float32)[0]
-    return await run_in_threadpool(_answer, request, query, encoder.model_id, k, None, "images", len(crops),
+    return await run_in_threadpool(_answer, request, query, encoder.model_id, k, None, "images", len(blobs),
                                    None, modality)
+
+
+def _check_headers(blobs: list[tuple[str, bytes]], limits: ImageLimits, max_total_pixels: int) -> None:
+    check_total_pixels([read_header(data, name, limits) for name, data in blobs], max_total_pixels)
+
+
+def _embed(encoder: QueryEncoder, blobs: list[tuple[str, bytes]], limits: ImageLimits, modality: str) -> np.ndarray:
+    """Decode and encode in one worker thread: neither ever runs on the event loop."""
+    crops = [decode_image(data, name, limits) for name, data in blobs]
+    return encoder.encode([crops], [modality])
 
 
 def _search_track(request: Request, track_uid: str, k: int) -> SearchResult:

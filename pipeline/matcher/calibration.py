@@ -1,0 +1,160 @@
+"""Site calibration: each model's thresholds placed by the evidence its own cameras give for free.
+
+A re-ID model's similarity scale differs from model to model and from site to site (lighting,
+camera height, clothing), so no fixed threshold suits them all; one that admits nearly every pair
+merges people, and a wrong merge (one person's timeline with someone else's crops) is worse than
+a missed link. The matcher sees two kinds of labelled pairs without anyone annotating anything:
+
+* **impostor** pairs: two tracks of one camera that overlap in time are two people (the premise of
+  the co-occurrence constraint);
+* **genuine** pairs: a later clip of a track against the track so far is one person.
+
+Both are scored in the geometry of the matcher's own decision (a vector against a track's running
+mean). Per model and modality pair, the threshold is the lowest score that at most ``target_fmr``
+of the impostor pairs reach, kept within ``[floor, ceiling]``. It takes over from the configured
+fallback once ``min_impostor`` and ``min_genuine`` samples exist, and is recomputed from the newest
+``max_samples`` every ``recompute_every`` new tracks, so it follows the site. A manual threshold
+(``matcher.thresholds``) always wins.
+
+Same-camera impostors are harder than cross-camera ones (same light, same angle), which errs on
+the side of abstaining. ``rgb_ir`` has no free impostors (one camera at one moment has one
+modality), so it stays at its fallback unless set by hand or by ``xreid calibrate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.settings import PAIR_NAMES, MatcherCfg
+
+GENUINE, IMPOSTOR = "genuine", "impostor"
+AUTO_PAIRS = ("rgb_rgb", "ir_ir")   # the pairs a site can calibrate on its own
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One free labelled score: ``kind`` genuine (``track_b`` None: a clip against its own track) or impostor."""
+
+    model_id: str
+    pair: str
+    kind: str
+    score: float
+    track_a: int
+    track_b: int | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class PairCalibration:
+    """The threshold a model uses for one modality pair, where it came from, and the evidence behind it.
+
+    Attributes:
+        source: ``manual`` (configured), ``auto`` (placed by the evidence) or ``default`` (the fallback:
+            too little evidence yet, calibration off, or a pair that cannot be calibrated on site).
+        impostor_rate: share of the impostor samples at or above ``threshold`` (None without samples).
+        genuine_rate: share of the genuine samples at or above ``threshold`` (None without samples).
+        updated_at: time of the newest evidence when this was computed (source clock, epoch seconds).
+    """
+
+    model_id: str
+    pair: str
+    threshold: float
+    source: str
+    n_genuine: int
+    n_impostor: int
+    impostor_rate: float | None
+    genuine_rate: float | None
+    target_fmr: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def place_threshold(impostor: Sequence[float], target_fmr: float, floor: float, ceiling: float) -> float:
+    """The lowest threshold that at most ``target_fmr`` of ``impostor`` scores reach, clipped to [floor, ceiling]."""
+    scores = np.sort(np.asarray(impostor, dtype=np.float64))
+    allowed = math.floor(target_fmr * scores.size)          # impostors that may pass
+    bar = float(np.nextafter(scores[scores.size - allowed - 1], np.inf))  # just above the first that may not
+    return float(min(max(bar, floor), ceiling))
+
+
+def _rate(scores: Sequence[float], threshold: float) -> float | None:
+    return float(np.mean(np.asarray(scores) >= threshold)) if len(scores) else None
+
+
+class Calibrator:
+    """Collects evidence per model and answers the threshold of a (model, modality pair)."""
+
+    def __init__(self, cfg: MatcherCfg) -> None:
+        self.cfg = cfg
+        self.ccfg = cfg.calibration
+        self._scores: dict[tuple[str, str, str], deque[float]] = {}
+        self._state: dict[tuple[str, str], PairCalibration] = {}
+        self._tracks: dict[str, int] = {}
+        self._latest: dict[str, float] = {}
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    def threshold(self, model_id: str, pair: str) -> float:
+        state = self._state.get((model_id, pair))
+        return state.threshold if state is not None else self._compute(model_id, pair).threshold
+
+    def state(self, model_id: str | None = None) -> list[PairCalibration]:
+        """Every known model's pairs (sorted), as last computed."""
+        models = sorted(self._tracks) if model_id is None else [model_id]
+        return [self._state.get((m, p)) or self._compute(m, p) for m in models for p in PAIR_NAMES]
+
+    # -- evidence --------------------------------------------------------------------------------
+
+    def record(self, samples: Iterable[Evidence]) -> None:
+        for s in samples:
+            key = (s.model_id, s.pair, s.kind)
+            q = self._scores.get(key)
+            if q is None:
+                q = self._scores[key] = deque(maxlen=self.ccfg.max_samples)
+            q.append(s.score)
+            self._latest[s.model_id] = max(self._latest.get(s.model_id, s.ts), s.ts)
+
+    def track_added(self, model_id: str) -> tuple[PairCalibration, ...]:
+        """Count a new track of ``model_id``; returns the model's recomputed pairs when they are due."""
+        n = self._tracks.get(model_id, 0) + 1
+        self._tracks[model_id] = n
+        if n == 1 or n % self.ccfg.recompute_every == 0:
+            return self.recompute(model_id)
+        return ()
+
+    def recompute(self, model_id: str) -> tuple[PairCalibration, ...]:
+        out = tuple(self._compute(model_id, pair) for pair in PAIR_NAMES)
+        for s in out:
+            self._state[(model_id, s.pair)] = s
+        return out
+
+    def restore(self, samples: Iterable[Evidence], tracks_per_model: dict[str, int]) -> None:
+        """Rebuild from stored evidence (oldest first) and recompute every model's pairs from it."""
+        self.record(samples)
+        self._tracks.update(tracks_per_model)
+        for model_id in sorted(set(self._tracks) | set(self._latest)):
+            self._tracks.setdefault(model_id, 0)
+            self.recompute(model_id)
+
+    def _compute(self, model_id: str, pair: str) -> PairCalibration:
+        c = self.ccfg
+        genuine = list(self._scores.get((model_id, pair, GENUINE), ()))
+        impostor = list(self._scores.get((model_id, pair, IMPOSTOR), ()))
+        manual = self.cfg.thresholds.get(pair)
+        if manual is not None:
+            threshold, source = float(manual), "manual"
+        elif c.enabled and pair in AUTO_PAIRS and len(impostor) >= c.min_impostor and len(genuine) >= c.min_genuine:
+            threshold, source = place_threshold(impostor, c.target_fmr, c.floor, c.ceiling), "auto"
+        else:
+            threshold, source = c.fallback.get(pair), "default"
+        return PairCalibration(model_id, pair, threshold, source, len(genuine), len(impostor),
+                               _rate(impostor, threshold), _rate(genuine, threshold), c.target_fmr,
+                               self._latest.get(model_id, 0.0))
