@@ -617,6 +617,8 @@ class MatcherCfg:
     calibration: CalibrationCfg = field(default_factory=CalibrationCfg)
     top_k: int = 20                  # gallery tracks compared with each new track
     merge_margin: float = 0.1        # two identities merge when one track beats both thresholds by this
+    min_gap: float | None = None     # a join or merge must lead the next identity by this (None: genuine score spread)
+    min_clips: int = 2               # clips a track gathers before it may join an identity (then at each clip)
     overlap_slack_s: float = 0.2     # same-camera tracks overlapping less than this are not simultaneous (box jitter)
     transitions: list[TransitionCfg] = field(default_factory=list)  # empty: no transition constraint
     transitions_strict: bool = False  # true: camera pairs without a window cannot be linked at all
@@ -625,10 +627,10 @@ class MatcherCfg:
     idle_block_ms: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("top_k", "max_batch", "idle_block_ms"):
+        for name in ("top_k", "max_batch", "idle_block_ms", "min_clips"):
             _positive(f"matcher.{name}", getattr(self, name))
-        if self.merge_margin < 0 or self.overlap_slack_s < 0:
-            raise ConfigError("matcher.merge_margin and matcher.overlap_slack_s must be >= 0")
+        if self.merge_margin < 0 or self.overlap_slack_s < 0 or (self.min_gap or 0.0) < 0:
+            raise ConfigError("matcher.merge_margin, matcher.min_gap and matcher.overlap_slack_s must be >= 0")
 
 
 @dataclass(frozen=True)

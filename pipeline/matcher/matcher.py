@@ -4,8 +4,11 @@ The matcher is pure in-memory logic, so the stage, restarts, calibration and tes
 ``observe(embedding)`` folds one clip's vector into its track (running mean, re-normalised),
 decides what the track is, and returns an ``Outcome`` listing every change for the store to
 persist. A new track joins the best identity whose similarity passes the threshold of the
-modality pair and that no constraint forbids, or founds a new identity; a track that scores
-``merge_margin`` above the threshold of a second, compatible identity merges the two.
+modality pair, that no constraint forbids and that leads every other such identity by ``min_gap``
+(unset: the spread of the site's genuine scores), or founds a new identity. Precision first: a
+track joins only once it has ``min_clips`` clips, and a track still alone in its identity decides
+again at each later clip; a track that scores ``merge_margin`` above the threshold of a second,
+compatible identity, with the same lead, merges the two.
 
 Constraints:
     co-occurrence: one person is not on two tracks of one camera at the same time.
@@ -21,6 +24,7 @@ camera that overlap in time are impostor pairs, later clips of a track genuine o
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -36,6 +40,7 @@ from .unionfind import IdentityForest, Merge
 
 log = logging.getLogger(__name__)
 
+_PAIR_MODALITY = {"rgb_rgb": "rgb", "ir_ir": "ir"}
 OVERLAP_HORIZON_S = 600.0   # impostor search looks back this far in a camera's tracks (by start time)
 
 
@@ -145,6 +150,7 @@ class Matcher:
         self._uid_model: dict[tuple[str, str], str] = {}   # a track is embedded by one model only
         self._windows = {(w.from_camera, w.to_camera): w for w in self.cfg.transitions}
         self.calibrator = Calibrator(self.cfg)
+        self._genuine: dict[tuple[str, str], deque[float]] = {}   # (model, modality) -> clip-to-own-track scores
         self.next_track = 1
         self.next_identity = 1
 
@@ -212,18 +218,9 @@ class Matcher:
         evidence = self._impostors(space, track, None, emb.t_end)
         self.calibrator.record(evidence)
         calibration = self.calibrator.track_added(emb.model_id)
-        links: list[Link] = []
-        chosen: Candidate | None = None
         candidates = self._candidates(space, track, vec)
-        for cand in candidates:
-            if cand.margin < 0:
-                break
-            reason = self._forbids(self._members[cand.identity], [track])
-            if reason:
-                links.append(self._link(track, "blocked", cand, reason, emb.t_end))
-                continue
-            chosen = cand
-            break
+        waiting = track.n_clips < self.cfg.min_clips
+        chosen, links = (None, []) if waiting else self._choose(track, candidates, emb.t_end)
         new_identity = None
         if chosen is None:
             new_identity = track.identity = self._found_identity(emb.model_id)
@@ -232,7 +229,9 @@ class Matcher:
                               best.score if best else None, best.threshold if best else None,
                               best.pair if best else None,
                               "no candidate" if best is None else
-                              "best candidate below threshold" if best.margin < 0 else "every passing candidate blocked",
+                              "best candidate below threshold" if best.margin < 0 else
+                              f"joins only at {self.cfg.min_clips} clips" if waiting else
+                              "every passing candidate blocked",
                               emb.t_end))
         else:
             track.identity = chosen.identity
@@ -247,6 +246,7 @@ class Matcher:
         score = float(track.vector @ vec)
         evidence = [Evidence(track.model_id, pair_name(track.modality, track.modality), GENUINE, score, track.key,
                              None, emb.t_end)]
+        self._note_genuine(evidence)
         before = (track.t_start, track.t_end)
         track.mean = (track.mean * track.n_clips + vec) / (track.n_clips + 1)
         track.n_clips += 1
@@ -258,10 +258,36 @@ class Matcher:
         evidence += self._impostors(space, track, before, emb.t_end)   # its longer span may overlap new ones
         self.calibrator.record(evidence)
         root = self.forest.find(track.identity)
-        link = Link(track.key, "update", root, track.key, score, None, None, f"clip segment {emb.segment}", emb.t_end)
+        links = [Link(track.key, "update", root, track.key, score, None, None, f"clip segment {emb.segment}",
+                      emb.t_end)]
         candidates = self._candidates(space, track, track.vector)
-        merges = self._merge_with(track, candidates, emb.t_end)
-        return Outcome(emb.clip_id, False, track, False, None, (link,), tuple(merges), tuple(evidence))
+        merges = []
+        if track.n_clips >= self.cfg.min_clips and len(self._members[root]) == 1:
+            chosen, tried = self._choose(track, candidates, emb.t_end)   # alone so far: decide again
+            links += tried
+            if chosen is not None:
+                links.append(self._link(track, "join", chosen, f"best passing candidate at {track.n_clips} clips",
+                                        emb.t_end))
+                merges.append(self._merge(root, chosen.identity, track.key, chosen.score, emb.t_end))
+        merges += self._merge_with(track, candidates, emb.t_end)
+        return Outcome(emb.clip_id, False, track, False, None, tuple(links), tuple(merges), tuple(evidence))
+
+    def _choose(self, track: TrackState, candidates: list[Candidate], ts: float) -> tuple[Candidate | None, list[Link]]:
+        """The identity ``track`` joins (None: none passes safely), with the candidates it passed over."""
+        links: list[Link] = []
+        for cand in candidates:
+            if cand.margin < 0:
+                break
+            reason = self._forbids(self._members[cand.identity], [track])
+            if reason:
+                links.append(self._link(track, "blocked", cand, reason, ts))
+                continue
+            reason = self._ambiguous(track, cand, candidates)
+            if reason:
+                links.append(self._link(track, "blocked", cand, reason, ts))
+                return None, links
+            return cand, links
+        return None, links
 
     def _candidates(self, space: _Space, track: TrackState, vec: np.ndarray) -> list[Candidate]:
         """Best candidate track per identity, ranked by margin over its pair's threshold."""
@@ -278,6 +304,34 @@ class Matcher:
                 best[cand.identity] = cand
         return sorted(best.values(), key=lambda c: (-c.margin, c.identity))
 
+    def _ambiguous(self, track: TrackState, cand: Candidate, candidates: list[Candidate]) -> str:
+        """Why ``cand`` is not a safe link for ``track`` although it passes ('' when it is).
+
+        Precision first: a wrong join shows one person's timeline with another's crops, an abstention
+        only leaves two identities that a later clip can still join. The candidate must lead every
+        other identity ``track`` could join by ``min_gap``: a lead smaller than the spread of one
+        person's own clip scores says nothing about which of the two it is.
+        """
+        gap = self.min_gap(track.model_id, track.modality)
+        if gap > 0:
+            for other in candidates:
+                if other.identity == cand.identity or self._forbids(self._members[other.identity], [track]):
+                    continue
+                if cand.score - other.score < gap:
+                    return (f"ambiguous: identity {other.identity} scores {other.score:.3f}, "
+                            f"within {gap:.3f} of {cand.score:.3f}")
+                break
+        return ""
+
+    def min_gap(self, model_id: str, modality: str) -> float:
+        """How far the best identity must lead the next: ``matcher.min_gap``, or when unset the spread
+        (standard deviation) of the site's genuine scores for ``modality`` under ``model_id``: two
+        identities closer than one person's own clips vary cannot be told apart."""
+        if self.cfg.min_gap is not None:
+            return self.cfg.min_gap
+        scores = self._genuine.get((model_id, modality))
+        return float(np.std(scores)) if scores is not None and len(scores) >= 2 else 0.0
+
     def _merge_with(self, track: TrackState, candidates: list[Candidate], ts: float) -> list[Merge]:
         """Merge other identities ``track`` matches strongly into its own, when compatible."""
         margin = self.cfg.merge_margin
@@ -293,12 +347,16 @@ class Matcher:
                 break
             if other == root or self._forbids(self._members[root], self._members[other]):
                 continue
-            m = self.forest.merge(root, other, track.key, cand.score, ts)
-            loser = self._members.pop(m.loser)
-            self._members[m.winner].extend(loser)
-            merges.append(m)
-            log.info("merged identity %d into %d (track %d, score %.3f)", m.loser, m.winner, track.key, cand.score)
+            if self._ambiguous(track, cand, [c for c in candidates if c.identity != root]):
+                continue
+            merges.append(self._merge(root, other, track.key, cand.score, ts))
         return merges
+
+    def _merge(self, a: int, b: int, track_key: int, score: float, ts: float) -> Merge:
+        m = self.forest.merge(a, b, track_key, score, ts)
+        self._members[m.winner].extend(self._members.pop(m.loser))
+        log.info("merged identity %d into %d (track %d, score %.3f)", m.loser, m.winner, track_key, score)
+        return m
 
     def _impostors(self, space: _Space, track: TrackState, before: tuple[float, float] | None,
                    ts: float) -> list[Evidence]:
@@ -372,6 +430,15 @@ class Matcher:
             raise ContractError(f"model {model_id} has {space.gallery.dim}-d vectors, got {dim}-d")
         return space
 
+    def _note_genuine(self, evidence: Iterable[Evidence]) -> None:
+        for e in evidence:
+            if e.kind == GENUINE and e.pair in _PAIR_MODALITY:
+                key = (e.model_id, _PAIR_MODALITY[e.pair])
+                q = self._genuine.get(key)
+                if q is None:
+                    q = self._genuine[key] = deque(maxlen=self.cfg.calibration.max_samples)
+                q.append(e.score)
+
     def _found_identity(self, model_id: str) -> int:
         ident = self.next_identity
         self.next_identity += 1
@@ -424,6 +491,8 @@ class Matcher:
                 space.by_camera.setdefault(t.camera_id, []).append(t.key)
                 self._uid_model[(t.camera_id, t.track_uid)] = model_id
             space.gallery.upsert(np.array([t.key for t in ts], dtype=np.int64), np.vstack([t.vector for t in ts]))
+        evidence = list(evidence)
+        self._note_genuine(evidence)
         self.calibrator.restore(evidence, {m: len(ts) for m, ts in by_model.items()})
         log.info("matcher restored: %d identities, %d tracks, %d merges, models %s",
                  len(self.forest), sum(len(v) for v in by_model.values()), len(self.forest.history), self.model_ids)
