@@ -26,7 +26,8 @@ def test_e2e_replay_links_the_right_rgb_and_ir_tracks_with_controlled_test_encod
     encoder = MarkEncoder()
     # manual thresholds: three people never make the 30 same-camera impostor pairs site calibration waits for,
     # and the test encoder's scores are known (site calibration has its own tests in test_site_calibration.py)
-    matcher = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45))
+    # and one clip is enough: the painted marks leave no doubt (the precision rules have their own tests)
+    matcher = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45), min_clips=1, min_gap=0.0)
     cfg = align_clip_length(XreidCfg(detector=DetectorCfg(motion=MotionCfg(enabled=False)), matcher=matcher),
                             encoder.seq_len)
     out = tmp_path / "out"

@@ -8,7 +8,8 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.settings import MatcherCfg, PairThresholds, TransitionCfg
 from tests.matcher_helpers import emb, person, view
 
-CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1)
+# the threshold and constraint mechanics, one clip at a time; the precision rules have their own tests
+CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1, min_clips=1, min_gap=0.0)
 
 
 def test_tracks_join_by_pair_threshold_and_decisions_carry_scores():
@@ -47,7 +48,7 @@ def test_co_occurrence_blocks_a_link_similarity_alone_would_make():
 
 
 def test_transition_window_blocks_too_fast_and_too_slow_crossings():
-    cfg = MatcherCfg(thresholds=CFG.thresholds, transitions=[TransitionCfg("c1", "c2", min_s=5, max_s=60)])
+    cfg = MatcherCfg(thresholds=CFG.thresholds, min_clips=1, min_gap=0.0, transitions=[TransitionCfg("c1", "c2", min_s=5, max_s=60)])
     m = Matcher(cfg)
     m.observe(emb("c1", "a", person(0), 0, 10))
     fast = m.observe(emb("c2", "b", person(0), 11, 20))     # 1 s after leaving c1

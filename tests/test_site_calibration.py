@@ -89,8 +89,10 @@ def test_a_track_that_grows_into_another_is_scored_against_it_once():
 def test_the_calibrated_threshold_keeps_look_alikes_apart_where_the_fallback_merges_them():
     rng = np.random.default_rng(0)
     embs = list(_crowd(rng))
-    lax = Matcher(MatcherCfg(calibration=CalibrationCfg(enabled=False, fallback=FallbackThresholds(rgb_rgb=0.6))))
-    auto = Matcher(MatcherCfg(calibration=SMALL))
+    one_clip = {"min_clips": 1, "min_gap": 0.0}   # the stranger has one clip; this test is about thresholds
+    lax = Matcher(MatcherCfg(calibration=CalibrationCfg(enabled=False, fallback=FallbackThresholds(rgb_rgb=0.6)),
+                             **one_clip))
+    auto = Matcher(MatcherCfg(calibration=SMALL, **one_clip))
     for e in embs:
         lax.observe(e)
         auto.observe(e)

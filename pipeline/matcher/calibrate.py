@@ -112,8 +112,12 @@ def load_labelled(store: Store, labels: dict[str, str]) -> list[LabelledTrack]:
 
 
 def partition(tracks: Sequence[LabelledTrack], cfg: MatcherCfg) -> list[int]:
-    """The identity the matcher gives each track (tracks fed in their order)."""
-    m = Matcher(cfg)
+    """The identity the matcher gives each track (tracks fed in their order).
+
+    Each track arrives as one observation, its stored mean: already the whole track's evidence, so
+    ``min_clips`` does not hold it back.
+    """
+    m = Matcher(dataclasses.replace(cfg, min_clips=1))
     out = []
     for i, t in enumerate(tracks):
         uid = f"{t.track_uid}#{i}"

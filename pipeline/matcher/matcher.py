@@ -304,18 +304,20 @@ class Matcher:
                 best[cand.identity] = cand
         return sorted(best.values(), key=lambda c: (-c.margin, c.identity))
 
-    def _ambiguous(self, track: TrackState, cand: Candidate, candidates: list[Candidate]) -> str:
+    def _ambiguous(self, track: TrackState, cand: Candidate, candidates: list[Candidate], own: int | None = None) -> str:
         """Why ``cand`` is not a safe link for ``track`` although it passes ('' when it is).
 
         Precision first: a wrong join shows one person's timeline with another's crops, an abstention
         only leaves two identities that a later clip can still join. The candidate must lead every
-        other identity ``track`` could join by ``min_gap``: a lead smaller than the spread of one
+        other identity ``track`` could join (``own``: its own, not a rival) by ``min_gap``: a lead smaller than the spread of one
         person's own clip scores says nothing about which of the two it is.
         """
         gap = self.min_gap(track.model_id, track.modality)
         if gap > 0:
+            target = self.forest.find(cand.identity)
             for other in candidates:
-                if other.identity == cand.identity or self._forbids(self._members[other.identity], [track]):
+                ident = self.forest.find(other.identity)   # merges may have run since the candidates were ranked
+                if ident in (target, own) or self._forbids(self._members[ident], [track]):
                     continue
                 if cand.score - other.score < gap:
                     return (f"ambiguous: identity {other.identity} scores {other.score:.3f}, "
@@ -347,7 +349,7 @@ class Matcher:
                 break
             if other == root or self._forbids(self._members[root], self._members[other]):
                 continue
-            if self._ambiguous(track, cand, [c for c in candidates if c.identity != root]):
+            if self._ambiguous(track, cand, candidates, own=root):
                 continue
             merges.append(self._merge(root, other, track.key, cand.score, ts))
         return merges
