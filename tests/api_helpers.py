@@ -90,7 +90,7 @@ class Populated:
 def populate(path: Path, encoder=None) -> Populated:
     """Write the scenario above into a fresh store at ``path`` through the real matcher."""
     out = Populated(path)
-    cfg = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45))
+    cfg = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45), min_clips=1, min_gap=0.0)  # one-clip tracks
     matcher = Matcher(cfg)
     with Store(path) as store:
         for i, (person, cam, modality, t0, t1, vec) in enumerate(TRACKS):

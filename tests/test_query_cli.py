@@ -16,7 +16,8 @@ from tests.matcher_helpers import emb, person, view
 from tests.reid_helpers import make_clip
 from workers.cli import main
 
-CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1)
+# one clip per track is enough here: these tests are about the store and its queries, not the precision rules
+CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1, min_clips=1, min_gap=0.0)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from pipeline.settings import MatcherCfg, PairThresholds
 from pipeline.store import MIGRATIONS, Store, TrackRow
 from tests.matcher_helpers import emb, person, view
 
-CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1)
+# one clip per track is enough here: these tests are about the store and its queries, not the precision rules
+CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1, min_clips=1, min_gap=0.0)
 
 
 def _history():
