@@ -570,8 +570,8 @@ class CalibrationCfg:
 
     ``rgb_ir`` has no free impostors, so with ``cross_modal: cohort`` each new track is also scored
     against up to ``cohort_size`` random tracks of the other modality (nearly all of them other
-    people), and the threshold is the cohort's median plus z robust sigmas (1.4826 MAD), z being the
-    strictest the site's own auto-calibrated same-modality pairs imply, or ``cohort_z`` before they exist.
+    people), and the threshold is the cohort's median plus z robust sigmas (1.4826 MAD), z being
+    ``cohort_z`` or, where stricter, what the site's own auto-calibrated same-modality pairs imply.
     """
 
     enabled: bool = True
@@ -586,7 +586,7 @@ class CalibrationCfg:
     cross_modal: Literal["cohort", "none"] = "cohort"  # how rgb_ir is placed: cohort scores, or none (fallback)
     cohort_size: int = 16            # random other-modality tracks a new track is scored against
     min_cohort: int = 50             # cohort scores before the cohort threshold takes over from the fallback
-    cohort_z: float = 3.0            # robust sigmas above the cohort median until a same-modality pair is auto
+    cohort_z: float = 3.0            # least robust sigmas above the cohort median (auto rgb_rgb/ir_ir may demand more)
 
     def __post_init__(self) -> None:
         if self.cross_modal not in ("cohort", "none"):

@@ -24,8 +24,8 @@ a **cohort** instead (``cross_modal: cohort``): each new track is also scored ag
 tracks of the other modality. Nearly all of them are other people (about one in as many people as
 the site has seen is the same one), so their median and robust sigma (1.4826 MAD, which a few
 genuine scores barely move) estimate where cross-modal impostors lie. The threshold sits z sigmas
-above that median, z being the largest the site's own auto-calibrated ``rgb_rgb``/``ir_ir``
-thresholds imply on their impostors (``cohort_z`` until one exists); it takes over from the
+above that median, z being ``cohort_z`` or, where larger, what the site's own auto-calibrated
+``rgb_rgb``/``ir_ir`` thresholds imply on their impostors; it takes over from the
 fallback once ``min_cohort`` scores exist, source ``auto``. Cohort scores are kept as ``rgb_ir``
 impostor evidence (``n_impostor`` of ``rgb_ir`` counts them), presumed rather than proven impostors.
 """
@@ -187,7 +187,8 @@ class Calibrator:
                                self._latest.get(model_id, 0.0))
 
     def _site_z(self, model_id: str) -> float:
-        """How many robust sigmas above its impostor median the site's strictest auto same-modality threshold sits."""
+        """The z of the cohort threshold: ``cohort_z``, or more where an auto same-modality threshold sits more robust
+        sigmas above its own impostor median (the site demands that much separation)."""
         zs = []
         for pair in AUTO_PAIRS:
             same = self._compute(model_id, pair)
@@ -196,4 +197,4 @@ class Calibrator:
             med, sigma = robust_location(self._scores[(model_id, pair, IMPOSTOR)])
             if sigma > 0:
                 zs.append((same.threshold - med) / sigma)
-        return max(zs) if zs else self.ccfg.cohort_z
+        return max([self.ccfg.cohort_z, *zs])   # cohort_z is the least: a few dozen impostors understate the tail
