@@ -6,17 +6,23 @@ import json
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.errors import ConfigError
+from pipeline.api import create_app
 from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
 from pipeline.config import load_config
 from pipeline.matcher.calibration import IMPOSTOR, cohort_threshold, robust_location
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.settings import CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds, XreidCfg
+from pipeline.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds, XreidCfg
 from pipeline.store import Store
 from tests.matcher_helpers import emb, unit
 from workers.cli import main
+from workers.lifecycle import Shutdown
+from workers.matcher import MatcherWorker
 
 DIM = 384
 CFG = CalibrationCfg(min_cohort=50, floor=0.3)
@@ -134,7 +140,7 @@ def test_z_is_cohort_z_or_what_the_site_own_same_modality_calibration_demands(tw
     assert states["rgb_ir"].threshold == pytest.approx(want)
 
 
-def test_cohort_scores_persist_and_show_in_the_cli(tmp_path, capsys):
+def test_cohort_scores_persist_and_show_in_the_cli_api_and_metrics(tmp_path, capsys):
     cfg = MatcherCfg(calibration=CFG)
     embs, _, _ = _site(np.random.default_rng(5))
     with Store(tmp_path / "x.sqlite") as store:
@@ -152,6 +158,18 @@ def test_cohort_scores_persist_and_show_in_the_cli(tmp_path, capsys):
     assert main(["calibration", "--store", str(tmp_path / "x.sqlite"), "--json"]) == 0
     rows = {r["pair"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["rgb_ir"]["source"] == "auto" and rows["rgb_ir"]["n_impostor"] == before.n_impostor
+    with TestClient(create_app(ApiCfg(), tmp_path / "x.sqlite")) as c:
+        api = {r["pair"]: r for r in c.get("/calibration").json()}
+    assert (api["rgb_ir"]["source"], api["rgb_ir"]["n_impostor"]) == ("auto", before.n_impostor)
+    assert api["rgb_ir"]["threshold"] == pytest.approx(before.threshold)
+    with Store(tmp_path / "x.sqlite") as store:
+        stage = MatcherStage(MemoryBus(), store, Matcher(cfg))
+        worker = MatcherWorker(MemoryBus(), stage, store, Shutdown(), "m-t")
+        fams = {f.name: f for f in text_string_to_metric_families(generate_latest(worker.registry).decode())}
+    [thr] = [x for x in fams["xreid_matcher_threshold"].samples if x.labels["pair"] == "rgb_ir"]
+    assert thr.labels["source"] == "auto" and thr.value == pytest.approx(before.threshold)
+    n = {(x.labels["pair"], x.labels["kind"]): x.value for x in fams["xreid_matcher_calibration_samples"].samples}
+    assert n[("rgb_ir", "impostor")] == before.n_impostor
 
 
 def test_the_yaml_config_turns_the_cohort_on_by_default_and_none_turns_it_off(tmp_path):
