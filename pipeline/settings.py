@@ -553,7 +553,7 @@ class FallbackThresholds:
 
     rgb_rgb: float = 1.0            # until a camera has shown min_impostor pairs of people at once
     ir_ir: float = 1.0
-    rgb_ir: float = 1.0             # never calibrated on site (no free cross-modal impostors): set it by hand
+    rgb_ir: float = 1.0             # until the cross-modal cohort has min_cohort scores (or cross_modal: none)
 
     def __post_init__(self) -> None:
         for name in PAIR_NAMES:
@@ -572,6 +572,11 @@ class CalibrationCfg:
     later clip of a track against the track so far (one person). A pair's threshold is the score
     that at most ``target_fmr`` of the impostor pairs reach, within ``[floor, ceiling]``, once there
     are ``min_impostor`` and ``min_genuine`` samples; before that it is ``fallback``.
+
+    ``rgb_ir`` has no free impostors, so with ``cross_modal: cohort`` each new track is also scored
+    against up to ``cohort_size`` random tracks of the other modality (nearly all of them other
+    people), and the threshold is the cohort's median plus z robust sigmas (1.4826 MAD), z being
+    ``cohort_z`` or, where stricter, what the site's own auto-calibrated same-modality pairs imply.
     """
 
     enabled: bool = True
@@ -583,8 +588,18 @@ class CalibrationCfg:
     recompute_every: int = 1         # new tracks of a model between two recomputations (a sort of <= max_samples)
     max_samples: int = 5000          # newest samples per model, pair and kind that count (the site drifts)
     fallback: FallbackThresholds = field(default_factory=FallbackThresholds)
+    cross_modal: Literal["cohort", "none"] = "cohort"  # how rgb_ir is placed: cohort scores, or none (fallback)
+    cohort_size: int = 16            # random other-modality tracks a new track is scored against
+    min_cohort: int = 50             # cohort scores before the cohort threshold takes over from the fallback
+    cohort_z: float = 3.0            # least robust sigmas above the cohort median (auto rgb_rgb/ir_ir may demand more)
 
     def __post_init__(self) -> None:
+        if self.cross_modal not in ("cohort", "none"):
+            raise ConfigError(f"matcher.calibration.cross_modal must be cohort or none, got {self.cross_modal!r}")
+        for name in ("cohort_size", "min_cohort", "cohort_z"):
+            _positive(f"matcher.calibration.{name}", getattr(self, name))
+        if self.cross_modal == "cohort" and self.max_samples < self.min_cohort:
+            raise ConfigError("matcher.calibration.max_samples must be >= min_cohort (or cross_modal: none)")
         if not 0.0 < self.target_fmr < 1.0:
             raise ConfigError(f"matcher.calibration.target_fmr must be in (0, 1), got {self.target_fmr}")
         for name in ("min_impostor", "min_genuine", "recompute_every", "max_samples"):

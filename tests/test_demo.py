@@ -83,4 +83,6 @@ def test_demo_cameras_share_the_recording_start_and_the_summary_scores_identitie
     rows = {r["pair"]: r for r in json.loads(cal.stdout)}
     for pair in ("rgb_rgb", "ir_ir"):
         assert rows[pair]["n_impostor"] > 0 and rows[pair]["n_genuine"] > 0, rows[pair]
-    assert rows["rgb_ir"]["source"] == "default" and rows["rgb_ir"]["n_impostor"] == 0
+    # new tracks are scored against the other camera's tracks (the rgb_ir cohort); too few yet to place it
+    assert rows["rgb_ir"]["n_impostor"] > 0 and rows["rgb_ir"]["n_genuine"] == 0
+    assert (rows["rgb_ir"]["source"], rows["rgb_ir"]["threshold"]) == ("default", 1.0), rows["rgb_ir"]

@@ -71,7 +71,9 @@ def test_overlapping_tracks_of_one_camera_are_impostors_and_later_clips_genuine(
     assert kinds == [(GENUINE, None)], "the pair a/b was scored once already"
     assert update.evidence[0].score == pytest.approx(float(unit(a + 0.1 * c) @ a), abs=1e-6)
     ir = m.observe(emb("c3", "i1", a, 0, 10, modality="ir"))
-    assert ir.evidence == ()
+    cohort = sorted(e.track_b for e in ir.evidence)
+    assert {(e.kind, e.pair, e.track_a) for e in ir.evidence} == {(IMPOSTOR, "rgb_ir", ir.track.key)}
+    assert cohort == [first.track.key, overlap.track.key, 3, 4], "a new ir track is scored against the rgb cohort"
     assert m.observe(emb("c3", "i2", b, 0, 10, modality="ir")).evidence[0].pair == "ir_ir"
 
 
@@ -105,7 +107,7 @@ def test_the_calibrated_threshold_keeps_look_alikes_apart_where_the_fallback_mer
     assert lax.observe(stranger).new_identity is None, "the old static threshold merges a stranger"
     out = auto.observe(stranger)
     assert out.new_identity is not None and out.links[0].reason == "best candidate below threshold"
-    assert all(s.source == "default" for s in auto.calibrator.state() if s.pair == "rgb_ir"), "no free rgb_ir evidence"
+    assert all(s.source == "default" for s in auto.calibrator.state() if s.pair == "rgb_ir"), "no ir track: no cohort"
 
 
 def test_manual_thresholds_override_and_too_little_evidence_keeps_the_fallback():
@@ -145,7 +147,8 @@ def test_evidence_and_thresholds_persist_and_a_restart_recomputes_the_same(tmp_p
 
 
 def test_old_samples_are_pruned_to_max_samples(tmp_path):
-    cfg = MatcherCfg(calibration=CalibrationCfg(min_impostor=5, min_genuine=5, max_samples=30, recompute_every=2))
+    cfg = MatcherCfg(calibration=CalibrationCfg(min_impostor=5, min_genuine=5, max_samples=30, recompute_every=2,
+                                                min_cohort=5))
     with Store(tmp_path / "x.sqlite") as store:
         bus = MemoryBus()
         stage = MatcherStage(bus, store, Matcher(cfg))

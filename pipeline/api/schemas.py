@@ -175,10 +175,12 @@ class PairCalibration(BaseModel):
     pair: Literal["rgb_rgb", "ir_ir", "rgb_ir"]
     threshold: float = Field(description="cosine similarity a track needs to join an identity through this pair")
     source: Literal["manual", "auto", "default"] = Field(
-        description="manual: matcher.thresholds; auto: placed at target_fmr of the site's own impostor pairs; "
-                    "default: the fallback (too little evidence yet, calibration off, or rgb_ir)")
+        description="manual: matcher.thresholds; auto: placed at target_fmr of the site's own impostor pairs "
+                    "(rgb_ir: robust sigmas above its cross-modal cohort); "
+                    "default: the fallback (too little evidence yet, or calibration off)")
     n_genuine: int = Field(description="genuine samples: later clips of a track against the track so far")
-    n_impostor: int = Field(description="impostor samples: tracks of one camera that overlap in time")
+    n_impostor: int = Field(description="impostor samples: tracks of one camera that overlap in time; for rgb_ir the "
+                            "cohort: new tracks against random tracks of the other modality (presumed impostors)")
     impostor_rate: float | None = Field(description="share of impostor samples at or above the threshold")
     genuine_rate: float | None = Field(description="share of genuine samples at or above the threshold")
     target_fmr: float

@@ -17,8 +17,17 @@ fallback once ``min_impostor`` and ``min_genuine`` samples exist, and is recompu
 (``matcher.thresholds``) always wins.
 
 Same-camera impostors are harder than cross-camera ones (same light, same angle), which errs on
-the side of abstaining. ``rgb_ir`` has no free impostors (one camera at one moment has one
-modality), so it stays at its fallback unless set by hand or by ``xreid calibrate``.
+the side of abstaining.
+
+``rgb_ir`` has no free impostors (one camera at one moment has one modality), so it is placed from
+a **cohort** instead (``cross_modal: cohort``): each new track is also scored against a few random
+tracks of the other modality. Nearly all of them are other people (about one in as many people as
+the site has seen is the same one), so their median and robust sigma (1.4826 MAD, which a few
+genuine scores barely move) estimate where cross-modal impostors lie. The threshold sits z sigmas
+above that median, z being ``cohort_z`` or, where larger, what the site's own auto-calibrated
+``rgb_rgb``/``ir_ir`` thresholds imply on their impostors; it takes over from the
+fallback once ``min_cohort`` scores exist, source ``auto``. Cohort scores are kept as ``rgb_ir``
+impostor evidence (``n_impostor`` of ``rgb_ir`` counts them), presumed rather than proven impostors.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from pipeline.settings import PAIR_NAMES, MatcherCfg
 
 GENUINE, IMPOSTOR = "genuine", "impostor"
 AUTO_PAIRS = ("rgb_rgb", "ir_ir")   # the pairs a site can calibrate on its own
+CROSS_PAIR = "rgb_ir"                # placed from cohort scores (stored as its impostor evidence)
+MAD_SIGMA = 1.4826                   # MAD to the sigma of a normal distribution
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,20 @@ def place_threshold(impostor: Sequence[float], target_fmr: float, floor: float, 
     scores = np.sort(np.asarray(impostor, dtype=np.float64))
     allowed = math.floor(target_fmr * scores.size)          # impostors that may pass
     bar = float(np.nextafter(scores[scores.size - allowed - 1], np.inf))  # just above the first that may not
+    return float(min(max(bar, floor), ceiling))
+
+
+def robust_location(scores: Sequence[float]) -> tuple[float, float]:
+    """Median and 1.4826 MAD of ``scores``: a location and scale that a few outliers (genuine pairs) barely move."""
+    x = np.asarray(scores, dtype=np.float64)
+    med = float(np.median(x))
+    return med, MAD_SIGMA * float(np.median(np.abs(x - med)))
+
+
+def cohort_threshold(cohort: Sequence[float], z: float, floor: float, ceiling: float) -> float:
+    """``median + z * sigma`` of the cohort (strictly above the median when sigma is 0), clipped to [floor, ceiling]."""
+    med, sigma = robust_location(cohort)
+    bar = med + z * sigma if sigma > 0 else float(np.nextafter(med, np.inf))
     return float(min(max(bar, floor), ceiling))
 
 
@@ -153,8 +178,23 @@ class Calibrator:
             threshold, source = float(manual), "manual"
         elif c.enabled and pair in AUTO_PAIRS and len(impostor) >= c.min_impostor and len(genuine) >= c.min_genuine:
             threshold, source = place_threshold(impostor, c.target_fmr, c.floor, c.ceiling), "auto"
+        elif c.enabled and pair == CROSS_PAIR and c.cross_modal == "cohort" and len(impostor) >= c.min_cohort:
+            threshold, source = cohort_threshold(impostor, self._site_z(model_id), c.floor, c.ceiling), "auto"
         else:
             threshold, source = c.fallback.get(pair), "default"
         return PairCalibration(model_id, pair, threshold, source, len(genuine), len(impostor),
                                _rate(impostor, threshold), _rate(genuine, threshold), c.target_fmr,
                                self._latest.get(model_id, 0.0))
+
+    def _site_z(self, model_id: str) -> float:
+        """The z of the cohort threshold: ``cohort_z``, or more where an auto same-modality threshold sits more robust
+        sigmas above its own impostor median (the site demands that much separation)."""
+        zs = []
+        for pair in AUTO_PAIRS:
+            same = self._compute(model_id, pair)
+            if same.source != "auto":
+                continue
+            med, sigma = robust_location(self._scores[(model_id, pair, IMPOSTOR)])
+            if sigma > 0:
+                zs.append((same.threshold - med) / sigma)
+        return max([self.ccfg.cohort_z, *zs])   # cohort_z is the least: a few dozen impostors understate the tail

@@ -34,7 +34,7 @@ from models.errors import ContractError
 from pipeline.messages import Embedding
 from pipeline.settings import MatcherCfg
 
-from .calibration import GENUINE, IMPOSTOR, Calibrator, Evidence, PairCalibration
+from .calibration import CROSS_PAIR, GENUINE, IMPOSTOR, Calibrator, Evidence, PairCalibration
 from .gallery import Gallery
 from .unionfind import IdentityForest, Merge
 
@@ -132,6 +132,7 @@ class _Space:
     tracks: dict[int, TrackState] = field(default_factory=dict)
     by_uid: dict[tuple[str, str], int] = field(default_factory=dict)
     by_camera: dict[str, list[int]] = field(default_factory=dict)   # track keys in creation order
+    by_modality: dict[str, list[int]] = field(default_factory=dict)  # track keys in creation order
 
 
 def pair_name(a: str, b: str) -> str:
@@ -151,6 +152,7 @@ class Matcher:
         self._windows = {(w.from_camera, w.to_camera): w for w in self.cfg.transitions}
         self.calibrator = Calibrator(self.cfg)
         self._genuine: dict[tuple[str, str], deque[float]] = {}   # (model, modality) -> clip-to-own-track scores
+        self._cohort_rng = np.random.default_rng(0)   # seeded: a replay draws the same cohorts
         self.next_track = 1
         self.next_identity = 1
 
@@ -215,7 +217,7 @@ class Matcher:
         track = TrackState(self.next_track, emb.model_id, emb.camera_id, emb.track_uid, emb.modality,
                            emb.t_start, emb.t_end, vec.copy(), 1, 0, {emb.segment}, emb.thumbnail)
         self.next_track += 1
-        evidence = self._impostors(space, track, None, emb.t_end)
+        evidence = self._impostors(space, track, None, emb.t_end) + self._cohort(space, track, emb.t_end)
         self.calibrator.record(evidence)
         calibration = self.calibrator.track_added(emb.model_id)
         candidates = self._candidates(space, track, vec)
@@ -288,6 +290,19 @@ class Matcher:
                 return None, links
             return cand, links
         return None, links
+
+    def _cohort(self, space: _Space, track: TrackState, ts: float) -> list[Evidence]:
+        """Scores of a new track against random tracks of the other modality: presumed rgb_ir impostors."""
+        c = self.cfg.calibration
+        if not c.enabled or c.cross_modal != "cohort":
+            return []
+        others = space.by_modality.get("ir" if track.modality == "rgb" else "rgb", [])
+        if not others:
+            return []
+        picks = self._cohort_rng.choice(len(others), size=min(c.cohort_size, len(others)), replace=False)
+        vec = track.vector
+        return [Evidence(track.model_id, CROSS_PAIR, IMPOSTOR, float(space.tracks[others[i]].vector @ vec), track.key,
+                         others[i], ts) for i in sorted(picks.tolist())]
 
     def _candidates(self, space: _Space, track: TrackState, vec: np.ndarray) -> list[Candidate]:
         """Best candidate track per identity, ranked by margin over its pair's threshold."""
@@ -453,6 +468,7 @@ class Matcher:
         space.tracks[track.key] = track
         space.by_uid[(track.camera_id, track.track_uid)] = track.key
         space.by_camera.setdefault(track.camera_id, []).append(track.key)
+        space.by_modality.setdefault(track.modality, []).append(track.key)
         self._uid_model[(track.camera_id, track.track_uid)] = track.model_id
         space.gallery.upsert([track.key], track.vector)
         self._members[self.forest.find(track.identity)].append(track)
@@ -491,6 +507,7 @@ class Matcher:
                 space.tracks[t.key] = t
                 space.by_uid[(t.camera_id, t.track_uid)] = t.key
                 space.by_camera.setdefault(t.camera_id, []).append(t.key)
+                space.by_modality.setdefault(t.modality, []).append(t.key)
                 self._uid_model[(t.camera_id, t.track_uid)] = model_id
             space.gallery.upsert(np.array([t.key for t in ts], dtype=np.int64), np.vstack([t.vector for t in ts]))
         evidence = list(evidence)
