@@ -108,10 +108,11 @@ def test_the_cli_exits_2_with_one_line_on_any_config_error(tmp_path, key, raw, v
         path.write_text(_nested(key, raw), encoding="utf-8")
     err = io.StringIO()
     # `xreid tracks` loads the config, then needs a store: with a missing store it exits 2 either way,
-    # so what is checked is that every outcome is one line on stderr and never a traceback
+    # so what is checked is that every outcome is one line on stderr and never a traceback. The store is
+    # named explicitly so that a store left in the working directory (a demo's xreid-out/) cannot answer.
     with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stderr(err), \
             contextlib.redirect_stdout(io.StringIO()):
-        code = main(["tracks", "--config", str(path)])
+        code = main(["tracks", "--config", str(path), "--store", str(tmp_path / "absent.sqlite")])
     lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("xreid tracks: error:"), err.getvalue()
     assert SECRET_TEXT not in err.getvalue()
