@@ -551,7 +551,7 @@ class FallbackThresholds:
     """What an uncalibrated pair uses. 1.0 abstains: without evidence of where a model's impostors score,
     no link is safe, and a wrong merge costs more than a missed link."""
 
-    rgb_rgb: float = 1.0            # until a camera has shown min_impostor pairs of people at once
+    rgb_rgb: float = 1.0            # until the cameras have shown min_impostor pairs of people at once
     ir_ir: float = 1.0
     rgb_ir: float = 1.0             # until the cross-modal cohort has min_cohort scores (or cross_modal: none)
 
@@ -581,7 +581,8 @@ class CalibrationCfg:
 
     enabled: bool = True
     target_fmr: float = 0.01         # share of impostor pairs allowed at or above the threshold
-    min_impostor: int = 30           # impostor samples before the calibrated value takes over (< 100: above the max)
+    min_impostor: int = 100          # impostor samples before the calibrated value takes over (1/target_fmr: fewer
+                                     # cannot show where a 1 % false-match rate lies)
     min_genuine: int = 5             # genuine samples before the calibrated value takes over
     floor: float = 0.5               # a calibrated threshold is never laxer than this
     ceiling: float = 1.0             # nor stricter than this (1.0: a model that cannot tell people apart links nothing)
