@@ -9,6 +9,7 @@ are clearly synthetic views and are labelled so wherever they are written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,30 +87,41 @@ def render_camera(src: Path, dst: Path, look: Look, max_frames: int | None = Non
     instant would otherwise be ruled apart by the matcher's co-occurrence constraint, which is not what a
     site with distant cameras looks like.
     """
+    if lead_frames and lead_background is None:
+        raise ValueError("lead_frames needs lead_background")
+    rng = np.random.default_rng(seed)
+    lead = [lead_background] * lead_frames if lead_background is not None else []
+    return rerender_video(src, dst, lambda frame: look.render(frame, rng), is_color=True, max_frames=max_frames,
+                          lead=lead)
+
+
+def rerender_video(src: Path, dst: Path, render: Callable[[np.ndarray], np.ndarray], is_color: bool,
+                   max_frames: int | None = None, lead: Sequence[np.ndarray] = ()) -> Path:
+    """Write ``render(frame)`` of every frame of ``src`` (after ``render`` of each ``lead`` frame) to ``dst``.
+
+    MJPEG AVI at the source's frame rate, written under a partial name and renamed, so an interrupted
+    rendering never leaves a file that a cache would take for finished. Returns ``dst``.
+    """
     cap = cv2.VideoCapture(str(src), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         raise SourceError(f"cannot decode {src}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    rng = np.random.default_rng(seed)
     dst.parent.mkdir(parents=True, exist_ok=True)
     partial = dst.with_name(dst.stem + ".partial.avi")
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h), isColor=is_color)
     if not writer.isOpened():
         cap.release()
         raise SourceError(f"cannot write {partial}")
     n = 0
     try:
-        if lead_frames:
-            if lead_background is None:
-                raise ValueError("lead_frames needs lead_background")
-            for _ in range(lead_frames):
-                writer.write(look.render(lead_background, rng))
+        for frame in lead:
+            writer.write(render(frame))
         while max_frames is None or n < max_frames:
             ok, frame = cap.read()
             if not ok:
                 break
-            writer.write(look.render(frame, rng))
+            writer.write(render(frame))
             n += 1
     finally:
         writer.release()

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from models.errors import SourceError
+from pipeline.looks import rerender_video
 
 log = logging.getLogger(__name__)
 
@@ -86,33 +87,9 @@ class PseudoThermal:
 
 def render_video(src: Path, dst: Path, seed: int = 0) -> Path:
     """Render all of ``src`` as a single-channel MJPEG AVI at ``dst`` (written atomically)."""
-    background = estimate_background(src)
-    renderer = PseudoThermal(background, seed)
-    cap = cv2.VideoCapture(str(src), cv2.CAP_FFMPEG)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
-    h, w = background.shape[:2]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = dst.with_name(dst.stem + ".partial.avi")
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h), isColor=False)
-    if not writer.isOpened():
-        cap.release()
-        raise SourceError(f"cannot write {partial}")
-    n = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            writer.write(renderer.render(frame))
-            n += 1
-    finally:
-        writer.release()
-        cap.release()
-    if n == 0:
-        partial.unlink(missing_ok=True)
-        raise SourceError(f"{src} has no readable frames")
-    partial.replace(dst)
-    log.info("rendered %d SYNTHETIC pseudo-thermal frames to %s", n, dst)
+    renderer = PseudoThermal(estimate_background(src), seed)
+    rerender_video(src, dst, renderer.render, is_color=False)
+    log.info("rendered SYNTHETIC pseudo-thermal frames of %s to %s", src, dst)
     return dst
 
 
