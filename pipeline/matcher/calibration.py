@@ -136,6 +136,10 @@ class Calibrator:
         models = sorted(self._tracks) if model_id is None else [model_id]
         return [self._state.get((m, p)) or self._compute(m, p) for m in models for p in PAIR_NAMES]
 
+    def scores(self, model_id: str, pair: str, kind: str) -> Sequence[float]:
+        """The samples of one kind that count now (the newest ``max_samples``), oldest first."""
+        return self._scores.get((model_id, pair, kind), ())
+
     # -- evidence --------------------------------------------------------------------------------
 
     def record(self, samples: Iterable[Evidence]) -> None:

@@ -24,7 +24,6 @@ camera that overlap in time are impostor pairs, later clips of a track genuine o
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -40,7 +39,6 @@ from .unionfind import IdentityForest, Merge
 
 log = logging.getLogger(__name__)
 
-_PAIR_MODALITY = {"rgb_rgb": "rgb", "ir_ir": "ir"}
 OVERLAP_HORIZON_S = 600.0   # impostor search looks back this far in a camera's tracks (by start time)
 
 
@@ -151,7 +149,6 @@ class Matcher:
         self._uid_model: dict[tuple[str, str], str] = {}   # a track is embedded by one model only
         self._windows = {(w.from_camera, w.to_camera): w for w in self.cfg.transitions}
         self.calibrator = Calibrator(self.cfg)
-        self._genuine: dict[tuple[str, str], deque[float]] = {}   # (model, modality) -> clip-to-own-track scores
         self._cohort_rng = np.random.default_rng(0)   # seeded: a replay draws the same cohorts
         self.next_track = 1
         self.next_identity = 1
@@ -248,7 +245,6 @@ class Matcher:
         score = float(track.vector @ vec)
         evidence = [Evidence(track.model_id, pair_name(track.modality, track.modality), GENUINE, score, track.key,
                              None, emb.t_end)]
-        self._note_genuine(evidence)
         before = (track.t_start, track.t_end)
         track.mean = (track.mean * track.n_clips + vec) / (track.n_clips + 1)
         track.n_clips += 1
@@ -346,8 +342,8 @@ class Matcher:
         identities closer than one person's own clips vary cannot be told apart."""
         if self.cfg.min_gap is not None:
             return self.cfg.min_gap
-        scores = self._genuine.get((model_id, modality))
-        return float(np.std(scores)) if scores is not None and len(scores) >= 2 else 0.0
+        scores = self.calibrator.scores(model_id, pair_name(modality, modality), GENUINE)
+        return float(np.std(scores)) if len(scores) >= 2 else 0.0
 
     def _merge_with(self, track: TrackState, candidates: list[Candidate], ts: float) -> list[Merge]:
         """Merge other identities ``track`` matches strongly into its own, when compatible."""
@@ -447,15 +443,6 @@ class Matcher:
             raise ContractError(f"model {model_id} has {space.gallery.dim}-d vectors, got {dim}-d")
         return space
 
-    def _note_genuine(self, evidence: Iterable[Evidence]) -> None:
-        for e in evidence:
-            if e.kind == GENUINE and e.pair in _PAIR_MODALITY:
-                key = (e.model_id, _PAIR_MODALITY[e.pair])
-                q = self._genuine.get(key)
-                if q is None:
-                    q = self._genuine[key] = deque(maxlen=self.cfg.calibration.max_samples)
-                q.append(e.score)
-
     def _found_identity(self, model_id: str) -> int:
         ident = self.next_identity
         self.next_identity += 1
@@ -510,8 +497,6 @@ class Matcher:
                 space.by_modality.setdefault(t.modality, []).append(t.key)
                 self._uid_model[(t.camera_id, t.track_uid)] = model_id
             space.gallery.upsert(np.array([t.key for t in ts], dtype=np.int64), np.vstack([t.vector for t in ts]))
-        evidence = list(evidence)
-        self._note_genuine(evidence)
         self.calibrator.restore(evidence, {m: len(ts) for m, ts in by_model.items()})
         log.info("matcher restored: %d identities, %d tracks, %d merges, models %s",
                  len(self.forest), sum(len(v) for v in by_model.values()), len(self.forest.history), self.model_ids)
