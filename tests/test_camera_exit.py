@@ -4,28 +4,13 @@ an error. Real files cut from vtest.avi, a real refused RTSP connection, the in-
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
-
 from pipeline.bus import MemoryBus
 from pipeline.config import from_dict
+from pipeline.looks import rerender_video
 from pipeline.settings import XreidCfg
 from tests.conftest import free_port
 from workers.camera import CameraWorker
 from workers.lifecycle import Shutdown
-
-
-def _cut(src: Path, dst: Path, n: int) -> str:
-    cap = cv2.VideoCapture(str(src))
-    frames = [cap.read()[1] for _ in range(n)]
-    cap.release()
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return str(dst)
 
 
 def _worker(cameras: list[dict], **sections) -> CameraWorker:
@@ -33,7 +18,7 @@ def _worker(cameras: list[dict], **sections) -> CameraWorker:
 
 
 def test_file_end_and_spent_reconnects_are_finished_exit_0(vtest_path, tmp_path):
-    clip = _cut(vtest_path, tmp_path / "door.avi", 12)
+    clip = str(rerender_video(vtest_path, tmp_path / "door.avi", lambda f: f, is_color=True, max_frames=12))
     worker = _worker([{"id": "door", "source": clip}, {"id": "gate", "source": f"rtsp://127.0.0.1:{free_port()}/x"}],
                      rtsp={"max_reconnects": 1, "open_timeout_s": 1.0, "read_timeout_s": 1.0,
                            "backoff_initial_s": 0.05, "backoff_max_s": 0.1})
@@ -45,7 +30,7 @@ def test_file_end_and_spent_reconnects_are_finished_exit_0(vtest_path, tmp_path)
 
 
 def test_camera_that_could_not_start_makes_exit_1(vtest_path, tmp_path):
-    clip = _cut(vtest_path, tmp_path / "door.avi", 5)
+    clip = str(rerender_video(vtest_path, tmp_path / "door.avi", lambda f: f, is_color=True, max_frames=5))
     worker = _worker([{"id": "door", "source": clip}, {"id": "gone", "source": str(tmp_path / "missing.avi")}])
     assert worker.run() == 1
     states = {s.cfg.id: s for s in worker.states}

@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
 
 from models.errors import ConfigError
 from pipeline.config import load_config, secret_paths, to_dict
+from pipeline.looks import rerender_video
 from pipeline.settings import XreidCfg
 from workers.site import SiteCfg
 
@@ -110,15 +110,7 @@ def test_to_dict_masks_secrets_and_credentials():
 @pytest.fixture(scope="module")
 def short_clip(vtest_path, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("footage") / "six.avi"
-    cap = cv2.VideoCapture(str(vtest_path))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (768, 576))
-    for _ in range(6):
-        ok, frame = cap.read()
-        assert ok
-        writer.write(frame)
-    writer.release()
-    cap.release()
-    return path
+    return rerender_video(vtest_path, path, lambda f: f, is_color=True, max_frames=6)
 
 
 def test_replay_output_folder_holds_no_secret(short_clip, tmp_path):

@@ -18,27 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import yaml
 
+from pipeline.looks import rerender_video
 from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 70
-
-
-def _cut(src: Path, dst: Path, n: int) -> Path:
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
-    ok, frame = cap.read()
-    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frame.shape[1], frame.shape[0]))
-    for _ in range(n):
-        writer.write(frame)
-        ok, frame = cap.read()
-        assert ok, "vtest.avi is shorter than expected"
-    writer.release()
-    cap.release()
-    return dst
 
 
 def _free_base_port() -> int:
@@ -68,7 +54,7 @@ def _tracks(store: Path, where: str = "") -> list[tuple[str, str, float, float]]
 
 
 def test_up_finishes_a_file_camera_once_and_exits_after_draining(redis_server, vtest_path, tmp_path):
-    clip = _cut(vtest_path, tmp_path / "door.avi", FRAMES)
+    clip = rerender_video(vtest_path, tmp_path / "door.avi", lambda f: f, is_color=True, max_frames=FRAMES)
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text(yaml.safe_dump({"cameras": [{"id": "door", "source": str(clip), "modality": "rgb"}]}))
     store = tmp_path / "site" / "xreid.sqlite"
