@@ -2,7 +2,7 @@
 
 1. Footage: camera ``a`` is frames 1-400 as recorded; camera ``b`` is a day/night (``auto``) camera
    showing the same frames, the first half in another colour camera's look and the second half in the
-   night near-infrared look (``pipeline/looks.py``), so its day/night gate must switch it to ``ir``.
+   night near-infrared look (``pipeline/ingest/looks.py``), so its day/night gate must switch it to ``ir``.
 2. Store: the real ``xreid replay`` of both cameras with the starting checkpoint (crops kept beside
    the store, ``store.keep_crops``).
 3. ``xreid adapt`` on that store, timed: no ground truth is read.
@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.identity_vtest import LAST_FRAME, LOOKS, SPLITS, build_probe, checkpoint_embedder, score  # noqa: E402
 from models.weights import DEFAULT_CHECKPOINT  # noqa: E402
-from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.looks import NightNirLook, OtherRgbLook  # noqa: E402
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
+from pipeline.ingest.looks import NightNirLook, OtherRgbLook  # noqa: E402
 
 NIGHT_FROM = 201     # camera b's first near-infrared frame
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from pipeline.bus.messages import Clip, make_clip_id
 from pipeline.bus.redis import RedisBus
-from pipeline.messages import Clip, make_clip_id
 
 CLIP_BYTES = 64 * 1024
 SEQ_LEN = 8

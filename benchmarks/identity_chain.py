@@ -2,7 +2,7 @@
 
 The scene: camera A is vtest.avi (PETS09-S2L1) frames 1-400 as recorded; camera B shows the same
 stretch 60 s later (600 frames of the empty scene first, at 10 fps), rendered in another camera's
-look (``pipeline/looks.py``): ``rgb`` another RGB camera (mirrored, white balance, exposure), ``nir``
+look (``pipeline/ingest/looks.py``): ``rgb`` another RGB camera (mirrored, white balance, exposure), ``nir``
 a near-infrared night camera (modality ``ir``). Camera B is SYNTHETIC: a re-rendering of camera A's
 pixels, not a second viewpoint. Both cameras share one start time.
 
@@ -41,18 +41,18 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.bus import STREAM_EMBEDDINGS, create_bus  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
-from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.looks import NightNirLook, OtherRgbLook, render_camera  # noqa: E402
+from pipeline.bus.messages import Embedding  # noqa: E402
+from pipeline.config.loader import load_config  # noqa: E402
+from pipeline.config.settings import MatcherCfg, PairThresholds, XreidCfg  # noqa: E402
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
+from pipeline.ingest.looks import NightNirLook, OtherRgbLook, render_camera  # noqa: E402
+from pipeline.ingest.pseudo_thermal import estimate_background  # noqa: E402
 from pipeline.matcher.identity_eval import run_labels, score_partition, score_run  # noqa: E402
 from pipeline.matcher.matcher import Matcher  # noqa: E402
 from pipeline.matcher.records import calibration_rows, list_tracks  # noqa: E402
-from pipeline.messages import Embedding  # noqa: E402
-from pipeline.mot import read_mot  # noqa: E402
-from pipeline.pseudo_thermal import estimate_background  # noqa: E402
-from pipeline.replay import STORE_NAME, Replay, ReplayOptions, parse_camera_spec  # noqa: E402
-from pipeline.settings import MatcherCfg, PairThresholds, XreidCfg  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from pipeline.replay.embedded import STORE_NAME, Replay, ReplayOptions, parse_camera_spec  # noqa: E402
+from pipeline.store.sqlite import Store  # noqa: E402
+from pipeline.tracking.mot import read_mot  # noqa: E402
 from workers.identity_chain import align_clip_length, identity_stages, load_encoder  # noqa: E402
 
 GT_PATH = ROOT / "tests" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"

@@ -2,7 +2,7 @@
 
 The probe: every ground-truth trajectory (PETS ids are per trajectory) with at least 16 frames that
 are fully inside the image and not flagged ignore (10 in frames 1-400). Camera A is the recording as
-it is; camera B is the same frames re-rendered in another camera's look (``pipeline/looks.py``):
+it is; camera B is the same frames re-rendered in another camera's look (``pipeline/ingest/looks.py``):
 
 * ``rgb_rgb``: another RGB camera (mirrored, warmer white balance, exposure, contrast);
 * ``nir_rgb``: a near-infrared night camera (gray from a channel mix unlike luminance, gamma, blur,
@@ -47,9 +47,9 @@ sys.path.insert(0, str(ROOT))
 from models.eval.metrics import evaluate_direction  # noqa: E402
 from models.weights import DEFAULT_CHECKPOINT, TINY_CHECKPOINT  # noqa: E402
 from models.xreid.preprocess import crops_to_tensor  # noqa: E402
-from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.looks import Look, NightNirLook, OtherRgbLook  # noqa: E402
-from pipeline.mot import read_mot  # noqa: E402
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
+from pipeline.ingest.looks import Look, NightNirLook, OtherRgbLook  # noqa: E402
+from pipeline.tracking.mot import read_mot  # noqa: E402
 
 GT_PATH = ROOT / "tests" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
 LAST_FRAME = 400            # frames 401+ are held out

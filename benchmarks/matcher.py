@@ -37,8 +37,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from pipeline.config.settings import GalleryCfg
 from pipeline.matcher.gallery import Gallery
-from pipeline.settings import GalleryCfg
 
 DIM = 512
 VIEWS_PER_ID = 10

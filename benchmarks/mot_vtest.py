@@ -42,14 +42,14 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.config import from_dict, load_config, to_dict  # noqa: E402
+from pipeline.config.loader import from_dict, load_config, to_dict  # noqa: E402
+from pipeline.config.settings import DetectorCfg, XreidCfg  # noqa: E402
 from pipeline.detection import create_detector  # noqa: E402
 from pipeline.detection.box_calibration import box_iou  # noqa: E402
-from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.mot import read_mot  # noqa: E402
-from pipeline.replay import Replay, ReplayOptions, parse_camera_spec  # noqa: E402
-from pipeline.settings import DetectorCfg, XreidCfg  # noqa: E402
-from pipeline.sources import FileSource  # noqa: E402
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
+from pipeline.ingest.sources import FileSource  # noqa: E402
+from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec  # noqa: E402
+from pipeline.tracking.mot import read_mot  # noqa: E402
 
 GT_PATH = ROOT / "tests" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
 README_REFERENCE = {"detector": "hog full 1.6x", "tracker": "greedy IoU (README)", "idf1": 0.36, "mota": 0.58,

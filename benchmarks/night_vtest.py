@@ -1,7 +1,7 @@
 """Detection and tracking at night: vtest.avi rendered as a near-infrared night camera, and thermal scenes.
 
 Frames 1-400 of vtest.avi (PETS09-S2L1, the frames with shipped ground truth) are rendered with
-``pipeline.looks.NightNirLook`` (channel-mix gray, gamma 0.8) at sensor-noise sigma 0, 4, 8 and
+``pipeline.ingest.looks.NightNirLook`` (channel-mix gray, gamma 0.8) at sensor-noise sigma 0, 4, 8 and
 12 gray levels, with and without the 3x3 soft-focus blur, into MJPEG files (cached under
 ``bench-out/night_vtest/``; deterministic, seed 0). Each is replayed through the real ``Replay``
 as a camera, once per detector option, and scored by ``xreid eval-tracking`` (py-motmetrics,
@@ -45,11 +45,11 @@ import cv2  # noqa: E402
 
 from benchmarks.mot_vtest import GT_PATH, eval_tracking  # noqa: E402
 from models.data.scenes import SceneCfg, write_scenes  # noqa: E402
-from pipeline.config import from_dict, load_config, to_dict  # noqa: E402
-from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.looks import NightNirLook, render_camera  # noqa: E402
-from pipeline.replay import Replay, ReplayOptions  # noqa: E402
-from pipeline.settings import CameraCfg, DetectorCfg, XreidCfg  # noqa: E402
+from pipeline.config.loader import from_dict, load_config, to_dict  # noqa: E402
+from pipeline.config.settings import CameraCfg, DetectorCfg, XreidCfg  # noqa: E402
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
+from pipeline.ingest.looks import NightNirLook, render_camera  # noqa: E402
+from pipeline.replay.embedded import Replay, ReplayOptions  # noqa: E402
 from tests.test_thermal_scenes import render_scene, write_scene  # noqa: E402
 
 SIGMAS = (0, 4, 8, 12)
@@ -200,7 +200,7 @@ def main() -> int:
                     record(scene, option, run_row(base, camera(video, "ir", base, OPTIONS[option]), gt, None,
                                                   Path(tmp) / f"r{n}"))
     load1 = os.getloadavg()
-    print(f"vtest.avi frames 1-{FRAMES} rendered as night NIR (pipeline.looks.NightNirLook, gamma 0.8, MJPEG), "
+    print(f"vtest.avi frames 1-{FRAMES} rendered as night NIR (pipeline.ingest.looks.NightNirLook, gamma 0.8, MJPEG), "
           f"scored by xreid eval-tracking (motmetrics, IoU 0.5); {args.threads} threads, load average "
           f"{load0[0]:.1f} -> {load1[0]:.1f} on {os.cpu_count()} cores")
     print(format_table(rows))

@@ -30,12 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import load_config  # noqa: E402
+from pipeline.config.loader import load_config  # noqa: E402
+from pipeline.config.settings import XreidCfg  # noqa: E402
 from pipeline.detection import create_detector  # noqa: E402
-from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.replay import Replay, ReplayOptions, parse_camera_spec  # noqa: E402
-from pipeline.settings import XreidCfg  # noqa: E402
-from pipeline.sources import FileSource  # noqa: E402
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
+from pipeline.ingest.sources import FileSource  # noqa: E402
+from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec  # noqa: E402
 
 
 def detector_only(cfg: XreidCfg, video: Path, frames: int) -> tuple[float, int]:

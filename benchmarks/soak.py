@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.bus import GROUP_MATCHER, GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS  # noqa: E402
+from pipeline.bus.messages import Clip  # noqa: E402
 from pipeline.bus.redis import FIELD_DATA  # noqa: E402
-from pipeline.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.messages import Clip  # noqa: E402
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
 
 AUDIT_GROUP = "soak-audit"
 

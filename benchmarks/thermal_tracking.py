@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.data.scenes import SceneCfg, write_scenes  # noqa: E402
-from pipeline.config import from_dict  # noqa: E402
-from pipeline.replay import Replay, ReplayOptions  # noqa: E402
-from pipeline.settings import XreidCfg  # noqa: E402
+from pipeline.config.loader import from_dict  # noqa: E402
+from pipeline.config.settings import XreidCfg  # noqa: E402
+from pipeline.replay.embedded import Replay, ReplayOptions  # noqa: E402
 from tests.test_thermal_scenes import render_scene, write_scene  # noqa: E402
 
 

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from models.data.synth import SynthCfg, write_synth_vcm  # noqa: E402
 from models.data.vcm import load_vcm  # noqa: E402
 from models.train import TrainCfg, Trainer  # noqa: E402
-from pipeline.config import from_dict, load_config  # noqa: E402
+from pipeline.config.loader import from_dict, load_config  # noqa: E402
 
 BASELINE_MODEL = {"sie_coe": 0.0, "mii_long_term": "off", "mii_cross_modality": False}
 

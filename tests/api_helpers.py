@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.bus.messages import Embedding, make_clip_id
+from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
-from pipeline.messages import Embedding, make_clip_id
-from pipeline.settings import MatcherCfg, PairThresholds
-from pipeline.store import Store, TrackRow
+from pipeline.store.sqlite import Store, TrackRow
 
 DIM = 16
 TEST_MODEL = "test@0"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.footage import default_cache_dir, ensure_vtest
+from pipeline.ingest.footage import default_cache_dir, ensure_vtest
 
 # PETS09-S2L1 ground truth for frames 1-400, shipped with the tests (source and licence in its README).
 PETS_GT = Path(__file__).resolve().parent / "data" / "pets09-s2l1" / "gt-0001-0400.txt"

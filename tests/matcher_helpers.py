@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.messages import Embedding, make_clip_id
+from pipeline.bus.messages import Embedding, make_clip_id
 
 DIM = 16
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pipeline.messages import Clip, make_clip_id
+from pipeline.bus.messages import Clip, make_clip_id
 
 N_CODES = 12
 DIM = 32

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from models.data.scenes import SceneCfg, write_scenes
-from pipeline.mot import read_mot
+from pipeline.tracking.mot import read_mot
 
 RGB_MARKS = ((230, 30, 30), (30, 220, 30), (40, 40, 230))   # person 1, 2, 3 (RGB)
 IR_MARKS = (90, 165, 240)                                   # person 1, 2, 3 (gray level)

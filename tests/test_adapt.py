@@ -20,13 +20,13 @@ from models.xreid.encoder import ReidEncoder
 from pipeline.adapt.reembed import reembed
 from pipeline.adapt.site import MIN_TRACKS, bridge
 from pipeline.bus import STREAM_CLIPS, STREAM_EMBEDDINGS, create_bus
-from pipeline.crops import CropKeeper, crops_dir
+from pipeline.bus.messages import Clip, make_clip_id
+from pipeline.config.settings import MatcherCfg, ReidCfg
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.messages import Clip, make_clip_id
-from pipeline.reid_stage import ReidStage
-from pipeline.settings import MatcherCfg, ReidCfg
-from pipeline.store import Store
+from pipeline.reid.stage import ReidStage
+from pipeline.store.crops import CropKeeper, crops_dir
+from pipeline.store.sqlite import Store
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

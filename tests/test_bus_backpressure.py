@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from pipeline.backpressure import Backpressure
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
-from pipeline.config import from_dict
-from pipeline.settings import XreidCfg
+from pipeline.camera.backpressure import Backpressure
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import XreidCfg
 from tests.conftest import wait_until
 
 

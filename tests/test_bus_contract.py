@@ -8,7 +8,7 @@ import pytest
 
 from models.errors import ContractError
 from pipeline.bus import MemoryBus, create_bus, dead_stream
-from pipeline.settings import BusCfg
+from pipeline.config.settings import BusCfg
 from tests.conftest import wait_until
 
 S = "test:clips"

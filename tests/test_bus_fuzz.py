@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from models.errors import ContractError
 from pipeline.bus import create_bus
+from pipeline.bus.messages import Clip, Embedding
+from pipeline.config.settings import BusCfg, MatcherCfg, ReidCfg
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.messages import Clip, Embedding
-from pipeline.reid_stage import ReidStage
-from pipeline.settings import BusCfg, MatcherCfg, ReidCfg
-from pipeline.store import Store
+from pipeline.reid.stage import ReidStage
+from pipeline.store.sqlite import Store
 from tests.hostile_payloads import reframe, split
 from tests.matcher_helpers import emb, person
 from tests.reid_helpers import CodeEncoder, make_clip

@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 
 from pipeline.bus import GROUP_MATCHER, STREAM_CLIPS, STREAM_EMBEDDINGS, create_bus
-from pipeline.camera_status import STREAM_CAMERA_STATUS, CameraStatusEvent, CameraStatusSink
-from pipeline.jpeg_size import jpeg_size
+from pipeline.bus.messages import Embedding
+from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent
+from pipeline.config.settings import BusCfg, ReidCfg, XreidCfg
+from pipeline.ingest.jpeg_size import jpeg_size
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.messages import Embedding
-from pipeline.reid_stage import ReidStage
-from pipeline.settings import BusCfg, ReidCfg, XreidCfg
-from pipeline.store import Store
+from pipeline.matcher.status_sink import CameraStatusSink
+from pipeline.reid.stage import ReidStage
+from pipeline.store.sqlite import Store
 from tests.conftest import wait_until
 from tests.hostile_payloads import REPROS
 from tests.matcher_helpers import emb, person

@@ -11,8 +11,8 @@ import numpy as np
 import redis
 
 from pipeline.bus import STREAM_CLIPS, create_bus, decode_batch
-from pipeline.messages import Clip, Embedding, make_clip_id
-from pipeline.settings import BusCfg
+from pipeline.bus.messages import Clip, Embedding, make_clip_id
+from pipeline.config.settings import BusCfg
 from tests.conftest import wait_until
 
 GROUP = "reid"

@@ -13,7 +13,7 @@ import redis
 from models.errors import BusError
 from pipeline.bus import create_bus, dead_stream
 from pipeline.bus.redis import RedisBus
-from pipeline.settings import BusCfg
+from pipeline.config.settings import BusCfg
 from tests.conftest import free_port, wait_until
 
 S = "test:clips"

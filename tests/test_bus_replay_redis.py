@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
-from pipeline.config import from_dict
-from pipeline.messages import Clip
-from pipeline.replay import Replay, ReplayOptions
-from pipeline.settings import CameraCfg, XreidCfg
+from pipeline.bus.messages import Clip
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import CameraCfg, XreidCfg
+from pipeline.replay.embedded import Replay, ReplayOptions
 from tests.conftest import wait_until
 from workers.cli import main
 from workers.commands.replay import deployment_bus

@@ -7,12 +7,12 @@ import pytest
 import yaml
 
 from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
-from pipeline.config import load_config
+from pipeline.config.loader import load_config
+from pipeline.config.settings import MatcherCfg, PairThresholds, XreidCfg
 from pipeline.matcher.calibrate import LabelledTrack, fit_thresholds, label_tracks, pairwise_f1, partition
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.settings import MatcherCfg, PairThresholds, XreidCfg
-from pipeline.store import Store
+from pipeline.store.sqlite import Store
 from tests.matcher_helpers import emb, unit
 from workers.cli import main
 

@@ -5,9 +5,9 @@ an error. Real files cut from vtest.avi, a real refused RTSP connection, the in-
 from __future__ import annotations
 
 from pipeline.bus import MemoryBus
-from pipeline.config import from_dict
-from pipeline.looks import rerender_video
-from pipeline.settings import XreidCfg
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import XreidCfg
+from pipeline.ingest.looks import rerender_video
 from tests.conftest import free_port
 from workers.camera import CameraWorker
 from workers.lifecycle import Shutdown

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError
-from pipeline.clipbuffer import ClipBuffer, crop_quality, select_evenly
-from pipeline.config import from_dict
+from pipeline.bus.messages import Clip
+from pipeline.camera.clipbuffer import ClipBuffer, crop_quality, select_evenly
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import ClipCfg, XreidCfg
 from pipeline.detection.base import Detections
-from pipeline.messages import Clip
-from pipeline.settings import ClipCfg, XreidCfg
-from pipeline.sources import Frame
-from pipeline.tracking import TrackedBoxes
+from pipeline.ingest.sources import Frame
+from pipeline.tracking.tracker import TrackedBoxes
 
 W, H = 320, 240
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from models.errors import ConfigError
-from pipeline.config import load_config
-from pipeline.settings import XreidCfg
+from pipeline.config.loader import load_config
+from pipeline.config.settings import XreidCfg
 
 
 def _write(tmp_path, text: str):

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.errors import ConfigError
-from pipeline.config import load_config
-from pipeline.settings import XreidCfg
+from pipeline.config.loader import load_config
+from pipeline.config.settings import XreidCfg
 from workers.cli import main
 
 FILE_EXAMPLES = 150

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError
-from pipeline.config import load_config, secret_paths, to_dict
-from pipeline.looks import rerender_video
-from pipeline.settings import XreidCfg
+from pipeline.config.loader import load_config, secret_paths, to_dict
+from pipeline.config.settings import XreidCfg
+from pipeline.ingest.looks import rerender_video
 from workers.site import SiteCfg
 
 ROOT = Path(__file__).resolve().parents[1]

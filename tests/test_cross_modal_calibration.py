@@ -13,12 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.errors import ConfigError
 from pipeline.api import create_app
 from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
-from pipeline.config import load_config
+from pipeline.config.loader import load_config
+from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds, XreidCfg
 from pipeline.matcher.calibration import IMPOSTOR, cohort_threshold, robust_location
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds, XreidCfg
-from pipeline.store import Store
+from pipeline.store.sqlite import Store
 from tests.matcher_helpers import emb, unit
 from workers.cli import main
 from workers.lifecycle import Shutdown

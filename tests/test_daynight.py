@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError, ContractError
-from pipeline.config import from_dict
-from pipeline.daynight import (
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import DayNightCfg
+from pipeline.ingest.daynight import (
     ColourStats,
     ModalityGate,
     ModalitySwitch,
@@ -17,7 +18,6 @@ from pipeline.daynight import (
     colour_stats,
     simulate_near_infrared,
 )
-from pipeline.settings import DayNightCfg
 
 FPS = 10.0
 T0 = 1_700_000_000.0

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from pipeline.bus import STREAM_CLIPS, MemoryBus
-from pipeline.config import from_dict
-from pipeline.daynight import simulate_near_infrared
-from pipeline.messages import Clip
-from pipeline.modality_events import list_switches
-from pipeline.replay import Replay, ReplayOptions, parse_camera_spec
-from pipeline.settings import XreidCfg
-from pipeline.store import Store
+from pipeline.bus.messages import Clip
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import XreidCfg
+from pipeline.ingest.daynight import simulate_near_infrared
+from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec
+from pipeline.store.modality_events import list_switches
+from pipeline.store.sqlite import Store
 from tests.test_thermal_scenes import render_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +186,7 @@ def test_camera_worker_runs_an_auto_camera_from_config(footage):
 
 
 def test_cli_cameras_take_day_night_and_thermal_settings_from_the_config():
-    from pipeline.replay import with_camera_settings
+    from pipeline.replay.embedded import with_camera_settings
 
     configured = from_dict(XreidCfg, {"cameras": [
         {"id": "gate", "source": "rtsp://cam/gate", "modality": "auto", "daynight": {"min_dwell_s": 4},

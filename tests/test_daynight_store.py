@@ -8,10 +8,10 @@ import torch
 
 from models.errors import ConfigError
 from models.xreid import ReidEncoder, create_model
-from pipeline.camera_index import camera_key, expand_camera_index
-from pipeline.daynight import ModalitySwitch
-from pipeline.modality_events import cameras_with_events, list_switches, modality_timeline, record_switch
-from pipeline.store import Store
+from pipeline.ingest.daynight import ModalitySwitch
+from pipeline.reid.camera_index import camera_key, expand_camera_index
+from pipeline.store.modality_events import cameras_with_events, list_switches, modality_timeline, record_switch
+from pipeline.store.sqlite import Store
 
 T0 = 1_700_000_000.0
 
@@ -87,8 +87,8 @@ def test_api_shows_each_cameras_modality_timeline(tmp_path):
     from fastapi.testclient import TestClient
 
     from pipeline.api import create_app
-    from pipeline.settings import ApiCfg
-    from pipeline.store import TrackRow
+    from pipeline.config.settings import ApiCfg
+    from pipeline.store.sqlite import TrackRow
 
     path = tmp_path / "s.sqlite"
     with Store(path) as store:

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.mot import read_mot
-from pipeline.pseudo_thermal import PseudoThermal, estimate_background
+from pipeline.ingest.pseudo_thermal import PseudoThermal, estimate_background
+from pipeline.tracking.mot import read_mot
 
 ROOT = Path(__file__).resolve().parents[1]
 

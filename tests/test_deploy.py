@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import load_config
-from pipeline.rtsp import is_rtsp_url
-from pipeline.settings import XreidCfg
+from pipeline.config.loader import load_config
+from pipeline.config.settings import XreidCfg
+from pipeline.ingest.rtsp import is_rtsp_url
 from workers.cli import build_parser
 from workers.site import SiteCfg, site_processes
 

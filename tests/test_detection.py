@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError, ContractError, WeightsNotFound
-from pipeline.config import from_dict
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import DetectorCfg, XreidCfg
 from pipeline.detection import create_detector
 from pipeline.detection.base import Detections, as_bgr
 from pipeline.detection.yolo import YoloDetector
-from pipeline.mot import read_mot
-from pipeline.settings import DetectorCfg, XreidCfg
+from pipeline.tracking.mot import read_mot
 
 
 @pytest.fixture(scope="module")

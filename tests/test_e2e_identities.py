@@ -6,11 +6,11 @@ from pathlib import Path
 import cv2
 
 from pipeline.bus import MemoryBus
+from pipeline.config.settings import CameraCfg, DetectorCfg, MatcherCfg, MotionCfg, PairThresholds, XreidCfg
 from pipeline.matcher import records
 from pipeline.matcher.calibrate import label_tracks
-from pipeline.replay import Replay, ReplayOptions
-from pipeline.settings import CameraCfg, DetectorCfg, MatcherCfg, MotionCfg, PairThresholds, XreidCfg
-from pipeline.store import Store
+from pipeline.replay.embedded import Replay, ReplayOptions
+from pipeline.store.sqlite import Store
 from tests.scene_helpers import MarkEncoder, painted_scenes
 from workers.identity_chain import align_clip_length, identity_stages, write_identities
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.errors import ContractError
-from pipeline.mot import MotBox, evaluate, format_rows, parse_frame_range, read_mot
+from pipeline.tracking.mot import MotBox, evaluate, format_rows, parse_frame_range, read_mot
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
-from pipeline.settings import BusCfg
+from pipeline.config.settings import BusCfg
 from tests.conftest import RedisServer, free_port, wait_until
 from tests.fault_helpers import WorkerProc, store_clip_counts, tiny_checkpoint
 from tests.reid_helpers import make_clip

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 from pipeline.bus import STREAM_CLIPS, create_bus
-from pipeline.config import from_dict
-from pipeline.messages import Clip
-from pipeline.settings import XreidCfg
+from pipeline.bus.messages import Clip
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import XreidCfg
 from tests.conftest import wait_until
 
 

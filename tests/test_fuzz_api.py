@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from models.xreid.encoder import ReidEncoder
 from models.xreid.registry import create_model
 from pipeline.api import create_app
-from pipeline.image_input import ImageLimits, ImageRejected, decode_image
-from pipeline.settings import ApiCfg
+from pipeline.config.settings import ApiCfg
+from pipeline.ingest.image_input import ImageLimits, ImageRejected, decode_image
 from tests.api_helpers import populate
 from tests.hostile_images import bmp_header, encoded, gif_header, jpeg_header, png_header
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.errors import ConfigError
-from pipeline.replay import parse_camera_spec
+from pipeline.replay.embedded import parse_camera_spec
 from tests.api_helpers import populate
 from workers.cli import main
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from models.errors import ContractError
+from pipeline.config.settings import GalleryCfg
 from pipeline.matcher.gallery import Gallery
-from pipeline.settings import GalleryCfg
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.detection.persistence import BehaviourGate
-from pipeline.settings import PersistenceCfg
-from pipeline.tracking import TrackedBoxes
+from pipeline.config.settings import PersistenceCfg
+from pipeline.tracking.persistence import BehaviourGate
+from pipeline.tracking.tracker import TrackedBoxes
 
 
 def frame(*tracks: tuple[int, float, float]) -> TrackedBoxes:

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from models.errors import ConfigError, ContractError
-from pipeline.config import from_dict
-from pipeline.ids import check_camera_id, is_camera_id
-from pipeline.settings import XreidCfg
+from pipeline.config.ids import check_camera_id, is_camera_id
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import XreidCfg
 from tests.test_messages import make_clip, make_embedding
 
 ROOT = Path(__file__).resolve().parents[1]

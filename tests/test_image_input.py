@@ -1,4 +1,4 @@
-"""The shared image policy (pipeline/image_input.py) on well-formed inputs: orientation and budgets."""
+"""The shared image policy (pipeline/ingest/image_input.py) on well-formed inputs: orientation and budgets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
+from pipeline.ingest.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
 from tests.hostile_images import png_header
 
 

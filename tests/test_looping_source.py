@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from models.errors import SourceError
-from pipeline.modality_front import open_file_source
-from pipeline.settings import CameraCfg
-from pipeline.sources import FileSource, LoopingSource
+from pipeline.camera.modality_front import open_file_source
+from pipeline.config.settings import CameraCfg
+from pipeline.ingest.sources import FileSource, LoopingSource
 
 
 def test_looping_source_keeps_time_and_indices_increasing_across_passes(vtest_path):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from models.errors import ContractError
+from pipeline.config.settings import MatcherCfg, PairThresholds, TransitionCfg
 from pipeline.matcher.matcher import Matcher
-from pipeline.settings import MatcherCfg, PairThresholds, TransitionCfg
 from tests.matcher_helpers import emb, person, view
 
 # the threshold and constraint mechanics, one clip at a time; the precision rules have their own tests

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.errors import ContractError
-from pipeline.messages import Clip, Embedding, decode_message, make_clip_id
+from pipeline.bus.messages import Clip, Embedding, decode_message, make_clip_id
 
 
 def _jpeg(seed: int) -> bytes:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError, ContractError
-from pipeline.config import from_dict
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import DetectorCfg, MotionCfg, XreidCfg
 from pipeline.detection import create_detector
 from pipeline.detection.hog_motion import MotionHogDetector
 from pipeline.detection.motion import ForegroundModel, merge_overlapping
-from pipeline.settings import DetectorCfg, MotionCfg, XreidCfg
 
 H, W = 240, 320
 

@@ -1,5 +1,5 @@
 """Detection and tracking on night footage: real vtest.avi rendered as a noisy, soft near-infrared camera
-(pipeline.looks.NightNirLook), the noise estimate and denoiser, the gray-frame motion mask, and cameras that
+(pipeline.ingest.looks.NightNirLook), the noise estimate and denoiser, the gray-frame motion mask, and cameras that
 send frames without a picture (all black, all saturated)."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 from models.errors import ContractError
-from pipeline.config import from_dict
+from pipeline.camera.modality_front import blank_kind
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import DenoiseCfg, DetectorCfg, MotionCfg, XreidCfg
 from pipeline.detection.conditioning import Denoiser, noise_sigma
 from pipeline.detection.motion import ForegroundModel, is_gray
-from pipeline.looks import NightNirLook, render_camera
-from pipeline.modality_events import list_switches
-from pipeline.modality_front import blank_kind
-from pipeline.mot import evaluate, read_mot
-from pipeline.replay import Replay, ReplayOptions, parse_camera_spec
-from pipeline.settings import DenoiseCfg, DetectorCfg, MotionCfg, XreidCfg
-from pipeline.store import Store
+from pipeline.ingest.looks import NightNirLook, render_camera
+from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec
+from pipeline.store.modality_events import list_switches
+from pipeline.store.sqlite import Store
+from pipeline.tracking.mot import evaluate, read_mot
 
 NIGHT_FRAMES = 150
 

@@ -6,11 +6,11 @@ import cv2
 import pytest
 
 from pipeline.bus import STREAM_CLIPS, STREAM_EMBEDDINGS, MemoryBus
+from pipeline.config.settings import MatcherCfg, PairThresholds, ReidCfg
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.reid_stage import ReidStage, decode_crops
-from pipeline.settings import MatcherCfg, PairThresholds, ReidCfg
-from pipeline.store import Store
+from pipeline.reid.stage import ReidStage, decode_crops
+from pipeline.store.sqlite import Store
 from tests.hostile_images import bmp_header, png_1bit_bomb, png_header
 from tests.matcher_helpers import emb, person, view
 from tests.reid_helpers import make_clip
@@ -132,7 +132,7 @@ def test_output_cut_short_by_the_reader_is_not_a_traceback(tmp_path):
     import subprocess
     import sys
 
-    from pipeline.store import Store, TrackRow
+    from pipeline.store.sqlite import Store, TrackRow
 
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
@@ -183,7 +183,7 @@ def test_a_store_from_a_newer_build_is_refused_with_the_same_reason_as_the_api(s
     from fastapi.testclient import TestClient
 
     from pipeline.api import create_app
-    from pipeline.settings import ApiCfg
+    from pipeline.config.settings import ApiCfg
 
     with sqlite3.connect(store_path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")

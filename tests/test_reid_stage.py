@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, MemoryBus, create_bus
-from pipeline.messages import Embedding
-from pipeline.reid_stage import ReidStage, decode_crops
-from pipeline.settings import ReidCfg
+from pipeline.bus.messages import Embedding
+from pipeline.config.settings import ReidCfg
+from pipeline.reid.stage import ReidStage, decode_crops
 from tests.reid_helpers import CodeEncoder, jpeg, make_clip, paint_person
 
 

@@ -1,4 +1,4 @@
-"""Fragment relinking: a person lost and found again keeps one id (pipeline/relink.py)."""
+"""Fragment relinking: a person lost and found again keeps one id (pipeline/tracking/relink.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError
-from pipeline.config import from_dict
-from pipeline.relink import Relinker, appearance_features
-from pipeline.settings import RelinkCfg, XreidCfg
-from pipeline.tracking import TrackedBoxes
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import RelinkCfg, XreidCfg
+from pipeline.tracking.relink import Relinker, appearance_features
+from pipeline.tracking.tracker import TrackedBoxes
 
 H, W = 240, 400
 RED_BLUE = ((40, 40, 200), (200, 60, 40))     # BGR shirt, trousers

@@ -11,13 +11,13 @@ import pytest
 
 from models.errors import ConfigError, SourceError
 from pipeline.bus import STREAM_CLIPS, MemoryBus
-from pipeline.config import from_dict
-from pipeline.messages import Clip
-from pipeline.mot import read_mot
-from pipeline.pseudo_thermal import render_video
-from pipeline.replay import Replay, ReplayOptions, parse_camera_spec, with_camera_settings
-from pipeline.settings import XreidCfg
-from pipeline.store import Store
+from pipeline.bus.messages import Clip
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import XreidCfg
+from pipeline.ingest.pseudo_thermal import render_video
+from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec, with_camera_settings
+from pipeline.store.sqlite import Store
+from pipeline.tracking.mot import read_mot
 
 ROOT = Path(__file__).resolve().parents[1]
 XREID = [sys.executable, "-m", "workers.cli"]

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from models.errors import SourceError
-from pipeline.redact import redact_text, redact_url
-from pipeline.rtsp import RtspSource, backoff_delay, is_rtsp_url
-from pipeline.settings import RtspCfg
+from pipeline.config.redact import redact_text, redact_url
+from pipeline.config.settings import RtspCfg
+from pipeline.ingest.rtsp import RtspSource, backoff_delay, is_rtsp_url
 from tests.conftest import free_port, wait_until
 from tests.rtsp_helpers import RtspServer, make_mjpeg_footage, read_until
 

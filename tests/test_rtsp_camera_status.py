@@ -6,8 +6,9 @@ import pytest
 
 from models.errors import ContractError
 from pipeline.bus import MemoryBus
-from pipeline.camera_status import STREAM_CAMERA_STATUS, CameraStatusEvent, CameraStatusSink
-from pipeline.store import Store
+from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent
+from pipeline.matcher.status_sink import CameraStatusSink
+from pipeline.store.sqlite import Store
 
 SECRET = "pa55-word"
 
@@ -55,9 +56,9 @@ def test_sink_stores_the_latest_state_per_camera_and_dead_letters_garbage(tmp_pa
 def test_day_night_switches_reach_the_store_through_the_sink(tmp_path):
     import math
 
-    from pipeline.camera_status import decode_report, switch_to_bytes
-    from pipeline.daynight import ModalitySwitch
-    from pipeline.modality_events import list_switches
+    from pipeline.camera.status import decode_report, switch_to_bytes
+    from pipeline.ingest.daynight import ModalitySwitch
+    from pipeline.store.modality_events import list_switches
 
     bus = MemoryBus()
     store = Store(tmp_path / "xreid.sqlite")

@@ -12,12 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.api import create_app
 from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
+from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds
 from pipeline.matcher import records
 from pipeline.matcher.calibration import GENUINE, IMPOSTOR, place_threshold
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds
-from pipeline.store import Store
+from pipeline.store.sqlite import Store
 from tests.matcher_helpers import emb, unit
 from workers.cli import main
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.errors import SourceError
-from pipeline.sources import FileSource, Frame
+from pipeline.ingest.sources import FileSource, Frame
 
 
 def _read_all(src: FileSource) -> list[Frame]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.errors import StoreError
-from pipeline.store import MIGRATIONS, Migration, Store, TrackRow
+from pipeline.store.sqlite import MIGRATIONS, Migration, Store, TrackRow
 
 
 def _jpeg() -> bytes:

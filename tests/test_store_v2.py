@@ -5,11 +5,11 @@ import pytest
 
 from models.errors import StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, MemoryBus
+from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.settings import MatcherCfg, PairThresholds
-from pipeline.store import MIGRATIONS, Store, TrackRow
+from pipeline.store.sqlite import MIGRATIONS, Store, TrackRow
 from tests.matcher_helpers import emb, person, view
 
 # one clip per track is enough here: these tests are about the store and its queries, not the precision rules

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from models.errors import ConfigError, ContractError, SourceError
-from pipeline.config import from_dict
-from pipeline.settings import ThermalCfg
-from pipeline.thermal import (
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import ThermalCfg
+from pipeline.ingest.thermal import (
     FALSE_COLOUR_PALETTES,
     GRAY_PALETTES,
     ImageSequenceSource,
@@ -208,8 +208,8 @@ def test_image_sequence_skips_a_corrupt_file_and_goes_on(tmp_path):
 
 def test_16bit_y16_video_keeps_its_depth_through_a_thermal_camera(scene, tmp_path):
     """A gray16 (Y16) FFV1 video, as radiometric recorders write it: replayed as raw counts, then AGC."""
-    from pipeline.modality_front import open_file_source
-    from pipeline.settings import CameraCfg
+    from pipeline.camera.modality_front import open_file_source
+    from pipeline.config.settings import CameraCfg
 
     video = tmp_path / "y16.mkv"
     rng = np.random.default_rng(4)

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.config.settings import DetectorCfg
 from pipeline.detection.heat import HeatDetector
-from pipeline.settings import DetectorCfg
 
 WIDTH, HEIGHT = 320, 240
 
@@ -129,7 +129,7 @@ def gt_boxes(scene: Scene, t: int) -> np.ndarray:
 
 
 def heat_detector(**heat: object) -> HeatDetector:
-    from pipeline.config import from_dict
+    from pipeline.config.loader import from_dict
 
     return HeatDetector(from_dict(DetectorCfg, {"kind": "heat", "heat": dict(heat)}))
 
@@ -207,7 +207,7 @@ def test_a_person_split_by_cold_clothes_is_one_detection_and_neighbours_stay_two
 
 def write_scene(scene: Scene, video: Path, gt_path: Path, palette: str = "white_hot") -> None:
     """The scene as a camera would record it (MJPG video, palette) and its MOTChallenge ground truth."""
-    from pipeline.thermal import render_palette
+    from pipeline.ingest.thermal import render_palette
 
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (WIDTH, HEIGHT))
     for frame in scene.frames:
@@ -219,10 +219,10 @@ def write_scene(scene: Scene, video: Path, gt_path: Path, palette: str = "white_
 
 def track_scene(video: Path, out: Path, persistence: str = "ir", palette: str = "white_hot") -> dict:
     """Replay one thermal camera with the heat detector and score it as ``xreid eval-tracking`` does."""
-    from pipeline.config import from_dict
-    from pipeline.mot import evaluate, read_mot
-    from pipeline.replay import Replay, ReplayOptions
-    from pipeline.settings import XreidCfg
+    from pipeline.config.loader import from_dict
+    from pipeline.config.settings import XreidCfg
+    from pipeline.replay.embedded import Replay, ReplayOptions
+    from pipeline.tracking.mot import evaluate, read_mot
 
     cfg = from_dict(XreidCfg, {"detector": {"kind": "heat"}, "cameras": [
         {"id": "therm", "source": str(video), "modality": "ir", "thermal": {"palette": palette},
@@ -240,7 +240,7 @@ def test_thermal_tracking_scores_and_the_warm_post_never_becomes_a_track(tmp_pat
     assert filtered["idf1"] >= 0.75 and filtered["mota"] >= 0.6 and filtered["num_switches"] <= 3, filtered
     assert filtered["num_false_positives"] < raw["num_false_positives"] / 2, (filtered, raw)
     post = scene.static_boxes[1]
-    from pipeline.mot import read_mot
+    from pipeline.tracking.mot import read_mot
 
     boxes = read_mot(tmp_path / "on" / "therm.mot.txt")[:, 2:6]
     cx, cy = boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2

@@ -5,15 +5,15 @@ import pytest
 
 from models.errors import ConfigError
 from pipeline.bus import STREAM_CLIPS, MemoryBus
-from pipeline.camera import CameraProcessor
-from pipeline.config import from_dict
+from pipeline.bus.messages import Clip
+from pipeline.camera.processor import CameraProcessor
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import ClipCfg, DetectorCfg, TrackerCfg, XreidCfg
 from pipeline.detection import create_detector
 from pipeline.detection.base import Detections
-from pipeline.messages import Clip
-from pipeline.mot import evaluate, read_mot
-from pipeline.settings import ClipCfg, DetectorCfg, TrackerCfg, XreidCfg
-from pipeline.sources import FileSource
-from pipeline.tracking import Tracker
+from pipeline.ingest.sources import FileSource
+from pipeline.tracking.mot import evaluate, read_mot
+from pipeline.tracking.tracker import Tracker
 
 N_FRAMES = 50
 

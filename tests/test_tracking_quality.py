@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.config.settings import XreidCfg
 from pipeline.detection.box_calibration import box_iou
-from pipeline.mot import evaluate, read_mot
-from pipeline.replay import Replay, ReplayOptions, parse_camera_spec
-from pipeline.settings import XreidCfg
+from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec
+from pipeline.tracking.mot import evaluate, read_mot
 
 N_FRAMES = 100
 
@@ -86,7 +86,7 @@ def test_benchmark_runs_the_yolo_path_with_a_random_model(vtest_path, pets_gt_pa
 
 
 def test_a_camera_can_have_its_own_tracker_settings(vtest_path, tmp_path):
-    from pipeline.config import from_dict
+    from pipeline.config.loader import from_dict
 
     cfg = from_dict(XreidCfg, {"cameras": [
         {"id": "plain", "source": str(vtest_path)},

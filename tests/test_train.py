@@ -15,7 +15,7 @@ from models.errors import ConfigError
 from models.train import TrainCfg, Trainer
 from models.train.losses import triplet_loss
 from models.train.optim import lr_factor
-from pipeline.config import load_config
+from pipeline.config.loader import load_config
 from workers.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

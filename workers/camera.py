@@ -31,17 +31,17 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Histogram
 
 from models.errors import BusError, SourceError, XreidError
-from pipeline.backpressure import Backpressure
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
-from pipeline.camera import CameraProcessor, make_run_id
-from pipeline.camera_status import STREAM_CAMERA_STATUS, CameraStatusEvent, switch_to_bytes
+from pipeline.camera.backpressure import Backpressure
+from pipeline.camera.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
+from pipeline.camera.processor import CameraProcessor, make_run_id
+from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent, switch_to_bytes
+from pipeline.config.redact import redact_text, redact_url
+from pipeline.config.settings import CameraCfg, XreidCfg
 from pipeline.detection import create_detector
-from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector
-from pipeline.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
-from pipeline.redact import redact_text, redact_url
-from pipeline.rtsp import RtspSource, is_rtsp_url
-from pipeline.settings import CameraCfg, XreidCfg
-from pipeline.sources import FrameSource, SourceStatus
+from pipeline.ingest.rtsp import RtspSource, is_rtsp_url
+from pipeline.ingest.sources import FrameSource, SourceStatus
+from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector
 from workers.lifecycle import Shutdown, bus_health, bus_samples
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class CameraRunner:
         first = initial_modality(cam)
         self.proc = CameraProcessor(cam.id, first, detectors[det_cfgs[first]], cam.tracker or cfg.tracker, cfg.clips, bus,
                                     STREAM_CLIPS, run_id)
-        # thermal decoding and day/night switching in front of the processor (pipeline/modality_front.py)
+        # thermal decoding and day/night switching in front of the processor (pipeline/camera/modality_front.py)
         self.front = ModalityFront(cam, self.proc, {m: detectors[d] for m, d in det_cfgs.items()})
         self.thread = threading.Thread(target=self._run, name=f"camera-{cam.id}", daemon=True)
 

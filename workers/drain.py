@@ -15,7 +15,7 @@ import time
 
 from models.errors import BusError
 from pipeline.bus import GROUP_MATCHER, GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, Bus
-from pipeline.camera_status import GROUP_STATUS_STORE, STREAM_CAMERA_STATUS
+from pipeline.camera.status import GROUP_STATUS_STORE, STREAM_CAMERA_STATUS
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def load_encoder(checkpoint: str | None, device: str = "auto", amp: bool = True,
     """
     from models.errors import WeightsNotFound
     from models.weights import DEFAULT_CHECKPOINT
-    from pipeline.camera_index import expand_camera_index
+    from pipeline.reid.camera_index import expand_camera_index
 
     index = expand_camera_index(camera_index or {})
     if checkpoint is None and not untrained and DEFAULT_CHECKPOINT.is_file():
@@ -59,10 +59,10 @@ def align_clip_length(cfg: Any, seq_len: int) -> Any:
 
 def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any) -> list[Any]:
     """The re-ID and matcher stages on ``bus``/``store``, in the order the replay must drain them."""
-    from pipeline.crops import CropKeeper
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
-    from pipeline.reid_stage import ReidStage
+    from pipeline.reid.stage import ReidStage
+    from pipeline.store.crops import CropKeeper
 
     crops = CropKeeper.for_store(store.path, cfg.store.keep_crops)
     # embedded mode: the re-ID stage keeps several crops per clip (the matcher only sees one thumbnail)
@@ -71,7 +71,7 @@ def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any) -> list[Any]:
 
 def write_identities(store: Any, out_dir: str | Path, run_id: str, stages: list[Any]) -> dict[str, Any]:
     """identities.json + contact sheets for the identities this run touched; returns a summary."""
-    from pipeline.report import write_report
+    from pipeline.replay.report import write_report
 
     doc = write_report(store, out_dir, track_uid_like=f"%-{run_id}-%")
     reid = stages[0].counters.snapshot()

@@ -20,7 +20,7 @@ from typing import Any
 
 from models.errors import BusError, ConfigError
 from pipeline.bus import Bus
-from pipeline.metrics import Sample
+from pipeline.runtime.metrics import Sample
 
 log = logging.getLogger(__name__)
 

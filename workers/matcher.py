@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from models.errors import BusError, StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus
-from pipeline.camera_status import CameraStatusSink
 from pipeline.matcher.stage import MatcherStage
-from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
-from pipeline.store import Store
+from pipeline.matcher.status_sink import CameraStatusSink
+from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
+from pipeline.store.sqlite import Store
 from workers.lifecycle import Shutdown, StageMonitor, bus_samples, run_loop
 
 log = logging.getLogger(__name__)

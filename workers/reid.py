@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Histogram
 
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
-from pipeline.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
-from pipeline.reid_stage import Encoder, ReidStage
-from pipeline.settings import XreidCfg
+from pipeline.config.settings import XreidCfg
+from pipeline.reid.stage import Encoder, ReidStage
+from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from workers.lifecycle import Shutdown, StageMonitor, bus_samples, run_loop
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import sys
 from dataclasses import dataclass, field
 
 from models.errors import ConfigError
-from pipeline.config import secret
-from pipeline.redact import redact_url
+from pipeline.config.loader import secret
+from pipeline.config.redact import redact_url
 from workers.supervisor import ProcessSpec
 
 

@@ -5,7 +5,7 @@ Defaults are the reference recipe (AsuradaYuci/X-ReID ``configs/vit_clipreid_vcm
 (bias ×2, classifiers ×10, MII ×10), weight decay 1e-4, linear warm-up over 10 epochs from 0.1×,
 ×0.1 at epochs 30/50/70, 30 epochs of 300 iterations, 4 identities × 2 tracklets per modality,
 T = 10, ID weight 0.25, triplet margin 0.3 weight 1.0, frame ID loss / T, both CPC memories.
-The workers load YAML into this tree with ``pipeline.config.load_config``; nothing here reads files.
+The workers load YAML into this tree with ``pipeline.config.loader.load_config``; nothing here reads files.
 """
 
 from __future__ import annotations

@@ -19,13 +19,13 @@ import cv2
 import numpy as np
 
 from models.errors import ConfigError
-from pipeline.camera_index import camera_key
-from pipeline.crops import CropKeeper, KeptCrop, crops_dir
+from pipeline.bus.messages import Embedding, make_clip_id
+from pipeline.config.settings import MatcherCfg
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
-from pipeline.messages import Embedding, make_clip_id
-from pipeline.settings import MatcherCfg
-from pipeline.store import Store
+from pipeline.reid.camera_index import camera_key
+from pipeline.store.crops import CropKeeper, KeptCrop, crops_dir
+from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

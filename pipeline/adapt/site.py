@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 
 from models.errors import ConfigError
-from pipeline.crops import CropKeeper, crops_dir
-from pipeline.looks import NightNirLook
-from pipeline.pseudo_thermal import PseudoThermal
-from pipeline.store import Store
+from pipeline.ingest.looks import NightNirLook
+from pipeline.ingest.pseudo_thermal import PseudoThermal
+from pipeline.store.crops import CropKeeper, crops_dir
+from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,7 @@ from torch import Tensor
 
 from models.train.supcon import supcon_loss
 from models.xreid.preprocess import normalize_frames
-
-from .site import BRIDGE_MODALITY, BRIDGES, SiteData, SiteTrack, bridge, hard_negatives
+from pipeline.adapt.site import BRIDGE_MODALITY, BRIDGES, SiteData, SiteTrack, bridge, hard_negatives
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,13 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from pipeline.settings import ApiCfg, GalleryCfg
-
-from .auth import BearerAuth
-from .limits import BodyLimit, DecodeGate
-from .metrics import ApiMetrics, RequestMetrics
-from .queries import StoreReader
-from .routes import calibration, dashboard, identities, search, system, tracks
-from .search import SearchIndex
+from pipeline.api.auth import BearerAuth
+from pipeline.api.limits import BodyLimit, DecodeGate
+from pipeline.api.metrics import ApiMetrics, RequestMetrics
+from pipeline.api.queries import StoreReader
+from pipeline.api.routes import calibration, dashboard, identities, search, system, tracks
+from pipeline.api.search import SearchIndex
+from pipeline.config.settings import ApiCfg, GalleryCfg
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query, Request
 
-from .queries import Snapshot, StoreReader, StoreUnavailable
-from .schemas import to_epoch
+from pipeline.api.queries import Snapshot, StoreReader, StoreUnavailable
+from pipeline.api.schemas import to_epoch
 
 MAX_LIMIT = 500
 MAX_OFFSET = 10**9  # far past any store; keeps SQLite integers in range

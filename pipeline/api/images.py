@@ -1,4 +1,4 @@
-"""Uploaded query images in (the shared policy of ``pipeline.image_input``, as HTTP statuses),
+"""Uploaded query images in (the shared policy of ``pipeline.ingest.image_input``, as HTTP statuses),
 person-crop contact sheets out."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from models.errors import ContractError
-from pipeline.image_input import ImageRejected
+from pipeline.ingest.image_input import ImageRejected
 
-# the image policy's refusal reasons (pipeline/image_input.py) as HTTP statuses
+# the image policy's refusal reasons (pipeline/ingest/image_input.py) as HTTP statuses
 STATUS_BY_REASON = {"empty": 422, "too_large": 413, "not_image": 415, "wrong_type": 415, "too_many_pixels": 413,
                     "too_small": 422, "corrupt": 422}
 

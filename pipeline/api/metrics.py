@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .queries import StoreReader, StoreUnavailable
+from pipeline.api.queries import StoreReader, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 
 from models.errors import StoreError
-from pipeline.store import check_schema_version, where_clause
+from pipeline.store.sqlite import check_schema_version, where_clause
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class Snapshot:
                     "camera_id": r["camera_id"], "modalities": [r["modality"]] if r["modality"] else [],
                     "n_tracks": 0, "first_seen": None, "last_seen": None, "current_modality": None})
                 cam.update(status=r["status"], reason=r["reason"] or None, status_at=r["updated_at"], source=r["source"])
-        if "modality_events" in self.columns:  # schema v3: day/night cameras (pipeline/modality_events.py)
+        if "modality_events" in self.columns:  # schema v3: day/night cameras (pipeline/store/modality_events.py)
             for r in self._rows(
                     "SELECT camera_id, count(from_modality) AS switches, (SELECT to_modality FROM modality_events l "
                     "WHERE l.camera_id = e.camera_id ORDER BY ts DESC LIMIT 1) AS modality "
@@ -185,7 +185,7 @@ class Snapshot:
     def modality_timeline(self, camera_id: str, t_from: float | None = None,
                           t_to: float | None = None) -> list[dict[str, Any]]:
         """When the camera was colour and when infrared: spans between its modality events (oldest first)."""
-        from ..modality_events import spans_from_events
+        from pipeline.store.modality_events import spans_from_events
 
         if "modality_events" not in self.columns:
             return []

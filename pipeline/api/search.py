@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.api.queries import Snapshot
+from pipeline.config.settings import GalleryCfg
 from pipeline.matcher.gallery import Gallery
-from pipeline.settings import GalleryCfg
-
-from .queries import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Message buses: the in-memory one for embedded mode, Redis Streams for distributed mode."""
 
-from .base import Bus, DeadLetter, Message, dead_stream
-from .consume import decode_batch
-from .factory import create_bus
-from .memory import MemoryBus
+from pipeline.bus.base import Bus, DeadLetter, Message, dead_stream
+from pipeline.bus.consume import decode_batch
+from pipeline.bus.factory import create_bus
+from pipeline.bus.memory import MemoryBus
 
 STREAM_CLIPS = "xreid:clips"
 STREAM_EMBEDDINGS = "xreid:embeddings"

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from models.errors import ContractError
-from pipeline.messages import Clip, Embedding, decode_message
-
-from .base import Bus, Message
+from pipeline.bus.base import Bus, Message
+from pipeline.bus.messages import Clip, Embedding, decode_message
 
 log = logging.getLogger(__name__)
 

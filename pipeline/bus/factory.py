@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 
 from models.errors import ConfigError
-from pipeline.settings import BusCfg
-
-from .base import Bus
-from .memory import MemoryBus
+from pipeline.bus.base import Bus
+from pipeline.bus.memory import MemoryBus
+from pipeline.config.settings import BusCfg
 
 
 def create_bus(url: str | None = None, cfg: BusCfg | None = None, *, stop_event: threading.Event | None = None,
@@ -31,7 +30,7 @@ def create_bus(url: str | None = None, cfg: BusCfg | None = None, *, stop_event:
                          trim_every_s=cfg.trim_every_s)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("bus URL must be 'memory' or start with redis://, rediss:// or unix://")
-    from .redis import RedisBus  # redis-py is only needed in distributed mode
+    from pipeline.bus.redis import RedisBus  # redis-py is only needed in distributed mode
 
     return RedisBus(url, max_deliveries=cfg.max_deliveries, max_payload_bytes=cfg.max_payload_bytes,
                     dead_payload_max_bytes=cfg.dead_payload_max_bytes, socket_timeout_s=cfg.socket_timeout_s,

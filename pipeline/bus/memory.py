@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.errors import ContractError
-
-from .base import DeadLetter, Message, dead_stream
+from pipeline.bus.base import DeadLetter, Message, dead_stream
 
 log = logging.getLogger(__name__)
 

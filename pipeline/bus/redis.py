@@ -32,9 +32,8 @@ from redis.exceptions import AuthenticationError, AuthorizationError, OutOfMemor
 from redis.retry import Retry
 
 from models.errors import BusError, ContractError
-from pipeline.redact import redact_text, redact_url
-
-from .base import DeadLetter, Message, dead_stream
+from pipeline.bus.base import DeadLetter, Message, dead_stream
+from pipeline.config.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 
 from models.errors import ContractError
-
-from ..settings import DenoiseCfg
+from pipeline.config.settings import DenoiseCfg
 
 # Immerkaer's noise operator: zero response to planes and ramps; on white Gaussian noise of sigma s its
 # response has standard deviation 6 s (the kernel's L2 norm)

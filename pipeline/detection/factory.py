@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..settings import DetectorCfg
-from .base import Detector
+from pipeline.config.settings import DetectorCfg
+from pipeline.detection.base import Detector
 
 
 def create_detector(cfg: DetectorCfg) -> Detector:
@@ -14,17 +14,19 @@ def create_detector(cfg: DetectorCfg) -> Detector:
         ConfigError: the weights file is not a loadable model.
     """
     if cfg.kind == "hog" and cfg.motion.enabled:
-        from .hog_motion import MotionHogDetector  # the offline default: HOG where the camera sees motion
+        from pipeline.detection.hog_motion import (
+            MotionHogDetector,  # the offline default: HOG where the camera sees motion
+        )
 
         return MotionHogDetector(cfg)
     if cfg.kind == "hog":
-        from .hog import HogDetector
+        from pipeline.detection.hog import HogDetector
 
         return HogDetector(cfg)
     if cfg.kind == "heat":
-        from .heat import HeatDetector  # thermal frames: warm blobs shaped like people (offline)
+        from pipeline.detection.heat import HeatDetector  # thermal frames: warm blobs shaped like people (offline)
 
         return HeatDetector(cfg)
-    from .yolo import YoloDetector
+    from pipeline.detection.yolo import YoloDetector
 
     return YoloDetector(cfg)

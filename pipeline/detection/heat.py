@@ -9,7 +9,7 @@ height/width ratio fit a person. The score grows with the blob's mean excess hea
 threshold, mapped into [0, 1] like the other detectors so one tracker configuration fits all.
 
 Warm objects that are not people (radiators, engines, lamps, reflections) pass this test when
-their shape fits; ``pipeline.detection.persistence`` removes them by behaviour.
+their shape fits; ``pipeline.tracking.persistence`` removes them by behaviour.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import cv2
 import numpy as np
 
 from models.errors import ContractError
-
-from ..settings import DetectorCfg, HeatCfg
-from .base import Detections, nms
+from pipeline.config.settings import DetectorCfg, HeatCfg
+from pipeline.detection.base import Detections, nms
 
 log = logging.getLogger(__name__)
 

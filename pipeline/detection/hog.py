@@ -14,9 +14,9 @@ import logging
 import cv2
 import numpy as np
 
-from ..settings import DetectorCfg
-from .base import Detections, as_bgr, nms
-from .conditioning import Denoiser
+from pipeline.config.settings import DetectorCfg
+from pipeline.detection.base import Detections, as_bgr, nms
+from pipeline.detection.conditioning import Denoiser
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import logging
 import cv2
 import numpy as np
 
-from ..settings import DetectorCfg
-from .base import Detections, as_bgr, nms
-from .box_calibration import BoxCalibration, margin_to_score
-from .conditioning import Denoiser
-from .motion import ForegroundModel, merge_overlapping
+from pipeline.config.settings import DetectorCfg
+from pipeline.detection.base import Detections, as_bgr, nms
+from pipeline.detection.box_calibration import BoxCalibration, margin_to_score
+from pipeline.detection.conditioning import Denoiser
+from pipeline.detection.motion import ForegroundModel, merge_overlapping
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,7 @@ import cv2
 import numpy as np
 
 from models.errors import ContractError
-
-from ..settings import MotionCfg
+from pipeline.config.settings import MotionCfg
 
 _SHADOW = 127   # MOG2 marks shadows 127 and foreground 255; shadows are not people
 _FOREGROUND = 200

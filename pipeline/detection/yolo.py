@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import ConfigError, WeightsNotFound
-
-from ..settings import DetectorCfg
-from .base import Detections, as_bgr
+from pipeline.config.settings import DetectorCfg
+from pipeline.detection.base import Detections, as_bgr
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from models.errors import ConfigError
-from pipeline.messages import Embedding, make_clip_id
-from pipeline.mot import read_mot
-from pipeline.settings import MatcherCfg, PairThresholds
-from pipeline.store import Store
-
-from .matcher import Matcher
+from pipeline.bus.messages import Embedding, make_clip_id
+from pipeline.config.settings import MatcherCfg, PairThresholds
+from pipeline.matcher.matcher import Matcher
+from pipeline.store.sqlite import Store
+from pipeline.tracking.mot import read_mot
 
 log = logging.getLogger(__name__)
 

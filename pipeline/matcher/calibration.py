@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.settings import PAIR_NAMES, MatcherCfg
+from pipeline.config.settings import PAIR_NAMES, MatcherCfg
 
 GENUINE, IMPOSTOR = "genuine", "impostor"
 AUTO_PAIRS = ("rgb_rgb", "ir_ir")   # the pairs a site can calibrate on its own

@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from models.errors import ContractError
-from pipeline.settings import GalleryCfg
+from pipeline.config.settings import GalleryCfg
 
 log = logging.getLogger(__name__)
 

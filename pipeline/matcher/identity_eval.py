@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
 
-from pipeline.store import Store
-
-from .calibrate import label_tracks
-from .records import list_tracks
+from pipeline.matcher.calibrate import label_tracks
+from pipeline.matcher.records import list_tracks
+from pipeline.store.sqlite import Store
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.errors import ContractError
-from pipeline.messages import Embedding
-from pipeline.settings import MatcherCfg
-
-from .calibration import CROSS_PAIR, GENUINE, IMPOSTOR, Calibrator, Evidence, PairCalibration
-from .gallery import Gallery
-from .unionfind import IdentityForest, Merge
+from pipeline.bus.messages import Embedding
+from pipeline.config.settings import MatcherCfg
+from pipeline.matcher.calibration import CROSS_PAIR, GENUINE, IMPOSTOR, Calibrator, Evidence, PairCalibration
+from pipeline.matcher.gallery import Gallery
+from pipeline.matcher.unionfind import IdentityForest, Merge
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import StoreError
-from pipeline.store import Store
-
-from .calibration import Evidence, PairCalibration
-from .matcher import Matcher, Outcome, TrackState
-from .unionfind import Merge
+from pipeline.matcher.calibration import Evidence, PairCalibration
+from pipeline.matcher.matcher import Matcher, Outcome, TrackState
+from pipeline.matcher.unionfind import Merge
+from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,14 @@ from dataclasses import dataclass
 
 from models.errors import ContractError, StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus, Message
-from pipeline.crops import CropKeeper
-from pipeline.messages import Embedding
-from pipeline.settings import MatcherCfg
-from pipeline.stage_counters import StageCounters
-from pipeline.stage_loop import StageLoop
-from pipeline.store import Store
-
-from . import records
-from .matcher import Matcher, Outcome
+from pipeline.bus.messages import Embedding
+from pipeline.config.settings import MatcherCfg
+from pipeline.matcher import records
+from pipeline.matcher.matcher import Matcher, Outcome
+from pipeline.runtime.counters import StageCounters
+from pipeline.runtime.stage_loop import StageLoop
+from pipeline.store.crops import CropKeeper
+from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class MatcherStage(StageLoop):
         cfg: batch size and read wait.
         consumer: this worker's consumer name in the group.
         claim_idle_ms: entries pending longer than this on another consumer are taken over.
-        crops: keeps each clip's thumbnail beside the store for ``xreid adapt`` (pipeline/crops.py).
+        crops: keeps each clip's thumbnail beside the store for ``xreid adapt`` (pipeline/store/crops.py).
     """
 
     def __init__(self, bus: Bus, store: Store, matcher: Matcher, cfg: MatcherCfg | None = None,

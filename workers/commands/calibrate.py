@@ -62,10 +62,10 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from models.errors import ConfigError
-    from pipeline.config import load_config, load_yaml, merge
+    from pipeline.config.loader import load_config, load_yaml, merge
+    from pipeline.config.settings import XreidCfg
     from pipeline.matcher.calibrate import fit_thresholds, label_tracks, load_labelled, static_thresholds
-    from pipeline.settings import XreidCfg
-    from pipeline.store import Store
+    from pipeline.store.sqlite import Store
 
     gt = _gt_specs(args.gt)
     extra = _csv_labels(args.labels) if args.labels else {}

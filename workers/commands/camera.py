@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from models.errors import ConfigError
     from pipeline.bus import create_bus
-    from pipeline.metrics import MetricsServer
-    from pipeline.redact import redact_url
-    from pipeline.rtsp import ffmpeg_capture_options
+    from pipeline.config.redact import redact_url
+    from pipeline.ingest.rtsp import ffmpeg_capture_options
+    from pipeline.runtime.metrics import MetricsServer
     from workers.commands.reid_worker import load_worker_config
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
 

@@ -29,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_ffmpeg(args.verbose)
-    from pipeline.footage import VTEST_GT, VTEST_GT_LAST_FRAME, default_cache_dir, ensure_vtest
-    from pipeline.out_dir import prepare_out_dir
-    from pipeline.pseudo_thermal import ensure_pseudo_thermal
-    from pipeline.replay import parse_camera_spec
+    from pipeline.ingest.footage import VTEST_GT, VTEST_GT_LAST_FRAME, default_cache_dir, ensure_vtest
+    from pipeline.ingest.pseudo_thermal import ensure_pseudo_thermal
+    from pipeline.replay.embedded import parse_camera_spec
+    from pipeline.runtime.out_dir import prepare_out_dir
 
     prepare_out_dir(args.out)  # before the footage is fetched and rendered
     cache = default_cache_dir(dict(os.environ))
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 def _accuracy(summary: dict[str, Any], out: Path, gt: Path) -> dict[str, Any]:
     """Pairwise identity scores of this run against the PETS09 ground truth (both cameras show its frames)."""
     from pipeline.matcher.identity_eval import run_labels, score_run
-    from pipeline.store import Store
+    from pipeline.store.sqlite import Store
 
     if not gt.is_file():
         return {"scored": False, "reason": f"ground truth not found at {gt}"}

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train.trainer import resolve_device
     from models.xreid import load_checkpoint
     from models.xreid.checkpoint import read_checkpoint
-    from pipeline.out_dir import prepare_out_dir
+    from pipeline.runtime.out_dir import prepare_out_dir
     from workers.commands.train import load_dataset
 
     out = prepare_out_dir(args.out)  # before the checkpoint and the dataset load

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.errors import ConfigError
-    from pipeline.mot import evaluate, parse_frame_range, read_mot
+    from pipeline.tracking.mot import evaluate, parse_frame_range, read_mot
 
     if not 0.0 < args.iou <= 1.0:
         raise ConfigError(f"--iou must be in (0, 1], got {args.iou}")

@@ -19,12 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.bus import create_bus
-    from pipeline.crops import CropKeeper
+    from pipeline.config.redact import redact_url
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
-    from pipeline.metrics import MetricsServer
-    from pipeline.redact import redact_url
-    from pipeline.store import Store
+    from pipeline.runtime.metrics import MetricsServer
+    from pipeline.store.crops import CropKeeper
+    from pipeline.store.sqlite import Store
     from workers.commands.reid_worker import load_worker_config
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
     from workers.matcher import MatcherWorker

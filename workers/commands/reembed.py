@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from models.errors import ConfigError
     from models.xreid.encoder import ReidEncoder
     from pipeline.adapt.reembed import reembed
-    from pipeline.config import load_config
-    from pipeline.settings import XreidCfg
+    from pipeline.config.loader import load_config
+    from pipeline.config.settings import XreidCfg
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")

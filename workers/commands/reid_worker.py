@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_worker_config(args: argparse.Namespace):
     """``--config`` + ``XREID_SECTION__KEY`` overrides; process settings such as ``XREID_REDIS_URL``
     and ``XREID_LOG_LEVEL`` share the prefix but are not config keys, so only nested names apply."""
-    from pipeline.config import load_config
-    from pipeline.settings import XreidCfg
+    from pipeline.config.loader import load_config
+    from pipeline.config.settings import XreidCfg
 
     return load_config(XreidCfg, args.config, env=os.environ)
 
@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from models.weights import DEFAULT_CHECKPOINT
     from models.xreid.encoder import ReidEncoder
     from pipeline.bus import create_bus
-    from pipeline.camera_index import expand_camera_index
-    from pipeline.metrics import MetricsServer
-    from pipeline.redact import redact_url
+    from pipeline.config.redact import redact_url
+    from pipeline.reid.camera_index import expand_camera_index
+    from pipeline.runtime.metrics import MetricsServer
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
     from workers.reid import ReidWorker
 

@@ -68,8 +68,8 @@ def parse_start_time(text: str | None) -> float | None:
 
 def load_pipeline_config(args: argparse.Namespace) -> Any:
     """Config file + environment + the command line's detector flags."""
-    from pipeline.config import load_config
-    from pipeline.settings import XreidCfg
+    from pipeline.config.loader import load_config
+    from pipeline.config.settings import XreidCfg
 
     path = args.config
     if path is None and Path("configs/default.yaml").is_file():
@@ -94,8 +94,8 @@ def quiet_ffmpeg(verbose: int) -> None:
 
 def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int | None) -> dict[str, Any]:
     from models.errors import ConfigError
-    from pipeline.out_dir import prepare_out_dir
-    from pipeline.replay import Replay, ReplayOptions, probe_cameras, with_camera_settings
+    from pipeline.replay.embedded import Replay, ReplayOptions, probe_cameras, with_camera_settings
+    from pipeline.runtime.out_dir import prepare_out_dir
 
     if args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
@@ -111,8 +111,8 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
     prepare_out_dir(args.out)  # ... and so is an unwritable --out (Replay checks it for the other paths)
     from pipeline.bus import create_bus
-    from pipeline.replay import STORE_NAME
-    from pipeline.store import Store
+    from pipeline.replay.embedded import STORE_NAME
+    from pipeline.store.sqlite import Store
     from workers.identity_chain import align_clip_length, identity_stages, load_encoder, write_identities
 
     encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp,
@@ -130,8 +130,8 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
 
 def deployment_bus(flag: str, cfg: Any) -> Any:
     """The deployment's Redis bus, throttled to the backlog its re-ID workers can absorb."""
-    from pipeline.backpressure import Backpressure, ThrottledBus
     from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
+    from pipeline.camera.backpressure import Backpressure, ThrottledBus
     from workers.lifecycle import resolve_redis_url
 
     bus = create_bus(resolve_redis_url(flag or None, os.environ, cfg.bus.url), cfg.bus, client_name="replay")
@@ -172,7 +172,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     quiet_ffmpeg(args.verbose)
     from models.errors import ConfigError
-    from pipeline.replay import parse_camera_spec
+    from pipeline.replay.embedded import parse_camera_spec
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}")

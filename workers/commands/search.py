@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _image_limits(args: argparse.Namespace) -> tuple[Any, int]:
     """The API's image limits (``api.max_upload_bytes``, ``max_image_pixels``, ``max_request_pixels``)."""
-    from pipeline.config import load_config
-    from pipeline.image_input import ImageLimits
-    from pipeline.settings import XreidCfg
+    from pipeline.config.loader import load_config
+    from pipeline.config.settings import XreidCfg
+    from pipeline.ingest.image_input import ImageLimits
 
     config = args.config or ("configs/default.yaml" if Path("configs/default.yaml").is_file() else None)
     api = load_config(XreidCfg, config, env=os.environ).api
@@ -42,7 +42,7 @@ def _image_limits(args: argparse.Namespace) -> tuple[Any, int]:
 def _read_images(paths: list[str], limits: Any, max_total_pixels: int) -> list:
     """Person crops under the API's image policy: headers (size, type, pixels) of all, then decode."""
     from models.errors import ContractError
-    from pipeline.image_input import check_total_pixels, decode_image, read_header
+    from pipeline.ingest.image_input import check_total_pixels, decode_image, read_header
 
     blobs = []
     for path in paths:

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from models.errors import ConfigError
     from pipeline.api import create_app
     from pipeline.api.queries import StoreReader
-    from pipeline.config import load_config
-    from pipeline.settings import XreidCfg
+    from pipeline.config.loader import load_config
+    from pipeline.config.settings import XreidCfg
 
     log = logging.getLogger("workers.serve")
     flags = {"host": args.host, "port": args.port, "checkpoint": args.checkpoint, "store_path": args.store}

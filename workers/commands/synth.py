@@ -38,7 +38,7 @@ def _pair(text: str, what: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     from models.data.scenes import SceneCfg, write_scenes
     from models.data.synth import SynthCfg, write_synth_vcm
-    from pipeline.out_dir import prepare_out_dir
+    from pipeline.runtime.out_dir import prepare_out_dir
 
     prepare_out_dir(args.out)
     if args.scenes:

@@ -38,9 +38,9 @@ def add_store_arg(p: argparse.ArgumentParser) -> None:
 def open_store(args: argparse.Namespace) -> Any:
     """The store named by --store or the config, read-only; a missing file is a one-line error."""
     from models.errors import StoreError
-    from pipeline.config import load_config
-    from pipeline.settings import XreidCfg
-    from pipeline.store import Store
+    from pipeline.config.loader import load_config
+    from pipeline.config.settings import XreidCfg
+    from pipeline.store.sqlite import Store
 
     path = args.store
     if path is None:

@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     from models.train import TrainCfg, Trainer
     from models.xreid.registry import check_pretrained
-    from pipeline.config import load_config
-    from pipeline.out_dir import prepare_out_dir
+    from pipeline.config.loader import load_config
+    from pipeline.runtime.out_dir import prepare_out_dir
 
     overrides: dict = {}
     if args.data:

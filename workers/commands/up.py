@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.bus import create_bus
-    from pipeline.config import load_config
-    from pipeline.settings import BusCfg
+    from pipeline.config.loader import load_config
+    from pipeline.config.settings import BusCfg
     from workers.drain import DrainWatch
     from workers.site import SiteCfg, site_processes
     from workers.supervisor import Supervisor, format_status

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ..deps import snapshot
-from ..schemas import PairCalibration, to_iso
+from pipeline.api.deps import snapshot
+from pipeline.api.schemas import PairCalibration, to_iso
 
 router = APIRouter()
 

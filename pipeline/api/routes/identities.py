@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
-from ..deps import MAX_OFFSET, PageParams, TimeRange, page_params, snapshot, time_range
-from ..images import contact_sheet
-from ..queries import Snapshot, TrackFilter
-from ..schemas import Identity, IdentityDetail, MergeEvent, Page, TimelineEntry, to_iso
+from pipeline.api.deps import MAX_OFFSET, PageParams, TimeRange, page_params, snapshot, time_range
+from pipeline.api.images import contact_sheet
+from pipeline.api.queries import Snapshot, TrackFilter
+from pipeline.api.schemas import Identity, IdentityDetail, MergeEvent, Page, TimelineEntry, to_iso
 
 router = APIRouter(tags=["identities"])
 

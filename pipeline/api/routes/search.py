@@ -10,15 +10,14 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from models.errors import ContractError
-from pipeline.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
-
-from ..deps import snapshot
-from ..images import http_status
-from ..schemas import SearchHit, SearchResult, Thumbnails, to_iso
-from ..search import IdentityHit
+from pipeline.api.deps import snapshot
+from pipeline.api.images import http_status
+from pipeline.api.schemas import SearchHit, SearchResult, Thumbnails, to_iso
+from pipeline.api.search import IdentityHit
+from pipeline.ingest.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
 
 if TYPE_CHECKING:
-    from ..app import QueryEncoder
+    from pipeline.api.app import QueryEncoder
 
 log = logging.getLogger(__name__)
 

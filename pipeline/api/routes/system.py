@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 
-from ..deps import TimeRange, snapshot, time_range
-from ..queries import StoreUnavailable
-from ..schemas import Camera, Health, ModalitySpan, StoreHealth, to_iso
+from pipeline.api.deps import TimeRange, snapshot, time_range
+from pipeline.api.queries import StoreUnavailable
+from pipeline.api.schemas import Camera, Health, ModalitySpan, StoreHealth, to_iso
 
 router = APIRouter()
 
@@ -33,7 +33,7 @@ def health(request: Request) -> Health:
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
 def metrics(request: Request) -> Response:
     """Prometheus exposition: request counts and latency, refusals, store size."""
-    from ..metrics import CONTENT_TYPE
+    from pipeline.api.metrics import CONTENT_TYPE
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
-from ..deps import MAX_OFFSET, PageParams, TimeRange, page_params, snapshot, time_range
-from ..queries import TrackFilter
-from ..schemas import Page, Track
+from pipeline.api.deps import MAX_OFFSET, PageParams, TimeRange, page_params, snapshot, time_range
+from pipeline.api.queries import TrackFilter
+from pipeline.api.schemas import Page, Track
 
 router = APIRouter(tags=["tracks"])
 

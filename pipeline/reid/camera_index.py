@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from models.errors import ConfigError
-
-from .messages import MODALITIES
+from pipeline.bus.messages import MODALITIES
 
 
 def camera_key(camera_id: str, modality: str) -> str:

@@ -3,7 +3,7 @@
 A source hands out decoded frames stamped with UTC epoch seconds and reports its state
 (``connected | reconnecting | ended | failed`` with a reason). Files are decoded by OpenCV's
 FFmpeg backend, so any container and codec FFmpeg reads works; their clock is a start time (given,
-else the file's mtime) plus each frame's presentation time. Network sources (``pipeline.rtsp``)
+else the file's mtime) plus each frame's presentation time. Network sources (``pipeline.ingest.rtsp``)
 implement the same protocol.
 """
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from models.errors import ContractError
-from pipeline.ids import check_camera_id
+from pipeline.config.ids import check_camera_id
 
 WIRE_VERSION = 1
 MODALITIES = ("rgb", "ir")

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 from models.errors import ConfigError
-from pipeline.redact import MASK, redact_text, redact_url
+from pipeline.config.redact import MASK, redact_text, redact_url
 
 T = TypeVar("T")
 ENV_PREFIX = "XREID_"

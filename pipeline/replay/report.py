@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .matcher import records
-from .store import Store
+from pipeline.matcher import records
+from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,22 +20,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from models.errors import ConfigError, SourceError
-
-from .annotate import AnnotatedWriter
-from .bus import STREAM_CLIPS, Bus, create_bus
-from .camera import CameraProcessor, FrameResult, make_run_id
-from .clipbuffer import TrackSummary
-from .config import to_dict
-from .detection import Detector, create_detector
-from .ids import check_camera_id
-from .messages import MODALITIES
-from .modality_events import record_switch
-from .modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
-from .mot import MotBox, MotWriter
-from .out_dir import prepare_out_dir
-from .settings import CameraCfg, DetectorCfg, XreidCfg
-from .sources import FileSource
-from .store import Store, TrackRow
+from pipeline.bus import STREAM_CLIPS, Bus, create_bus
+from pipeline.bus.messages import MODALITIES
+from pipeline.camera.clipbuffer import TrackSummary
+from pipeline.camera.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
+from pipeline.camera.processor import CameraProcessor, FrameResult, make_run_id
+from pipeline.config.ids import check_camera_id
+from pipeline.config.loader import to_dict
+from pipeline.config.settings import CameraCfg, DetectorCfg, XreidCfg
+from pipeline.detection import Detector, create_detector
+from pipeline.ingest.sources import FileSource
+from pipeline.replay.annotate import AnnotatedWriter
+from pipeline.runtime.out_dir import prepare_out_dir
+from pipeline.store.modality_events import record_switch
+from pipeline.store.sqlite import Store, TrackRow
+from pipeline.tracking.mot import MotBox, MotWriter
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ class _Camera:
     cfg: CameraCfg
     source: FileSource
     proc: CameraProcessor
-    front: ModalityFront | None = None      # thermal decoding, day/night switching (pipeline/modality_front.py)
+    front: ModalityFront | None = None      # thermal decoding, day/night switching (pipeline/camera/modality_front.py)
     decode_s: float = 0.0
     done: bool = False
     annotated: AnnotatedWriter | None = None

@@ -14,16 +14,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from models.errors import ConfigError
-
-from .bus import STREAM_CLIPS, Bus
-from .clipbuffer import ClipBuffer, TrackSummary
-from .detection.base import Detections, Detector, as_bgr
-from .detection.persistence import BehaviourGate
-from .messages import MODALITIES, Clip
-from .relink import Relinker
-from .settings import ClipCfg, TrackerCfg
-from .sources import Frame
-from .tracking import TrackedBoxes, Tracker
+from pipeline.bus import STREAM_CLIPS, Bus
+from pipeline.bus.messages import MODALITIES, Clip
+from pipeline.camera.clipbuffer import ClipBuffer, TrackSummary
+from pipeline.config.settings import ClipCfg, TrackerCfg
+from pipeline.detection.base import Detections, Detector, as_bgr
+from pipeline.ingest.sources import Frame
+from pipeline.tracking.persistence import BehaviourGate
+from pipeline.tracking.relink import Relinker
+from pipeline.tracking.tracker import TrackedBoxes, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class CameraStats:
     clip_bytes: int = 0
     tracks_short: int = 0
     tracks_dropped: int = 0
-    relinks: int = 0            # tracker ids continued under an earlier track's id (pipeline/relink.py)
+    relinks: int = 0            # tracker ids continued under an earlier track's id (pipeline/tracking/relink.py)
     seconds: dict[str, float] = field(default_factory=lambda: {"detect": 0.0, "track": 0.0, "clips": 0.0,
                                                                "publish": 0.0})
 
@@ -95,7 +94,7 @@ class CameraProcessor:
         self.clips = ClipBuffer(clip_cfg, camera_id, modality, self.track_uid)
         self.stats = CameraStats()
         self._summaries: list[TrackSummary] = []
-        # set per modality by pipeline/modality_front.py: thermal tracks must move and persist like people
+        # set per modality by pipeline/camera/modality_front.py: thermal tracks must move and persist like people
         self.behaviour: BehaviourGate | None = None
         self.modality_switches = 0
         self._run_base = self.run_id

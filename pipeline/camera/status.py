@@ -3,8 +3,8 @@
 A camera worker publishes on ``xreid:camera-status`` a ``CameraStatusEvent`` whenever a source
 changes state (``connected | reconnecting | ended | failed``, with the reason), and a
 ``ModalitySwitch`` whenever a day/night camera changes modality. The store has one writer, the
-matcher, so the matcher worker runs a ``CameraStatusSink``: it drains the stream, writes the
-``cameras`` and ``modality_events`` tables, then acks. Reasons and source URLs are redacted when
+matcher, so the matcher worker runs a ``CameraStatusSink`` (``pipeline/matcher/status_sink.py``): it
+drains the stream, writes the ``cameras`` and ``modality_events`` tables, then acks. Reasons and source URLs are redacted when
 the event is made, so a password never travels or lands on disk.
 """
 
@@ -13,16 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.errors import ContractError
-from pipeline.bus import Bus
-from pipeline.daynight import ModalitySwitch
-from pipeline.messages import contract_guard
-from pipeline.modality_events import record_switch
-from pipeline.redact import redact_text, redact_url
-from pipeline.store import Store
+from pipeline.bus.messages import contract_guard
+from pipeline.config.redact import redact_text, redact_url
+from pipeline.ingest.daynight import ModalitySwitch
 
 log = logging.getLogger(__name__)
 
@@ -108,50 +104,3 @@ def _decode_report(data: bytes) -> CameraStatusEvent | ModalitySwitch:
         except (KeyError, TypeError, ValueError) as e:
             raise ContractError(f"modality switch report is malformed: {e!r}") from None
     return CameraStatusEvent.from_bytes(data)
-
-
-def save_statuses(store: Store, events: Sequence[CameraStatusEvent]) -> None:
-    """Upsert ``events`` into the ``cameras`` table in one transaction; an older report never wins."""
-    with store.transaction() as conn:
-        for e in events:
-            conn.execute(
-                "INSERT INTO cameras (camera_id, status, reason, source, modality, updated_at) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(camera_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, "
-                "source = excluded.source, modality = excluded.modality, updated_at = excluded.updated_at "
-                "WHERE excluded.updated_at >= cameras.updated_at",
-                (e.camera_id, e.state, e.reason, e.source, e.modality, e.ts))
-
-
-class CameraStatusSink:
-    """Moves camera status events from the bus into the store (run by the store's single writer)."""
-
-    def __init__(self, bus: Bus, store: Store, consumer: str, claim_idle_ms: int = 30_000) -> None:
-        self.bus, self.store, self.consumer, self.claim_idle_ms = bus, store, consumer, claim_idle_ms
-        self.saved = 0
-        self.dead_lettered = 0
-        bus.ensure_group(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE)
-
-    def step(self, count: int = 100) -> int:
-        """Store what is waiting (never blocks); returns how many events were saved."""
-        msgs = self.bus.claim_stale(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE, self.consumer, self.claim_idle_ms, count)
-        msgs += self.bus.read(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE, self.consumer, count, 0)
-        if not msgs:
-            return 0
-        statuses: list[CameraStatusEvent] = []
-        switches: list[ModalitySwitch] = []
-        ids: list[str] = []
-        for m in msgs:
-            try:
-                report = decode_report(m.data)
-            except ContractError as e:
-                self.bus.dead_letter(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE, m, f"contract: {e}")
-                self.dead_lettered += 1
-                continue
-            (statuses if isinstance(report, CameraStatusEvent) else switches).append(report)
-            ids.append(m.id)
-        save_statuses(self.store, statuses)  # durable first, then ack
-        for event in switches:
-            record_switch(self.store, event)  # idempotent: a redelivered event rewrites the same row
-        self.bus.ack(STREAM_CAMERA_STATUS, GROUP_STATUS_STORE, ids)
-        self.saved += len(ids)
-        return len(ids)

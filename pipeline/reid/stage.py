@@ -25,13 +25,13 @@ import numpy as np
 
 from models.errors import ContractError
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, Bus, Message
-from pipeline.camera_index import camera_key
-from pipeline.crops import CropKeeper
-from pipeline.jpeg_size import jpeg_size
-from pipeline.messages import Clip, Embedding
-from pipeline.settings import ReidCfg
-from pipeline.stage_counters import StageCounters
-from pipeline.stage_loop import StageLoop
+from pipeline.bus.messages import Clip, Embedding
+from pipeline.config.settings import ReidCfg
+from pipeline.ingest.jpeg_size import jpeg_size
+from pipeline.reid.camera_index import camera_key
+from pipeline.runtime.counters import StageCounters
+from pipeline.runtime.stage_loop import StageLoop
+from pipeline.store.crops import CropKeeper
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class ReidStage(StageLoop):
         return np.concatenate(vecs), kept, failed
 
     def _checked(self, ready: list[_Ready]) -> np.ndarray:
-        # a day/night camera is one camera per modality to the model (pipeline/camera_index.py)
+        # a day/night camera is one camera per modality to the model (pipeline/reid/camera_index.py)
         vectors = self.encoder.encode([r.crops for r in ready], [r.clip.modality for r in ready],
                                       [camera_key(r.clip.camera_id, r.clip.modality) for r in ready])
         vectors = np.asarray(vectors)

@@ -14,9 +14,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from models.errors import ContractError
-
-from .detection.base import Detections
-from .settings import TrackerCfg
+from pipeline.config.settings import TrackerCfg
+from pipeline.detection.base import Detections
 
 
 class _UltralyticsDetections:

@@ -3,7 +3,7 @@
 A camera's modality is a property of each clip, not of the camera:
 
 * ``modality: ir`` (thermal camera): every frame is decoded to 8-bit white-hot first
-  (``pipeline.thermal``: palettes, 16-bit AGC or temperature window);
+  (``pipeline.ingest.thermal``: palettes, 16-bit AGC or temperature window);
 * ``modality: auto`` (day/night camera): every frame goes through the ``ModalityGate``; on a
   switch the processor closes its open tracks as clips of the old modality, restarts its
   tracker, and continues with the detector and filters configured for the new modality;
@@ -29,15 +29,14 @@ import cv2
 import numpy as np
 
 from models.errors import ContractError
-
-from .camera import CameraProcessor, FrameResult
-from .daynight import ModalityGate, ModalitySwitch, Released
-from .detection.base import Detector
-from .detection.persistence import BehaviourGate
-from .messages import Clip
-from .settings import CameraCfg, DetectorCfg
-from .sources import FileSource, Frame, FrameSource, LoopingSource
-from .thermal import GRAY_PALETTES, ImageSequenceSource, ThermalDecoder, is_image_sequence
+from pipeline.bus.messages import Clip
+from pipeline.camera.processor import CameraProcessor, FrameResult
+from pipeline.config.settings import CameraCfg, DetectorCfg
+from pipeline.detection.base import Detector
+from pipeline.ingest.daynight import ModalityGate, ModalitySwitch, Released
+from pipeline.ingest.sources import FileSource, Frame, FrameSource, LoopingSource
+from pipeline.ingest.thermal import GRAY_PALETTES, ImageSequenceSource, ThermalDecoder, is_image_sequence
+from pipeline.tracking.persistence import BehaviourGate
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Each camera's modality over time: switch events in the store, and the timeline built from them.
 
-Schema v3 (``modality_events`` in ``pipeline/store.py``) holds one row per modality decision of a
+Schema v3 (``modality_events`` in ``pipeline/store/sqlite.py``) holds one row per modality decision of a
 camera: the first one (``from_modality`` NULL: a fixed camera's configured modality, or an auto
 camera's first frame) and every switch, dated to the first frame in the new modality. The
 timeline of a camera is the list of spans between those events; the API and the dashboard show
@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.errors import ContractError, StoreError
-
-from .daynight import ModalitySwitch
-from .store import Store, where_clause
+from pipeline.ingest.daynight import ModalitySwitch
+from pipeline.store.sqlite import Store, where_clause
 
 
 @dataclass(frozen=True, slots=True)

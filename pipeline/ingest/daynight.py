@@ -30,9 +30,8 @@ import cv2
 import numpy as np
 
 from models.errors import ContractError
-
-from .messages import MODALITIES
-from .settings import DayNightCfg
+from pipeline.bus.messages import MODALITIES
+from pipeline.config.settings import DayNightCfg
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 
 from models.errors import SourceError
-
-from .detection.base import as_bgr
+from pipeline.detection.base import as_bgr
 
 if TYPE_CHECKING:
-    from .camera import FrameResult
+    from pipeline.camera.processor import FrameResult
 
 
 def _colour(track_id: int) -> tuple[int, int, int]:

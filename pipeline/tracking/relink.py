@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .settings import RelinkCfg
-from .tracking import TrackedBoxes
+from pipeline.config.settings import RelinkCfg
+from pipeline.tracking.tracker import TrackedBoxes
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The configuration tree of the pipeline (``configs/default.yaml`` is its documented instance).
 
 Pure data with validation: each section belongs to one stage, and each stage takes only its
-section. ``pipeline.config.load_config(XreidCfg, path, env=os.environ)`` builds it at the edge.
+section. ``pipeline.config.loader.load_config(XreidCfg, path, env=os.environ)`` builds it at the edge.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from models.errors import ConfigError
-from pipeline.config import secret
-from pipeline.ids import check_camera_id
+from pipeline.config.ids import check_camera_id
+from pipeline.config.loader import secret
 
 Modality = Literal["rgb", "ir"]
 CameraModality = Literal["rgb", "ir", "auto"]   # auto: switches between rgb and ir (day/night cameras)
@@ -87,7 +87,7 @@ class DenoiseCfg:
 
 @dataclass(frozen=True)
 class RelinkCfg:
-    """Fragment relinking inside one camera (pipeline/relink.py).
+    """Fragment relinking inside one camera (pipeline/tracking/relink.py).
 
     A track the tracker starts while another was lost shortly before, close to where that one was
     heading, of similar size and colours, continues the lost one's id.
@@ -258,7 +258,7 @@ class ApiCfg:
 
 @dataclass(frozen=True)
 class DayNightCfg:
-    """How a ``modality: auto`` camera tells colour frames from near-infrared ones (pipeline/daynight.py).
+    """How a ``modality: auto`` camera tells colour frames from near-infrared ones (pipeline/ingest/daynight.py).
 
     A frame is ``ir`` when it is both unsaturated and gray (channels move together), ``rgb`` when
     it is clearly saturated or its channels disagree, and undecided in between (hysteresis band).
@@ -297,7 +297,7 @@ ThermalPalette = Literal["white_hot", "black_hot", "ironbow", "rainbow", "turbo"
 
 @dataclass(frozen=True)
 class ThermalCfg:
-    """How a thermal camera encodes heat in its frames (pipeline/thermal.py).
+    """How a thermal camera encodes heat in its frames (pipeline/ingest/thermal.py).
 
     8-bit frames are a palette (``white_hot``/``black_hot`` gray, or a false-colour palette mapped
     back to intensity; ``auto`` picks the false-colour palette that fits); 16-bit frames are raw
@@ -360,7 +360,7 @@ class HeatCfg:
 
 @dataclass(frozen=True)
 class PersistenceCfg:
-    """A track must move or persist like a person before it counts (pipeline/detection/persistence.py).
+    """A track must move or persist like a person before it counts (pipeline/tracking/persistence.py).
 
     Warm static objects (radiators, parked engines, lamps) and fleeting reflections fool a thermal
     detector; they are told apart by behaviour: a person is seen in most frames and moves.
@@ -484,7 +484,7 @@ class ReidCfg:
     max_crop_px: int = 4096         # ... and larger than this
     max_clip_frames: int = 64       # clips of 1..this many crops are sampled to the model's T; longer are poison
     # training camera index of deployed cameras that were in training: "cam" or, for a day/night
-    # camera, "cam:rgb" / "cam:ir" (pipeline/camera_index.py); others get their modality's mean embedding
+    # camera, "cam:rgb" / "cam:ir" (pipeline/reid/camera_index.py); others get their modality's mean embedding
     camera_index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import StoreError
-
-from .messages import MODALITIES
+from pipeline.bus.messages import MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ CREATE TABLE merges (
 );
 """
 
-# v3: day/night cameras (pipeline/modality_events.py). One row per modality decision of a camera:
+# v3: day/night cameras (pipeline/store/modality_events.py). One row per modality decision of a camera:
 # the first one (from_modality NULL) and every switch, dated to the first frame in the new modality.
 _V3_MODALITY_EVENTS = """
 CREATE TABLE modality_events (
@@ -113,7 +112,7 @@ CREATE TABLE modality_events (
 );
 """
 
-# v4: camera source status (pipeline/camera_status.py), one row per camera, latest report wins.
+# v4: camera source status (pipeline/camera/status.py), one row per camera, latest report wins.
 # ``reason`` and ``source`` are stored with credentials already redacted.
 _V4_CAMERAS = """
 CREATE TABLE cameras (

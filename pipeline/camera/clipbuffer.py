@@ -20,12 +20,11 @@ import cv2
 import numpy as np
 
 from models.errors import ContractError
-
-from .detection.base import Detections
-from .messages import Clip, make_clip_id
-from .settings import ClipCfg
-from .sources import Frame
-from .tracking import TrackedBoxes
+from pipeline.bus.messages import Clip, make_clip_id
+from pipeline.config.settings import ClipCfg
+from pipeline.detection.base import Detections
+from pipeline.ingest.sources import Frame
+from pipeline.tracking.tracker import TrackedBoxes
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..settings import PersistenceCfg
-from ..tracking import TrackedBoxes
+from pipeline.config.settings import PersistenceCfg
+from pipeline.tracking.tracker import TrackedBoxes
 
 log = logging.getLogger(__name__)
 

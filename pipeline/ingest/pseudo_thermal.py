@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from models.errors import SourceError
-from pipeline.looks import rerender_video
+from pipeline.ingest.looks import rerender_video
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Network camera source (``rtsp://``, ``rtsps://``) that survives a camera or network going away.
 
-``RtspSource`` implements the ``FrameSource`` protocol of ``pipeline.sources`` with OpenCV's
+``RtspSource`` implements the ``FrameSource`` protocol of ``pipeline.ingest.sources`` with OpenCV's
 FFmpeg backend. Opening and reading have timeouts (so a dead server cannot hang the worker); a
 lost stream is reopened with exponential backoff and jitter, and the source reports where it
 stands: ``connected``, ``reconnecting`` (with the reason and the next attempt), ``ended``
@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 import cv2
 
 from models.errors import SourceError
-from pipeline.redact import redact_text, redact_url
-from pipeline.settings import RtspCfg
-from pipeline.sources import Frame, SourceState, SourceStatus
+from pipeline.config.redact import redact_text, redact_url
+from pipeline.config.settings import RtspCfg
+from pipeline.ingest.sources import Frame, SourceState, SourceStatus
 
 log = logging.getLogger(__name__)
 

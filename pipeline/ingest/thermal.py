@@ -25,9 +25,8 @@ import cv2
 import numpy as np
 
 from models.errors import ConfigError, ContractError, SourceError
-
-from .settings import ThermalCfg
-from .sources import Frame, SourceStatus
+from pipeline.config.settings import ThermalCfg
+from pipeline.ingest.sources import Frame, SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +256,7 @@ class ImageSequenceSource:
     Thermal cameras and their recorders often write one 16-bit PNG or TIFF per frame. Files are
     read in name order; their clock is ``start_time`` (else the first file's mtime) plus
     ``index / fps``. A file that cannot be read is skipped, counted and logged, and the sequence
-    goes on (one corrupt file must not stop a camera). Implements ``pipeline.sources.FrameSource``.
+    goes on (one corrupt file must not stop a camera). Implements ``pipeline.ingest.sources.FrameSource``.
 
     Args:
         pattern: directory or glob (``/data/cam3/*.png``).

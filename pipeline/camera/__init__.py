@@ -1,0 +1,1 @@
+"""One camera's processing: detect → track → clip buffer → clips on the bus; camera status."""

@@ -1,0 +1,1 @@
+"""Where frames come from: video files, RTSP cameras, thermal and day/night fronts, query images."""

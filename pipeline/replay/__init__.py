@@ -1,0 +1,1 @@
+"""Embedded replay: every stage in one process over recorded files, and its reports."""

@@ -1,0 +1,1 @@
+"""The track store: schema, writes and reads. No SQL lives outside this package."""

@@ -1,0 +1,1 @@
+"""Per-camera multi-object tracking, fragment relinking and MOTChallenge files."""
