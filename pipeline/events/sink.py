@@ -29,7 +29,8 @@ class SinkCounters:
         dropped: events discarded unsent (outbox or subscriber queue full).
         retries: delivery attempts after the first (republish after reconnect, webhook retry).
         failed: events given up on after their last attempt (webhook: attempts exhausted or a 4xx).
-        connected: the far side is reachable now (MQTT session up, last webhook attempt got an answer).
+        connected: the far side is reachable now (MQTT: session up; webhook: the last attempt got an
+            answer, True before the first).
         reconnects: connections (re)established after the first.
     """
 

@@ -3,8 +3,9 @@
 Each endpoint gets its own sink (one thread, one outbox), so a dead or hanging endpoint delays only
 its own deliveries. A delivery is tried up to ``max_attempts`` times, with exponential backoff and
 jitter between tries, on a network error, a timeout, a 5xx, 408 or 429; any other non-2xx answer
-(400, 401, a redirect) will not improve by retrying and fails at once. Failures and drops are
-counted, never raised: the matcher that submitted the event is long gone.
+(400, 401, a redirect: never followed, it would resend the body elsewhere) will not improve by
+retrying and fails at once. Failures and drops are counted, never raised: the matcher that
+submitted the event is long gone.
 
 Receivers check ``X-Xreid-Signature: sha256=<hex>``, the HMAC-SHA256 of the exact body bytes under
 the shared secret (``verify_signature``; docs/events.md has a standalone snippet).
@@ -17,11 +18,10 @@ import hashlib
 import hmac
 import http.client
 import logging
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from pipeline.config.redact import redact_text
 from pipeline.events.config import check_webhook_url
@@ -48,13 +48,6 @@ def verify_signature(body: bytes, secret: str | bytes, header: str | None) -> bo
     return bool(header) and hmac.compare_digest(sign(body, secret), header)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer (3xx, not retried): following it would resend the body elsewhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 - urllib's
-        return None
-
-
 class WebhookSink:
     """POSTs events to one endpoint from a background thread (see the module doc).
 
@@ -75,7 +68,10 @@ class WebhookSink:
             netloc = f"[{netloc}]"
         if parts.port is not None:
             netloc += f":{parts.port}"
-        self._url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if self._tls else 80)
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._auth = None
         if parts.username is not None:
             cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
@@ -85,11 +81,10 @@ class WebhookSink:
         self._secret = secret.encode()
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
-        self.counters = SinkCounters()
+        self.counters = SinkCounters(connected=True)   # until an attempt finds it unreachable
         self.last_error: str | None = None
         self.outbox = Outbox(outbox_size)
         self._backoff = backoff or Backoff(0.5, 30.0)
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
         self._busy = False
         self._idle = threading.Condition()
         self._stop = threading.Event()
@@ -172,16 +167,19 @@ class WebhookSink:
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
         """One attempt: (HTTP status or None for no answer, reason for the log)."""
-        req = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
+        if self._tls:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.timeout_s, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
         try:
-            with self._opener.open(req, timeout=self.timeout_s) as resp:
-                resp.read(_MAX_RESPONSE_BYTES)
-                self.counters.connected = True
-                return resp.status, f"HTTP {resp.status}"
-        except urllib.error.HTTPError as e:
+            conn.request("POST", self._target, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read(_MAX_RESPONSE_BYTES)
             self.counters.connected = True
-            e.close()
-            return e.code, f"HTTP {e.code}"
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # refused, timeout, reset
+            return resp.status, f"HTTP {resp.status}"
+        except (OSError, http.client.HTTPException) as e:  # refused, timeout, reset, TLS, garbage answer
             self.counters.connected = False
-            return None, redact_text(f"{type(e).__name__}: {getattr(e, 'reason', e)}")
+            return None, redact_text(f"{type(e).__name__}: {e}")
+        finally:
+            conn.close()
