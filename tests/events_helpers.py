@@ -20,8 +20,34 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from pipeline.events.event import Event
 from pipeline.events.webhook import EVENT_HEADER, SIGNATURE_HEADER, verify_signature
 from tests.conftest import free_port, wait_until
+
+# one valid payload of every kind
+PAYLOADS = {
+    "track.started": dict(camera_id="cam1", track_uid="cam1-17", modality="rgb", t_start=100.0),
+    "track.ended": dict(camera_id="cam1", track_uid="cam1-17", modality="rgb", t_start=100.0, t_end=112.5,
+                        identity=4),
+    "identity.created": dict(identity=4, camera_id="cam1", track_uid="cam1-17", modality="rgb"),
+    "identity.linked": dict(identity=4, camera_id="cam2", track_uid="cam2-3", modality="ir", score=0.71,
+                            threshold=0.55, matched_track_uid="cam1-17"),
+    "identity.merged": dict(winner=4, loser=9, evidence_track_uid="cam2-3", score=0.66),
+    "modality.switch": dict(camera_id="cam2", from_modality="rgb", to_modality="ir", saturation=0.01,
+                            correlation=0.98),
+    "camera.status": dict(camera_id="cam2", state="reconnecting", reason="read timeout",
+                          source="rtsp://***@10.0.0.7/stream", modality="auto"),
+    "watchlist.hit": dict(watchlist_id=3, name="visitor A", identity=None, camera_id="cam2", track_uid="cam2-3",
+                          modality="ir", model_id="xreid_mnv2@0a1b2c3d", score=0.62, threshold=0.5,
+                          scores=[0.62, 0.58], crops_path="/tracks/cam2-3/thumbnail.jpg"),
+}
+
+
+def track_event(i: int, site: str = "lobby") -> Event:
+    """The i-th of a run of distinct ``track.started`` events."""
+    return Event.make("track.started", site, 1000.0 + i, camera_id="cam1", track_uid=f"cam1-{i}", modality="rgb",
+                      t_start=1000.0 + i)
+
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"

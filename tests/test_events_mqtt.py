@@ -9,17 +9,11 @@ import time
 from pipeline.events import Event, EventHub, EventsCfg, MqttSink, create_hub
 from pipeline.events.sink import Backoff
 from tests.conftest import free_port, wait_until
-from tests.events_helpers import MosquittoBroker, MqttCollector
-from tests.test_events_model import PAYLOADS
+from tests.events_helpers import PAYLOADS, MosquittoBroker, MqttCollector, track_event
 
 
 def fast_backoff() -> Backoff:
     return Backoff(0.05, 0.3)
-
-
-def track_event(i: int, site: str = "lobby") -> Event:
-    return Event.make("track.started", site, 1000.0 + i, camera_id="cam1", track_uid=f"cam1-{i}", modality="rgb",
-                      t_start=1000.0 + i)
 
 
 def test_events_arrive_on_their_topics_as_json(mosquitto):
