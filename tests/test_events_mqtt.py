@@ -141,6 +141,9 @@ def test_credentials_work_and_never_reach_logs(tmp_path, caplog):
         wait_until(lambda: collector.event_ids() == [track_event(1).event_id], what="authenticated publish")
         wait_until(lambda: bad.last_error is not None and "refused" in bad.last_error, what="bad login refused")
         assert not bad.counters.connected and bad.counters.published == 0 and len(bad.outbox) == 1
+        attempts = bad.connect_attempts
+        time.sleep(0.5)   # measuring a rate: a refused login must back off, not hammer the broker
+        assert bad.connect_attempts - attempts <= 6
         assert password not in good.display and "***@" in good.display
         assert password not in caplog.text and "alice" not in caplog.text
         assert password not in (bad.last_error or "")

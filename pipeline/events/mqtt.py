@@ -67,7 +67,9 @@ class MqttSink:
         self.client_id = client_id or f"xreid-events-{uuid.uuid4().hex[:12]}"
         self.counters = SinkCounters()
         self.last_error: str | None = None
+        self.connect_attempts = 0
         self._backoff = backoff or Backoff(0.5, 30.0)
+        self._retry_at = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -113,14 +115,18 @@ class MqttSink:
         try:
             while not self._stop.is_set():
                 if self._client is None:
-                    if not self._connect():
-                        self._stop.wait(self._backoff.next_delay())
+                    delay = self._retry_at - time.monotonic()
+                    if delay > 0:   # backoff after any failure: refused TCP, refused login, lost session
+                        self._stop.wait(delay)
+                    else:
+                        self._connect()
                     continue
                 self._step()
         finally:
             self._disconnect()
 
     def _connect(self) -> bool:
+        self.connect_attempts += 1
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True,
                              protocol=mqtt.MQTTv311)
         client.max_inflight_messages_set(self.max_inflight)
@@ -223,12 +229,15 @@ class MqttSink:
         self._drop_client()
 
     def _failed(self, reason: str) -> None:
+        """Record a failure and schedule the next connect (WARNING once per outage, then DEBUG)."""
         was_connected = self.counters.connected
         self.counters.connected = False
         self.last_error = redact_text(reason)
         level = logging.WARNING if was_connected or self._backoff.attempt == 0 else logging.DEBUG
-        log.log(level, "events mqtt %s: %s (%d queued, retrying with backoff)", self.display, self.last_error,
-                len(self.outbox))
+        delay = self._backoff.next_delay()
+        self._retry_at = time.monotonic() + delay
+        log.log(level, "events mqtt %s: %s (%d queued, retry in %.1fs)", self.display, self.last_error,
+                len(self.outbox), delay)
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None

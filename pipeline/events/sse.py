@@ -172,7 +172,11 @@ class SseBroadcaster:
         return ring   # unknown or evicted id: all we have (duplicates are deduplicated by event_id)
 
     async def stream(self, last_event_id: str | None = None) -> AsyncIterator[str]:
-        """SSE text for one client, until it disconnects (the generator is closed) or ``close``."""
+        """SSE text for one client, until it disconnects (the generator is closed) or ``close``.
+
+        The subscription starts at the first iteration (the ``retry:`` frame): events submitted
+        before that reach this client only through ``last_event_id`` replay.
+        """
         sub = self.subscribe(last_event_id)
         try:
             yield f"retry: {self.retry_ms}\n\n"

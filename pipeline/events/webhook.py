@@ -69,6 +69,7 @@ class WebhookSink:
         if parts.port is not None:
             netloc += f":{parts.port}"
         self._tls = parts.scheme == "https"
+        self._tls_context = ssl.create_default_context() if self._tls else None   # loads the CAs once
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._tls else 80)
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -169,7 +170,7 @@ class WebhookSink:
         """One attempt: (HTTP status or None for no answer, reason for the log)."""
         if self._tls:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.timeout_s, context=ssl.create_default_context())
+                self._host, self._port, timeout=self.timeout_s, context=self._tls_context)
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
         try:
