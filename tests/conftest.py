@@ -98,3 +98,16 @@ def pets_gt_path() -> Path:
     if not PETS_GT.is_file():
         raise RuntimeError(f"ground truth missing at {PETS_GT}")
     return PETS_GT
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A fresh mosquitto on a free loopback port (anonymous, persistent), stopped after the test."""
+    from tests.events_helpers import MosquittoBroker  # here: that module imports this one
+
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    broker = MosquittoBroker(port=free_port(), workdir=workdir)
+    broker.start()
+    yield broker
+    broker.stop()

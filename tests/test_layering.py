@@ -3,10 +3,13 @@
 ``models`` imports neither ``pipeline`` nor ``workers``; ``pipeline`` never imports ``workers``. Inside
 ``pipeline/`` every stage package has a rank, and a package imports only packages of lower rank:
 
-    config < runtime < bus < ingest < detection < tracking < camera < store < reid < matcher < api < replay < adapt
+    config < runtime < bus < ingest < detection < tracking < camera < store < events < reid < matcher < api
+    < replay < adapt
 
 ``store`` ranks below the stages that write it (re-ID keeps crops, the matcher writes tracks and links)
 and below the API that reads it, and it knows none of them: the PostgreSQL backend plugs in there alone.
+``events`` (the live-event contract and its publishers) sits right above it: the matcher announces
+through it and the API streams from it, and it knows neither.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {"models": {"pipeline", "workers"}, "pipeline": {"workers"}}
-STAGES = ["config", "runtime", "bus", "ingest", "detection", "tracking", "camera", "store", "reid",
+STAGES = ["config", "runtime", "bus", "ingest", "detection", "tracking", "camera", "store", "events", "reid",
           "matcher", "api", "replay", "adapt"]
 
 
