@@ -26,9 +26,9 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.reid.stage import ReidStage
 from pipeline.store.sqlite import Store
-from tests.hostile_payloads import reframe, split
-from tests.matcher_helpers import emb, person
-from tests.reid_helpers import CodeEncoder, make_clip
+from tests.support.hostile_payloads import reframe, split
+from tests.support.matcher_helpers import emb, person
+from tests.support.reid_helpers import CodeEncoder, make_clip
 
 REID_EXAMPLES = 120
 MATCHER_EXAMPLES = 80

@@ -25,10 +25,10 @@ from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.reid.stage import ReidStage
 from pipeline.store.sqlite import Store
-from tests.conftest import wait_until
-from tests.hostile_payloads import REPROS
-from tests.matcher_helpers import emb, person
-from tests.reid_helpers import CodeEncoder, make_clip
+from tests.support.hostile_payloads import REPROS
+from tests.support.matcher_helpers import emb, person
+from tests.support.reid_helpers import CodeEncoder, make_clip
+from tests.support.services import wait_until
 from workers.lifecycle import Shutdown
 from workers.reid import ReidWorker
 

@@ -13,7 +13,7 @@ import redis
 from pipeline.bus import STREAM_CLIPS, create_bus, decode_batch
 from pipeline.bus.messages import Clip, Embedding, make_clip_id
 from pipeline.config.settings import BusCfg
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 
 GROUP = "reid"
 _PREFIX = struct.Struct("<2sBBI")

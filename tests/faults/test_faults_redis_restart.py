@@ -12,9 +12,9 @@ import threading
 
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
 from pipeline.config.settings import BusCfg
-from tests.conftest import RedisServer, free_port, wait_until
-from tests.fault_helpers import WorkerProc, store_clip_counts, tiny_checkpoint
-from tests.reid_helpers import make_clip
+from tests.support.fault_helpers import WorkerProc, store_clip_counts, tiny_checkpoint
+from tests.support.reid_helpers import make_clip
+from tests.support.services import RedisServer, free_port, wait_until
 
 FAST_BUS = dict(backoff_initial_s=0.05, backoff_max_s=0.5, socket_timeout_s=2.0, connect_timeout_s=0.5, block_ms=200)
 

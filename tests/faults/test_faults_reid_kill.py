@@ -9,9 +9,9 @@ from __future__ import annotations
 import redis
 
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
-from tests.conftest import wait_until
-from tests.fault_helpers import WorkerProc, store_clip_counts, tiny_checkpoint
-from tests.reid_helpers import make_clip
+from tests.support.fault_helpers import WorkerProc, store_clip_counts, tiny_checkpoint
+from tests.support.reid_helpers import make_clip
+from tests.support.services import wait_until
 
 
 def _pending_of(r: redis.Redis, consumer: str) -> int:

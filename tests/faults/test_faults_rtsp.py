@@ -13,9 +13,9 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.fault_helpers import WorkerProc, tiny_checkpoint
-from tests.rtsp_helpers import RtspServer, make_mjpeg_footage
+from tests.support.fault_helpers import WorkerProc, tiny_checkpoint
+from tests.support.rtsp_helpers import RtspServer, make_mjpeg_footage
+from tests.support.services import wait_until
 
 PASSWORD = "cam-Secret-9"
 

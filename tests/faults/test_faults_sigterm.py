@@ -8,7 +8,7 @@ from pipeline.bus import STREAM_CLIPS, create_bus
 from pipeline.bus.messages import Clip
 from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 
 
 def test_stopping_camera_worker_flushes_open_tracks_as_clips(redis_server, vtest_path):

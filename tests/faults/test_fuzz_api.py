@@ -21,8 +21,8 @@ from models.xreid.registry import create_model
 from pipeline.api import create_app
 from pipeline.config.settings import ApiCfg
 from pipeline.ingest.image_input import ImageLimits, ImageRejected, decode_image
-from tests.api_helpers import populate
-from tests.hostile_images import bmp_header, encoded, gif_header, jpeg_header, png_header
+from tests.support.api_helpers import populate
+from tests.support.hostile_images import bmp_header, encoded, gif_header, jpeg_header, png_header
 
 
 def fuzz(examples: int) -> settings:

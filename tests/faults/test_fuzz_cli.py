@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from models.errors import ConfigError
 from pipeline.replay.embedded import parse_camera_spec
-from tests.api_helpers import populate
+from tests.support.api_helpers import populate
 from workers.cli import main
 
 # what a command line can carry: no NUL, no lone surrogates

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 from workers.supervisor import ProcessSpec, Supervisor, format_status
 
 PY = sys.executable

@@ -27,9 +27,9 @@ from pipeline.matcher.stage import MatcherStage
 from pipeline.reid.stage import ReidStage
 from pipeline.store.crops import CropKeeper, crops_dir
 from pipeline.store.sqlite import Store
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
@@ -242,7 +242,7 @@ def test_distributed_switch_over_moves_workers_and_matcher_to_the_new_checkpoint
 
 
 def test_crop_keeping_is_capped_per_track_idempotent_and_off_at_zero(tmp_path):
-    from tests.reid_helpers import make_clip
+    from tests.support.reid_helpers import make_clip
 
     assert CropKeeper.for_store(tmp_path / "x.sqlite", 0) is None
     assert CropKeeper.for_store(":memory:", 16) is None

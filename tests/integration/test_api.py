@@ -19,8 +19,8 @@ from models.xreid.registry import create_model
 from pipeline.api import create_app
 from pipeline.config.settings import ApiCfg
 from pipeline.store.sqlite import Store, TrackRow
-from tests.api_helpers import SEARCH_CROPS, T0, TRACKS, crop_jpeg, crop_rgb, populate
-from tests.hostile_images import bmp_header, jpeg_header, png_1bit_bomb, png_header
+from tests.support.api_helpers import SEARCH_CROPS, T0, TRACKS, crop_jpeg, crop_rgb, populate
+from tests.support.hostile_images import bmp_header, jpeg_header, png_1bit_bomb, png_header
 
 TOKEN = "s3cret-token-for-tests"
 

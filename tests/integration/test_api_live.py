@@ -21,13 +21,13 @@ from schemathesis import GenerationMode
 from models.xreid.checkpoint import save_checkpoint
 from models.xreid.encoder import ReidEncoder
 from models.xreid.registry import create_model
-from tests.api_helpers import SEARCH_CROPS, crop_jpeg, populate
-from tests.conftest import free_port, wait_until
+from tests.support.api_helpers import SEARCH_CROPS, crop_jpeg, populate
+from tests.support.services import free_port, wait_until
 
 TOKEN = "live-test-token-7f3a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 XREID = [sys.executable, "-m", "workers.cli"]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pipeline.bus import GROUP_REID, STREAM_CLIPS, create_bus
 from pipeline.camera.backpressure import Backpressure
 from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -9,7 +9,7 @@ import pytest
 from models.errors import ContractError
 from pipeline.bus import MemoryBus, create_bus, dead_stream
 from pipeline.config.settings import BusCfg
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 
 S = "test:clips"
 

@@ -14,7 +14,7 @@ from models.errors import BusError
 from pipeline.bus import create_bus, dead_stream
 from pipeline.bus.redis import RedisBus
 from pipeline.config.settings import BusCfg
-from tests.conftest import free_port, wait_until
+from tests.support.services import free_port, wait_until
 
 S = "test:clips"
 SECRET = "s3cr3t-Pa55"
@@ -115,7 +115,7 @@ def test_publish_rides_out_an_outage_with_backoff_not_a_busy_loop(redis_server):
 
 
 def test_entries_survive_a_restart_with_aof(tmp_path):
-    from tests.conftest import RedisServer
+    from tests.support.services import RedisServer
 
     server = RedisServer(port=free_port(), workdir=tmp_path, appendonly=True)
     server.start()

@@ -11,7 +11,7 @@ from pipeline.bus.messages import Clip
 from pipeline.config.loader import from_dict
 from pipeline.config.settings import CameraCfg, XreidCfg
 from pipeline.replay.embedded import Replay, ReplayOptions
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 from workers.cli import main
 from workers.commands.replay import deployment_bus
 

@@ -8,7 +8,7 @@ from pipeline.bus import MemoryBus
 from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
 from pipeline.ingest.looks import rerender_video
-from tests.conftest import free_port
+from tests.support.services import free_port
 from workers.camera import CameraWorker
 from workers.lifecycle import Shutdown
 

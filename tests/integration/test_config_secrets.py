@@ -16,7 +16,7 @@ from pipeline.config.settings import XreidCfg
 from pipeline.ingest.looks import rerender_video
 from workers.site import SiteCfg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XREID = [sys.executable, "-m", "workers.cli"]
 TOKEN = "839201746512"
 PASSWORD = "Hunter2-pw-7781"

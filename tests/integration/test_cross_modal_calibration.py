@@ -19,7 +19,7 @@ from pipeline.matcher.calibration import IMPOSTOR, cohort_threshold, robust_loca
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store.sqlite import Store
-from tests.matcher_helpers import emb, unit
+from tests.support.matcher_helpers import emb, unit
 from workers.cli import main
 from workers.lifecycle import Shutdown
 from workers.matcher import MatcherWorker

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import free_port, wait_until
+from tests.support.services import free_port, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 XREID = [sys.executable, "-m", "workers.cli"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

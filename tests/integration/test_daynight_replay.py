@@ -21,9 +21,9 @@ from pipeline.ingest.daynight import simulate_near_infrared
 from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec
 from pipeline.store.modality_events import list_switches
 from pipeline.store.sqlite import Store
-from tests.test_thermal_scenes import render_scene
+from tests.support.thermal_scenes import render_scene
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
 FPS = 10.0
 SWITCH_FRAME = 60            # the footage changes look here (6.0 s)

@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.ingest.pseudo_thermal import PseudoThermal, estimate_background
 from pipeline.tracking.mot import read_mot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _frames(path: Path, n: int) -> list[np.ndarray]:

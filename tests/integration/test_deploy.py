@@ -17,7 +17,7 @@ from pipeline.ingest.rtsp import is_rtsp_url
 from workers.cli import build_parser
 from workers.site import SiteCfg, site_processes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _parses(argv: list[str]) -> None:

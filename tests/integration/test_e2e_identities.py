@@ -11,7 +11,7 @@ from pipeline.matcher import records
 from pipeline.matcher.calibrate import label_tracks
 from pipeline.replay.embedded import Replay, ReplayOptions
 from pipeline.store.sqlite import Store
-from tests.scene_helpers import MarkEncoder, painted_scenes
+from tests.support.scene_helpers import MarkEncoder, painted_scenes
 from workers.identity_chain import align_clip_length, identity_stages, write_identities
 
 

@@ -12,7 +12,7 @@ import pytest
 from models.errors import ContractError
 from pipeline.tracking.mot import MotBox, evaluate, format_rows, parse_frame_range, read_mot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write(path: Path, rows: np.ndarray) -> Path:

@@ -11,9 +11,9 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.reid.stage import ReidStage, decode_crops
 from pipeline.store.sqlite import Store
-from tests.hostile_images import bmp_header, png_1bit_bomb, png_header
-from tests.matcher_helpers import emb, person, view
-from tests.reid_helpers import make_clip
+from tests.support.hostile_images import bmp_header, png_1bit_bomb, png_header
+from tests.support.matcher_helpers import emb, person, view
+from tests.support.reid_helpers import make_clip
 from workers.cli import main
 
 # one clip per track is enough here: these tests are about the store and its queries, not the precision rules

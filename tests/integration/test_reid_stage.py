@@ -6,7 +6,7 @@ from pipeline.bus import GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, MemoryBus,
 from pipeline.bus.messages import Embedding
 from pipeline.config.settings import ReidCfg
 from pipeline.reid.stage import ReidStage, decode_crops
-from tests.reid_helpers import CodeEncoder, jpeg, make_clip, paint_person
+from tests.support.reid_helpers import CodeEncoder, jpeg, make_clip, paint_person
 
 
 class OrderedBus(MemoryBus):

@@ -19,7 +19,7 @@ from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec, w
 from pipeline.store.sqlite import Store
 from pipeline.tracking.mot import read_mot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XREID = [sys.executable, "-m", "workers.cli"]
 FAST = {"detector": {"hog_upscale": 1.0}, "clips": {"min_track_frames": 3, "segment_seconds": 1.0}}
 

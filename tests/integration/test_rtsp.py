@@ -12,8 +12,8 @@ from models.errors import SourceError
 from pipeline.config.redact import redact_text, redact_url
 from pipeline.config.settings import RtspCfg
 from pipeline.ingest.rtsp import RtspSource, backoff_delay, is_rtsp_url
-from tests.conftest import free_port, wait_until
-from tests.rtsp_helpers import RtspServer, make_mjpeg_footage, read_until
+from tests.support.rtsp_helpers import RtspServer, make_mjpeg_footage, read_until
+from tests.support.services import free_port, wait_until
 
 FAST = RtspCfg(open_timeout_s=5.0, read_timeout_s=2.0, backoff_initial_s=0.1, backoff_max_s=0.5)
 PASSWORD = "hunter2-Secret"

@@ -10,7 +10,7 @@ from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store.sqlite import MIGRATIONS, Store, TrackRow
-from tests.matcher_helpers import emb, person, view
+from tests.support.matcher_helpers import emb, person, view
 
 # one clip per track is enough here: these tests are about the store and its queries, not the precision rules
 CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1, min_clips=1, min_gap=0.0)

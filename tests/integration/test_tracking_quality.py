@@ -70,7 +70,7 @@ def test_benchmark_runs_the_yolo_path_with_a_random_model(vtest_path, pets_gt_pa
     from dataclasses import replace
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mot_vtest.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "mot_vtest.py"
     spec = importlib.util.spec_from_file_location("mot_vtest", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -21,9 +21,9 @@ from pathlib import Path
 import yaml
 
 from pipeline.ingest.looks import rerender_video
-from tests.conftest import wait_until
+from tests.support.services import wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FRAMES = 70
 
 

@@ -16,8 +16,8 @@ from pipeline.bus import STREAM_CLIPS, MemoryBus
 from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
 from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
-from tests.conftest import wait_until
-from tests.reid_helpers import CodeEncoder, make_clip
+from tests.support.reid_helpers import CodeEncoder, make_clip
+from tests.support.services import wait_until
 from workers.lifecycle import Shutdown, resolve_redis_url
 
 

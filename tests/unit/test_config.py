@@ -60,7 +60,7 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_shipped_default_config_loads():
     from pathlib import Path
-    cfg = load_config(XreidCfg, Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
+    cfg = load_config(XreidCfg, Path(__file__).resolve().parents[2] / "configs" / "default.yaml")
     assert cfg.clips.seq_len >= 1
 
 

@@ -11,9 +11,9 @@ from models.errors import ConfigError, ContractError
 from pipeline.config.ids import check_camera_id, is_camera_id
 from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
-from tests.test_messages import make_clip, make_embedding
+from tests.support.messages import make_clip, make_embedding
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BAD_IDS = ["", "cam\n1", "cam\r", "a/b", "..", ".", ".hidden", "-x", "_x", "cam 1", "c:1", "c\x00", "c\x1b[31m",
            "x" * 65, "ü", "cam\t2", "a\\b"]
 GOOD_IDS = ["cam1", "cam-a", "cam-ir", "c", "C2", "entrance-thermal", "lobby.recording", "yard_2", "x" * 64,

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pipeline.ingest.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
-from tests.hostile_images import png_header
+from tests.support.hostile_images import png_header
 
 
 def test_exif_orientation_is_applied_as_opencv_does():

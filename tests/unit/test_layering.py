@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {"models": {"pipeline", "workers"}, "pipeline": {"workers"}}
 STAGES = ["config", "runtime", "bus", "ingest", "detection", "tracking", "camera", "store", "reid",
           "matcher", "api", "replay", "adapt"]

@@ -6,7 +6,7 @@ import pytest
 from models.errors import ContractError
 from pipeline.config.settings import MatcherCfg, PairThresholds, TransitionCfg
 from pipeline.matcher.matcher import Matcher
-from tests.matcher_helpers import emb, person, view
+from tests.support.matcher_helpers import emb, person, view
 
 # the threshold and constraint mechanics, one clip at a time; the precision rules have their own tests
 CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1, min_clips=1, min_gap=0.0)

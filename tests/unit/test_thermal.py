@@ -19,7 +19,7 @@ from pipeline.ingest.thermal import (
     palette_bgr,
     render_palette,
 )
-from tests.test_thermal_scenes import box_iou, gt_boxes, heat_detector, render_scene
+from tests.support.thermal_scenes import box_iou, gt_boxes, heat_detector, render_scene
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from models.train.optim import lr_factor
 from pipeline.config.loader import load_config
 from workers.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = SynthCfg(num_identities=6, num_test_identities=2, rgb_cameras=2, ir_cameras=2, frames_per_tracklet=4,
                 height=64, width=32, presence=1.0, seed=11)
 

@@ -260,7 +260,7 @@ def test_yaml_model_configs_match_the_registry(name: str, path: str) -> None:
     from models.xreid.registry import MODEL_CFGS
     from pipeline.config.loader import load_config
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert load_config(XReIDCfg, root / path, env={}) == MODEL_CFGS[name]
 
 
