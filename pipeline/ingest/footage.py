@@ -20,7 +20,7 @@ VTEST_MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
 # PETS09-S2L1 ground truth shipped with the repository (tests/data/pets09-s2l1/README.md: source, licence).
 # Frames 401-795 are held out: nothing is scored or tuned on them.
 VTEST_GT_LAST_FRAME = 400
-VTEST_GT = Path(__file__).resolve().parents[1] / "tests" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
+VTEST_GT = Path(__file__).resolve().parents[2] / "tests" / "data" / "pets09-s2l1" / "gt-0001-0400.txt"
 
 
 def default_cache_dir(env: dict[str, str] | None = None) -> Path:
