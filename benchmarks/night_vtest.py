@@ -50,7 +50,7 @@ from pipeline.config.settings import CameraCfg, DetectorCfg, XreidCfg  # noqa: E
 from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
 from pipeline.ingest.looks import NightNirLook, render_camera  # noqa: E402
 from pipeline.replay.embedded import Replay, ReplayOptions  # noqa: E402
-from tests.test_thermal_scenes import render_scene, write_scene  # noqa: E402
+from tests.support.thermal_scenes import render_scene, write_scene  # noqa: E402
 
 SIGMAS = (0, 4, 8, 12)
 TARGET_SIGMA = 8

@@ -2,7 +2,7 @@
 
 Two scene sources:
 * ``synth``: ``xreid synth --scenes`` (models/data/scenes.py), its thermal camera of several seeds;
-* ``warm``: scenes the thermal tests render (tests/test_thermal_scenes.py): a warm static radiator
+* ``warm``: scenes the thermal tests render (tests/support/thermal_scenes.py): a warm static radiator
   and a warm person-shaped post, fleeting glints, sensor noise; sent as white-hot video, as
   ironbow video, and as 16-bit raw PNG sequences.
 
@@ -35,7 +35,7 @@ from models.data.scenes import SceneCfg, write_scenes  # noqa: E402
 from pipeline.config.loader import from_dict  # noqa: E402
 from pipeline.config.settings import XreidCfg  # noqa: E402
 from pipeline.replay.embedded import Replay, ReplayOptions  # noqa: E402
-from tests.test_thermal_scenes import render_scene, write_scene  # noqa: E402
+from tests.support.thermal_scenes import render_scene, write_scene  # noqa: E402
 
 
 def replay(source: Path, out: Path, persistence: str, palette: str = "white_hot") -> tuple[Path, float]:

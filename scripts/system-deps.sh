@@ -9,7 +9,7 @@ command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)   # events tests start their own MQTT broker
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)   # store tests start their own cluster   # rediss:// test makes a throwaway certificate
-# real RTSP server for the camera-source tests (tests/rtsp_server.py runs under the system python3)
+# real RTSP server for the camera-source tests (tests/support/rtsp_server.py runs under the system python3)
 dpkg -s python3-gi >/dev/null 2>&1 || need+=(python3-gi)
 dpkg -s gir1.2-gst-rtsp-server-1.0 >/dev/null 2>&1 || need+=(gir1.2-gst-rtsp-server-1.0)
 dpkg -s gstreamer1.0-rtsp >/dev/null 2>&1 || need+=(gstreamer1.0-rtsp)

@@ -1,6 +1,6 @@
 """The ``Bus`` seam: streams of opaque payloads read by consumer groups, pending until acked.
 
-Two implementations honour one contract (``tests/test_bus_contract.py``): ``MemoryBus`` for the
+Two implementations honour one contract (``tests/integration/test_bus_contract.py``): ``MemoryBus`` for the
 embedded mode and ``RedisBus`` (Redis Streams) for the distributed mode. The semantics are those
 of Redis Streams, so code written against the in-memory bus behaves the same on Redis:
 
