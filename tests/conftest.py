@@ -37,7 +37,7 @@ def pets_gt_path() -> Path:
 @pytest.fixture
 def mosquitto(tmp_path):
     """A fresh mosquitto on a free loopback port (anonymous, persistent), stopped after the test."""
-    from tests.events_helpers import MosquittoBroker  # here: that module imports this one
+    from tests.support.events import MosquittoBroker
 
     workdir = tmp_path / "mosquitto"
     workdir.mkdir()

@@ -9,8 +9,8 @@ import time
 from pipeline.events import Event, EventHub, WebhookSink, sign, verify_signature
 from pipeline.events.sink import Backoff
 from pipeline.events.webhook import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER
-from tests.conftest import free_port, wait_until
-from tests.events_helpers import PAYLOADS, WebhookReceiver, track_event
+from tests.support.events import PAYLOADS, WebhookReceiver, track_event
+from tests.support.services import free_port, wait_until
 
 SECRET = "shared-secret-0123456789"
 

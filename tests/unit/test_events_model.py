@@ -9,7 +9,7 @@ import pytest
 from models.errors import ConfigError, ContractError
 from pipeline.events import KINDS, Event, EventsCfg
 from pipeline.events.event import MAX_EVENT_BYTES
-from tests.events_helpers import PAYLOADS
+from tests.support.events import PAYLOADS
 
 
 def make(kind: str = "track.started", ts: float = 100.0, **kw) -> Event:

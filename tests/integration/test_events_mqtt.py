@@ -8,8 +8,8 @@ import time
 
 from pipeline.events import Event, EventHub, EventsCfg, MqttSink, create_hub
 from pipeline.events.sink import Backoff
-from tests.conftest import free_port, wait_until
-from tests.events_helpers import PAYLOADS, MosquittoBroker, MqttCollector, track_event
+from tests.support.events import PAYLOADS, MosquittoBroker, MqttCollector, track_event
+from tests.support.services import free_port, wait_until
 
 
 def fast_backoff() -> Backoff:

@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.events.event import Event
 from pipeline.events.webhook import EVENT_HEADER, SIGNATURE_HEADER, verify_signature
-from tests.conftest import free_port, wait_until
+from tests.support.services import free_port, wait_until
 
 # one valid payload of every kind
 PAYLOADS = {

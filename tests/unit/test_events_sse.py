@@ -10,7 +10,7 @@ import time
 from pipeline.events import Event, EventHub, SseBroadcaster
 from pipeline.events.sink import SinkCounters
 from pipeline.events.sse import DROPPED_EVENT, HEARTBEAT_FRAME
-from tests.events_helpers import track_event
+from tests.support.events import track_event
 
 
 def parse(frame: str) -> dict[str, str]:
