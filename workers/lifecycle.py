@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
+from pydantic import SecretStr
+
 from models.errors import BusError, ConfigError
 from pipeline.bus import Bus
 from pipeline.runtime.metrics import Sample
@@ -62,13 +64,13 @@ class Shutdown:
             timer.start()
 
 
-def resolve_redis_url(flag: str | None, env: dict[str, str] | os._Environ, cfg_url: str | None) -> str:
+def resolve_redis_url(flag: str | None, env: dict[str, str] | os._Environ, cfg_url: str | SecretStr | None) -> str:
     """``--redis`` wins, then ``$XREID_REDIS_URL`` (keeps passwords out of ``ps``), then ``bus.url``.
 
     Raises:
         ConfigError: none of them names a Redis server.
     """
-    url = flag or env.get(REDIS_URL_ENV) or cfg_url
+    url = flag or env.get(REDIS_URL_ENV) or (cfg_url.get_secret_value() if isinstance(cfg_url, SecretStr) else cfg_url)
     if not url or url == "memory":
         raise ConfigError(f"no Redis URL: pass --redis URL or set {REDIS_URL_ENV} (distributed workers need Redis)")
     if not url.startswith(("redis://", "rediss://", "unix://")):

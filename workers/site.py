@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
+from typing import Annotated, Self
 
-from models.errors import ConfigError
-from pipeline.config.loader import secret
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from models.config_base import Section, config_dataclass
 from pipeline.config.redact import redact_url
 from workers.supervisor import ProcessSpec
 
 
-@dataclass(frozen=True)
-class RestartCfg:
-    max_restarts: int = 10
-    backoff_s: float = 1.0
+@config_dataclass
+class RestartCfg(Section):
+    """How the supervisor restarts a crashed worker."""
+
+    max_restarts: Annotated[int, Field(ge=0)] = 10
+    backoff_s: Annotated[float, Field(gt=0)] = 1.0
     backoff_max_s: float = 30.0
 
-    def __post_init__(self) -> None:
-        if self.max_restarts < 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
-            raise ConfigError("restart needs max_restarts >= 0 and 0 < backoff_s <= backoff_max_s")
+    @model_validator(mode="after")
+    def _backoff_band(self) -> Self:
+        if self.backoff_max_s < self.backoff_s:
+            raise ValueError("backoff_max_s must be >= backoff_s")
+        return self
 
 
-@dataclass(frozen=True)
-class SiteApiCfg:
+@config_dataclass
+class SiteApiCfg(Section):
+    """The site's API worker (``xreid serve``)."""
+
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
 
 
-@dataclass(frozen=True)
-class SiteCfg:
+@config_dataclass
+class SiteCfg(Section):
     """One site: a Redis URL, a camera list, how many re-ID workers, where the store lives.
 
     ``exit_when_cameras_finish``: once the camera worker has finished for good (every source
@@ -39,10 +47,10 @@ class SiteCfg:
     default: a site's re-ID, matcher and API keep serving after its cameras are done.
     """
 
-    redis_url: str = secret("redis://127.0.0.1:6379/0")  # may carry a password: never printed in clear
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")  # may carry a password: never printed in clear
     cameras: str = "configs/cameras.example.yaml"
     store: str = "xreid-out/site/xreid.sqlite"
-    reid_workers: int = 1
+    reid_workers: Annotated[int, Field(ge=0, le=64)] = 1
     reid_device: str = "auto"
     checkpoint: str | None = None
     metrics_base_port: int = 9100
@@ -50,18 +58,21 @@ class SiteCfg:
     api: SiteApiCfg = field(default_factory=SiteApiCfg)
     restart: RestartCfg = field(default_factory=RestartCfg)
     exit_when_cameras_finish: bool = False
-    drain_timeout_s: float = 300.0
+    drain_timeout_s: Annotated[float, Field(gt=0)] = 300.0
 
-    def __post_init__(self) -> None:
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"redis_url must start with redis://, rediss:// or unix://, got {redact_url(self.redis_url)!r}")
-        if not 0 <= self.reid_workers <= 64:
-            raise ConfigError(f"reid_workers must be in [0, 64], got {self.reid_workers}")
-        if self.drain_timeout_s <= 0:
-            raise ConfigError(f"drain_timeout_s must be > 0, got {self.drain_timeout_s}")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: SecretStr) -> SecretStr:
+        if not url.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {redact_url(url.get_secret_value())!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _drain_needs_reid(self) -> Self:
         if self.exit_when_cameras_finish and self.reid_workers == 0:
-            raise ConfigError("exit_when_cameras_finish needs reid_workers >= 1: with none, the clips on the bus "
-                              "are never embedded and the site would wait drain_timeout_s for nothing")
+            raise ValueError("exit_when_cameras_finish needs reid_workers >= 1: with none, the clips on the bus "
+                             "are never embedded and the site would wait drain_timeout_s for nothing")
+        return self
 
 
 def site_processes(site: SiteCfg, python: str = sys.executable) -> list[ProcessSpec]:
@@ -71,7 +82,7 @@ def site_processes(site: SiteCfg, python: str = sys.executable) -> list[ProcessS
     shows up in ``ps`` output.
     """
     xreid = (python, "-m", "workers.cli")
-    env = {"XREID_REDIS_URL": site.redis_url}
+    env = {"XREID_REDIS_URL": site.redis_url.get_secret_value()}  # the children's environment, never argv
     port = site.metrics_base_port
     # the camera worker exits 0 only when every source has ended for good: not restarted (no replay)
     specs = [ProcessSpec("camera", (*xreid, "camera", "--config", site.cameras, "--metrics-port", str(port + 1)), env,

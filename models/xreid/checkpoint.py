@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from models.config_base import validate
 from models.errors import ContractError, WeightsNotFound
 from models.xreid.config import XReIDCfg
 
@@ -126,7 +127,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     from models.xreid.model import XReID
 
     payload = read_checkpoint(path, map_location, sha256)
-    model = XReID(XReIDCfg.from_dict(payload["config"]))
+    model = XReID(validate(XReIDCfg, payload["config"], f"{path}: config"))
     model.load_state_dict(payload["state_dict"], strict=True)
     model.model_id = payload["model_id"]
     return model.eval()

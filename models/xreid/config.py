@@ -8,19 +8,22 @@ dataclass as a plain dict, so a model rebuilds from its file alone.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from models.errors import ConfigError
+from pydantic import Field, model_validator
+
+from models.config_base import Section, config_dataclass
 
 UnseenCamera = Literal["modality_mean", "zero"]
 LongTerm = Literal["sequence", "rotate", "off"]
 PrototypeUpdate = Literal["hard", "mean"]
 Backbone = Literal["clip_vit", "mobilenet_v2"]
+Pixels = Annotated[int, Field(gt=0)]
+Std = Annotated[float, Field(gt=0)]
 
 
-@dataclass(frozen=True)
-class XReIDCfg:
+@config_dataclass
+class XReIDCfg(Section):
     """Architecture and head settings of one X-ReID network.
 
     Attributes:
@@ -59,82 +62,46 @@ class XReIDCfg:
     name: str = "xreid_vitb16"
     backbone: Backbone = "clip_vit"
     clip_model: str = "ViT-B-16"
-    input_hw: tuple[int, int] = (288, 144)
-    stride_hw: tuple[int, int] = (16, 16)
-    seq_len: int = 10
+    input_hw: tuple[Pixels, Pixels] = (288, 144)
+    stride_hw: tuple[Pixels, Pixels] = (16, 16)
+    seq_len: Annotated[int, Field(ge=1)] = 10
     pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    pixel_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    pixel_std: tuple[Std, Std, Std] = (0.5, 0.5, 0.5)
     quick_gelu: bool = True
     freeze_patch_embed: bool = True
-    token_dim: int = 256
-    frozen_blocks: int = 0
+    token_dim: Annotated[int, Field(ge=1)] = 256
+    frozen_blocks: Annotated[int, Field(ge=0, le=18)] = 0
     edge_view: bool = False
-    camera_num: int = 12
+    camera_num: Annotated[int, Field(ge=1)] = 12
     sie_coe: float = 1.0
     unseen_camera: UnseenCamera = "modality_mean"
-    mii_heads: int = 12
+    mii_heads: Annotated[int, Field(ge=1)] = 12
     mii_detach_input: bool = True
-    mii_shift_div: int = 4
+    mii_shift_div: Annotated[int, Field(ge=2)] = 4
     mii_long_term: LongTerm = "sequence"
     mii_cross_modality: bool = True
     share_frame_classifier: bool = True
-    cpc_temperature: float = 0.05
-    cpc_momentum: float = 0.1
+    cpc_temperature: Annotated[float, Field(gt=0)] = 0.05
+    cpc_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.1
     cpc_update: PrototypeUpdate = "hard"
-    num_classes: int = 0
+    num_classes: Annotated[int, Field(ge=0)] = 0
 
-    def __post_init__(self) -> None:
-        if len(self.input_hw) != 2 or min(self.input_hw) <= 0:
-            raise ConfigError(f"xreid.input_hw must be two positive ints, got {self.input_hw}")
-        if len(self.stride_hw) != 2 or min(self.stride_hw) <= 0:
-            raise ConfigError(f"xreid.stride_hw must be two positive ints, got {self.stride_hw}")
-        if self.backbone not in ("clip_vit", "mobilenet_v2"):
-            raise ConfigError(f"xreid.backbone must be clip_vit|mobilenet_v2, got {self.backbone!r}")
+    @model_validator(mode="after")
+    def _mobilenet_shapes(self) -> Self:
+        if self.backbone != "mobilenet_v2":
+            return self
         step = 64 if self.edge_view else 32
-        if self.backbone == "mobilenet_v2" and (self.input_hw[0] % step or self.input_hw[1] % step):
-            raise ConfigError(f"xreid.input_hw must be multiples of {step} for mobilenet_v2"
-                              f"{' with edge_view' if self.edge_view else ''}, got {self.input_hw}")
-        if self.backbone == "mobilenet_v2" and (self.token_dim < 1 or self.token_dim % self.mii_heads):
-            raise ConfigError(f"xreid.token_dim must be a positive multiple of mii_heads, got {self.token_dim}")
-        if not 0 <= self.frozen_blocks <= 18:
-            raise ConfigError(f"xreid.frozen_blocks must be in [0, 18], got {self.frozen_blocks}")
-        if self.seq_len < 1:
-            raise ConfigError(f"xreid.seq_len must be >= 1, got {self.seq_len}")
-        if len(self.pixel_mean) != 3 or len(self.pixel_std) != 3 or min(self.pixel_std) <= 0:
-            raise ConfigError("xreid.pixel_mean/pixel_std must be 3 values each, std > 0")
-        if self.camera_num < 1:
-            raise ConfigError(f"xreid.camera_num must be >= 1, got {self.camera_num}")
-        if self.unseen_camera not in ("modality_mean", "zero"):
-            raise ConfigError(f"xreid.unseen_camera must be modality_mean|zero, got {self.unseen_camera!r}")
-        if self.mii_long_term not in ("sequence", "rotate", "off"):
-            raise ConfigError(f"xreid.mii_long_term must be sequence|rotate|off, got {self.mii_long_term!r}")
-        if self.cpc_update not in ("hard", "mean"):
-            raise ConfigError(f"xreid.cpc_update must be hard|mean, got {self.cpc_update!r}")
-        if self.mii_shift_div < 2:
-            raise ConfigError(f"xreid.mii_shift_div must be >= 2, got {self.mii_shift_div}")
-        if not 0.0 <= self.cpc_momentum < 1.0 or self.cpc_temperature <= 0:
-            raise ConfigError("xreid.cpc_momentum must be in [0, 1) and cpc_temperature > 0")
-        if self.num_classes < 0:
-            raise ConfigError(f"xreid.num_classes must be >= 0, got {self.num_classes}")
+        if self.input_hw[0] % step or self.input_hw[1] % step:
+            raise ValueError(f"input_hw must be multiples of {step} for mobilenet_v2"
+                             f"{' with edge_view' if self.edge_view else ''}, got {list(self.input_hw)}")
+        if self.token_dim % self.mii_heads:
+            raise ValueError(f"token_dim ({self.token_dim}) must be a multiple of mii_heads ({self.mii_heads})")
+        return self
 
     def replace(self, **overrides: Any) -> XReIDCfg:
-        """A copy with ``overrides`` applied; unknown names are a ``ConfigError``."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"unknown xreid config keys: {', '.join(unknown)}")
+        """A copy with ``overrides`` applied; unknown names or bad values are a ``ConfigError``."""
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-python dict (lists for tuples) for checkpoints and YAML."""
+        """Plain-python dict (lists for tuples) for checkpoints and YAML; ``config_base.validate`` reads it back."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> XReIDCfg:
-        """Inverse of ``to_dict``; unknown keys are a ``ConfigError``."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown xreid config keys: {', '.join(unknown)}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**kwargs)

@@ -70,12 +70,12 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_files * cfg.max_upload_bytes + FORM_OVERHEAD_BYTES)
     if cfg.token is not None:
-        app.add_middleware(BearerAuth, token=cfg.token, public_paths=dashboard.public_paths(),
+        app.add_middleware(BearerAuth, token=cfg.token.get_secret_value(), public_paths=dashboard.public_paths(),
                            on_failure=metrics.auth_failures.inc)
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(RequestMetrics, metrics=metrics)
-    log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token else "off",
+    log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token is not None else "off",
              encoder.model_id if encoder is not None else "none")
     return app

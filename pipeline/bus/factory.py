@@ -15,7 +15,8 @@ def create_bus(url: str | None = None, cfg: BusCfg | None = None, *, stop_event:
     """Build the bus ``url`` names; ``None`` or ``"memory"`` is the in-process bus.
 
     Args:
-        url: ``None`` / ``"memory"``, or a ``redis://``, ``rediss://`` or ``unix://`` URL; wins over ``cfg.url``.
+        url: ``None`` / ``"memory"``, or a ``redis://``, ``rediss://`` or ``unix://`` URL; wins over ``cfg.url``
+            (a secret: read here, where the bus is built).
         cfg: limits and timeouts (``BusCfg`` defaults when omitted).
         stop_event: when set, a Redis bus stops retrying an unreachable server (shutdown).
         client_name: shown by ``CLIENT LIST`` on the server (which worker is which).
@@ -24,7 +25,8 @@ def create_bus(url: str | None = None, cfg: BusCfg | None = None, *, stop_event:
         ConfigError: the URL names no known bus.
     """
     cfg = cfg or BusCfg()
-    url = url if url is not None else cfg.url
+    if url is None and cfg.url is not None:
+        url = cfg.url.get_secret_value()
     if url is None or url == "memory":
         return MemoryBus(max_deliveries=cfg.max_deliveries, max_payload_bytes=cfg.max_payload_bytes,
                          trim_every_s=cfg.trim_every_s)

@@ -14,6 +14,8 @@ import re
 from models.errors import ConfigError, XreidError
 
 CAMERA_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+CAMERA_ID_RULE = (f"must match {CAMERA_ID_PATTERN} (letters, digits, '_', '.', '-'; a letter or digit first; "
+                  "at most 64)")
 _CAMERA_ID = re.compile(CAMERA_ID_PATTERN)
 
 
@@ -35,6 +37,5 @@ def check_camera_id(value: object, what: str = "camera id", error: type[XreidErr
         error: naming the rule and the offending value (``repr``: control characters show escaped).
     """
     if not is_camera_id(value):
-        raise error(f"{what} must match {CAMERA_ID_PATTERN} (letters, digits, '_', '.', '-'; a letter or digit "
-                    f"first; at most 64), got {value!r}")
+        raise error(f"{what} {CAMERA_ID_RULE}, got {value!r}")
     return value  # type: ignore[return-value]

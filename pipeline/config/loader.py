@@ -1,75 +1,50 @@
-"""Load YAML into frozen config dataclasses, strictly.
+"""Load YAML and ``XREID_*`` environment variables into a frozen config tree, strictly.
 
-Every entry point has one dataclass tree. ``load_config`` reads a YAML file, applies
-``XREID_*`` environment overrides, and builds the tree; an unknown key, a wrong type or a value a
-dataclass's ``__post_init__`` rejects becomes one ``ConfigError`` naming the key and the file.
-Library code never reads files or the environment itself: workers call this at the edge and pass
-the dataclasses down.
+Every entry point has one tree of config dataclasses (``models.config_base``). ``load_config`` reads
+a YAML file, lays the ``XREID_*`` environment over it, then explicit overrides (CLI flags), and lets
+pydantic build the tree; an unknown key, a wrong type or a value a section rejects becomes one
+``ConfigError`` line naming the file and the key. Library code never reads files or the
+environment itself: workers call this at the edge and pass the sections down.
 
-Environment overrides use ``__`` for nesting and YAML for the value::
+Environment variables use ``__`` for nesting (pydantic-settings finds and nests them) and YAML for
+the value, as if the same text stood in the file::
 
-    XREID_MATCHER__MIN_SCORE=0.4  ->  matcher.min_score = 0.4
+    XREID_MATCHER__TOP_K=10  ->  matcher.top_k = 10
+    XREID_DETECTOR__PERSON_CLASSES='[person, rider]'  ->  detector.person_classes = ("person", "rider")
 
 Only names with a ``__`` are config keys: process settings that share the prefix
 (``XREID_REDIS_URL``, ``XREID_LOG_LEVEL``, ``XREID_CACHE``, ``XREID_METRICS_HOST``) are not.
 
-Secrets (tokens, passwords, URLs that may carry credentials) are fields declared with
-``secret()``. That one marker decides three things: their environment values are taken as
-literal strings (``XREID_API__TOKEN=null`` is the string ``null``, never "no token"), errors
-about them never echo the value, and ``to_dict`` masks them. It is the seam for the planned move
-to pydantic ``SecretStr``: every field that will change is the one carrying the marker.
+Secrets (tokens, passwords, URLs that may carry credentials) are ``SecretStr`` fields. Their
+environment values are taken as literal strings (``XREID_API__TOKEN=null`` is the string ``null``,
+never "no token"), errors about them never echo the value, ``to_dict`` masks them, and their
+readers call ``get_secret_value()`` only where the secret is used.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
-from collections.abc import Collection, Mapping
+import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import SecretStr, create_model
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
 
+from models.config_base import secret_paths, validate
 from models.errors import ConfigError
 from pipeline.config.redact import MASK, redact_text, redact_url
 
 T = TypeVar("T")
 ENV_PREFIX = "XREID_"
-_SECRET = "xreid_secret"
+ENV_NESTING = "__"
 _MAX_SHOWN_CHARS = 80
-_INT_LIMIT = 2**63
+_INT_LIMIT = 2**63  # no count or size needs more; beyond, float arithmetic in the checks overflows
 
-
-def secret(default: Any = None) -> Any:
-    """A dataclass field holding a secret (see the module doc for what the marker does)."""
-    return dataclasses.field(default=default, metadata={_SECRET: True})
-
-
-def is_secret(f: dataclasses.Field) -> bool:
-    return bool(f.metadata.get(_SECRET))
-
-
-def secret_paths(cls: type, where: str = "") -> frozenset[str]:
-    """Dotted keys of every secret field in the tree of ``cls`` that a mapping path can reach."""
-    out: set[str] = set()
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = _join(where, f.name)
-        if is_secret(f):
-            out.add(key)
-            continue
-        for tp in (hints[f.name], *get_args(hints[f.name])):
-            if dataclasses.is_dataclass(tp):
-                out |= secret_paths(tp, key)
-    return frozenset(out)
-
-
-def _show(value: Any) -> str:
-    """A config value for an error message: one short line, URLs' credentials masked."""
-    text = redact_text(repr(value))
-    return text if len(text) <= _MAX_SHOWN_CHARS else text[:_MAX_SHOWN_CHARS] + "..."
+__all__ = ["ENV_PREFIX", "EnvSource", "from_dict", "load_config", "load_yaml", "merge", "secret_paths", "to_dict"]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -94,31 +69,58 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def env_overrides(env: Mapping[str, str], prefix: str = ENV_PREFIX,
-                  literal: Collection[str] = frozenset()) -> dict[str, Any]:
-    """Turn ``XREID_A__B=v`` variables into a nested ``{"a": {"b": v}}`` mapping.
+class EnvSource(EnvSettingsSource):
+    """The ``XREID_SECTION__KEY=value`` variables of ``env`` as nested data for config tree ``root``.
 
-    Args:
-        literal: dotted keys whose values stay the raw string (secrets); all others are YAML.
+    pydantic-settings matches the names to the tree and nests them; each value is read as YAML
+    first (a secret's stays the literal string), and a variable whose first part names no section
+    is refused.
     """
-    out: dict[str, Any] = {}
-    for name, raw in env.items():
-        if not name.startswith(prefix) or "__" not in name[len(prefix):]:
-            continue
-        path = [part.lower() for part in name[len(prefix):].split("__")]
-        try:
-            value = raw if raw == "" or ".".join(path) in literal else yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        except (ValueError, RecursionError) as e:  # an integer past 4300 digits, nesting past the stack
-            raise ConfigError(f"environment variable {name}: unreadable value ({type(e).__name__})") from None
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"environment variable {name} conflicts with another override")
-        node[path[-1]] = value
-    return out
+
+    def __init__(self, root: type, env: Mapping[str, str], prefix: str = ENV_PREFIX) -> None:
+        super().__init__(_settings_twin(root), case_sensitive=False, env_prefix=prefix,
+                         env_nested_delimiter=ENV_NESTING)
+        given = {name: raw for name, raw in env.items() if name.startswith(prefix) and ENV_NESTING in name[len(prefix):]}
+        sections, secrets = root.__pydantic_fields__, secret_paths(root)  # type: ignore[attr-defined]
+        paths = {name: name[len(prefix):].lower().split(ENV_NESTING) for name in given}
+        self.env_vars = {}  # name -> value, YAML already read: pydantic-settings only nests them
+        for name, path in paths.items():
+            if path[0] not in sections:
+                raise ConfigError(f"environment variable {name}: unknown key {path[0]} "
+                                  f"(valid: {', '.join(sections)})")
+            inner = next((other for other, p in paths.items() if len(p) > len(path) and p[:len(path)] == path), None)
+            if inner:  # XREID_A__B=1 and XREID_A__B__C=2: B cannot be both
+                raise ConfigError(f"environment variable {name} conflicts with {inner}")
+            self.env_vars[name.lower()] = given[name] if ".".join(path) in secrets else _yaml_value(name, given[name])
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        return value  # read as YAML already (JSON, pydantic-settings' own reading, is a subset)
+
+
+def _yaml_value(name: str, raw: str) -> Any:
+    if not raw:
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw  # not YAML: validation judges the raw string
+    except (ValueError, RecursionError) as e:  # an integer past 4300 digits, nesting past the stack
+        raise ConfigError(f"environment variable {name}: unreadable value ({type(e).__name__})") from None
+
+
+@functools.cache
+def _settings_twin(root: type) -> type[BaseSettings]:
+    """A ``BaseSettings`` with ``root``'s top-level fields: what pydantic-settings walks to match names."""
+    fields: dict[str, Any] = {name: (f.annotation, None) for name, f in root.__pydantic_fields__.items()}  # type: ignore[attr-defined]
+    return create_model(f"{root.__name__}Env", __base__=BaseSettings, **fields)
+
+
+def env_overrides(root: type, env: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str, Any]:
+    """Nested data from the ``XREID_*__*`` variables of ``env`` (see ``EnvSource``)."""
+    try:
+        return EnvSource(root, env, prefix)()
+    except SettingsError as e:
+        raise ConfigError(f"environment: {e}") from None
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,115 +150,37 @@ def load_config(cls: type[T], path: str | Path | None = None, env: Mapping[str, 
     source = str(path) if path is not None else "<defaults>"
     data: dict[str, Any] = load_yaml(path) if path is not None else {}
     if env:
-        data = merge(data, env_overrides(env, env_prefix, literal=secret_paths(cls)))
+        data = merge(data, env_overrides(cls, env, env_prefix))
         source += " + environment"
     if overrides:
         data = merge(data, overrides)
     return from_dict(cls, data, source)
 
 
-def from_dict(cls: type[T], data: Any, source: str = "<dict>", where: str = "") -> T:
-    """Build dataclass ``cls`` from plain data; errors name ``source`` and the dotted key."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: {where or 'top level'} must be a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        key = _join(where, str(unknown[0]))
-        raise ConfigError(f"{source}: unknown key '{key}' (valid: {', '.join(sorted(known))})")
-    kwargs = {}
-    for name in data:
-        key = _join(where, name)
-        if not is_secret(known[name]):
-            kwargs[name] = _convert(hints[name], data[name], source, key)
-            continue
-        try:
-            kwargs[name] = _convert(hints[name], data[name], source, key)
-        except ConfigError:  # the message would echo the secret: say what is wrong without it
-            raise ConfigError(f"{source}: '{key}' must be a string, got a value of type "
-                              f"{type(data[name]).__name__} (not shown: secret)") from None
-    try:
-        return cls(**kwargs)
-    except ConfigError as e:
-        # a section's own checks cannot know where it sits (detector.heat, cameras[2].detector.heat)
-        raise ConfigError(f"{source}: {e}" if not where or where in str(e) else f"{source}: {where}: {e}") from None
-    except (TypeError, ValueError, OverflowError) as e:
-        raise ConfigError(f"{source}: {where or cls.__name__}: {e}") from None
+def from_dict(cls: type[T], data: Any, source: str = "<dict>") -> T:
+    """Build config dataclass ``cls`` from plain data; errors name ``source`` and the dotted key."""
+    _refuse_huge_ints(data, source)
+    return validate(cls, data, source, show=_show)
 
 
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+def _refuse_huge_ints(data: Any, source: str) -> None:
+    """An integer no setting needs, anywhere in ``data``, is an error before any check does arithmetic on it."""
+    stack, seen = [("", data)], set()
+    while stack:  # no recursion: a YAML alias can make data cyclic, nesting can pass the stack
+        where, value = stack.pop()
+        if isinstance(value, int) and not isinstance(value, bool) and not -_INT_LIMIT <= value < _INT_LIMIT:
+            raise ConfigError(f"{source}: {where or 'top level'} is out of range, got {_show(value)}")
+        if isinstance(value, (Mapping, list, tuple)) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            stack.extend((f"{where}[{k}]" if isinstance(value, (list, tuple)) else f"{where}.{k}" if where else str(k), v)
+                         for k, v in items)
 
 
-def _convert(tp: Any, value: Any, source: str, where: str) -> Any:
-    origin = get_origin(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value if value is not None else {}, source, where)
-    if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(arg, value, source, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{source}: '{where}' has an invalid value {_show(value)}")
-    if origin is Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{source}: '{where}' must be one of {list(choices)}, got {_show(value)}")
-        return value
-    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: '{where}' must be a list, got {type(value).__name__}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{source}: '{where}' must have {len(args)} items, got {len(value)}")
-            return tuple(_convert(a, v, source, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-        item = args[0] if args else Any
-        items = [_convert(item, v, source, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple or tp is tuple else items
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(value).__name__}")
-        args = get_args(tp)
-        vt = args[1] if args else Any
-        return {str(k): _convert(vt, v, source, _join(where, str(k))) for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{source}: '{where}' must be true or false, got {_show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: '{where}' must be an integer, got {_show(value)}")
-        if not -_INT_LIMIT <= value < _INT_LIMIT:  # no count or size needs more; beyond, arithmetic overflows
-            raise ConfigError(f"{source}: '{where}' is out of range, got {_show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: '{where}' must be a number, got {_show(value)}")
-        try:
-            number = float(value)
-        except OverflowError:  # an integer past 1e308
-            raise ConfigError(f"{source}: '{where}' is out of range, got {_show(value)}") from None
-        if not math.isfinite(number):  # inf would pass every `> 0` check, nan every range check
-            raise ConfigError(f"{source}: '{where}' must be a finite number, got {_show(value)}")
-        return number
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{source}: '{where}' must be a string, got {_show(value)}")
-        return value
-    if isinstance(tp, type) and not isinstance(value, tp):
-        raise ConfigError(f"{source}: '{where}' must be {tp.__name__}, got {type(value).__name__}")
-    return value
+def _show(value: Any) -> str:
+    """A config value for an error message: one short line, URLs' credentials masked."""
+    text = redact_text(repr(value))
+    return text if len(text) <= _MAX_SHOWN_CHARS else text[:_MAX_SHOWN_CHARS] + "..."
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -272,9 +196,10 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def _redacted(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return _mask(value.get_secret_value())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _mask(getattr(value, f.name)) if is_secret(f) else _redacted(getattr(value, f.name))
-                for f in dataclasses.fields(value)}
+        return {f.name: _redacted(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         return {k: _redacted(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -284,9 +209,7 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def _mask(value: Any) -> Any:
-    if value is None or value == "memory":
-        return value
-    if isinstance(value, str) and "://" in value:
-        return redact_url(value)
-    return MASK
+def _mask(secret: str) -> str:
+    if secret == "memory":
+        return secret
+    return redact_url(secret) if "://" in secret else MASK

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("image search with %s", encoder.model_id)
     app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery)
     host = f"[{api.host}]" if ":" in api.host else api.host
-    print(f"xreid serve: http://{host}:{api.port}/ over {store_path} (auth {'on' if api.token else 'off'})",
+    print(f"xreid serve: http://{host}:{api.port}/ over {store_path} (auth {'on' if api.token is not None else 'off'})",
           flush=True)
     level = logging.getLogger().getEffectiveLevel()
     # uvicorn shuts down gracefully on SIGTERM, restores the previous handler and re-raises the

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"xreid up: cameras finished; waiting up to {site.drain_timeout_s:.0f}s for the bus to drain "
                   "into the store", file=sys.stderr, flush=True)
             # short retries: a poll must not hold the supervisor (and its restarts) while Redis is down
-            bus = create_bus(site.redis_url, BusCfg(retry_timeout_s=2.0), client_name="xreid-up-drain")
+            bus = create_bus(site.redis_url.get_secret_value(), BusCfg(retry_timeout_s=2.0), client_name="xreid-up-drain")
             drain.append(DrainWatch(bus, site.drain_timeout_s))
         watch = drain[0]
         if watch.drained():
