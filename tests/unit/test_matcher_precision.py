@@ -84,5 +84,5 @@ def test_the_gap_is_the_spread_of_genuine_scores_and_survives_a_restart(tmp_path
 
 @pytest.mark.parametrize("bad", [{"min_clips": 0}, {"min_gap": -0.1}])
 def test_bad_precision_settings_are_refused(bad):
-    with pytest.raises(ConfigError, match="matcher.min_"):
+    with pytest.raises(ConfigError, match="MatcherCfg: min_"):  # built in code: the class names the section
         MatcherCfg(**bad)
