@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import SecretStr, create_model
+from pydantic import BaseModel, SecretStr, create_model
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
 
@@ -200,6 +200,8 @@ def _redacted(value: Any) -> Any:
         return _mask(value.get_secret_value())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _redacted(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, BaseModel):  # a section written as a pydantic model (pipeline/events/config.py)
+        return {name: _redacted(getattr(value, name)) for name in type(value).model_fields}
     if isinstance(value, Mapping):
         return {k: _redacted(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
