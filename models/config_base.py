@@ -144,6 +144,7 @@ def _describe_one(e: Any, root: type, show: Show) -> str:
         if section is not None:  # a check that spans the fields of a section
             return _qualified(text, _fields(section), where)
         return f"{where} {text}"
+    where = where or "top level"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{where} must be {_bounds(meta, ctx)}, {got}"
     if kind == "literal_error":
@@ -162,7 +163,7 @@ def _describe_one(e: Any, root: type, show: Show) -> str:
         return f"{where} {_TYPE_PHRASES[kind]}, {got}"
     if kind in _CONTAINER_PHRASES:
         return f"{where} {_CONTAINER_PHRASES[kind]}, got {type(e.get('input')).__name__}"
-    return f"{where or 'top level'}: {e['msg']}"  # pydantic's own words: they never echo the value
+    return f"{where}: {e['msg']}"  # pydantic's own words: they never echo the value
 
 
 def _qualified(text: str, fields: Sequence[str], where: str) -> str:
@@ -225,7 +226,8 @@ def _fields(tp: Any) -> dict[str, FieldInfo]:
 def _bounds(meta: list[Any], ctx: dict[str, Any]) -> str:
     """``[0, 1]``, ``(0, 1]``, ``> 0`` ...: every bound of the field, not only the one that failed."""
     lo = hi = None
-    failed = [kind(ctx[key]) for key, kind in (("gt", at.Gt), ("ge", at.Ge), ("lt", at.Lt), ("le", at.Le)) if key in ctx]
+    kinds = (("gt", at.Gt), ("ge", at.Ge), ("lt", at.Lt), ("le", at.Le))
+    failed = [kind(ctx[key]) for key, kind in kinds if key in ctx]
     for m in [*meta, *failed]:  # the field's own bounds first; the failed one alone if they cannot be found
         if isinstance(m, (at.Gt, at.Ge)) and lo is None:
             lo = ("(", ">", m.gt) if isinstance(m, at.Gt) else ("[", ">=", m.ge)

@@ -64,7 +64,8 @@ class SiteCfg(Section):
     @classmethod
     def _redis_scheme(cls, url: SecretStr) -> SecretStr:
         if not url.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"must start with redis://, rediss:// or unix://, got {redact_url(url.get_secret_value())!r}")
+            shown = redact_url(url.get_secret_value())
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {shown!r}")
         return url
 
     @model_validator(mode="after")

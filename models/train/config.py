@@ -37,7 +37,7 @@ class DataSection(Section):
     num_cameras: AtLeastOne = 12             # VCM only; BUPTCampus has 6
     cache_frames: bool = False               # keep decoded, resized frames in memory
     num_workers: Annotated[int, Field(ge=0)] = 0
-    rgb_grayscale_p: Annotated[float, Field(ge=0, le=1)] = 0.0  # not in the reference: greys a visible training sequence
+    rgb_grayscale_p: Annotated[float, Field(ge=0, le=1)] = 0.0  # not in the reference: greys a visible sequence
     rgb_gray_mode: Literal["luminance", "random_mix"] = "luminance"   # how (models/data/gray.py)
 
 

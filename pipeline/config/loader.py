@@ -80,9 +80,9 @@ class EnvSource(EnvSettingsSource):
     def __init__(self, root: type, env: Mapping[str, str], prefix: str = ENV_PREFIX) -> None:
         super().__init__(_settings_twin(root), case_sensitive=False, env_prefix=prefix,
                          env_nested_delimiter=ENV_NESTING)
-        given = {name: raw for name, raw in env.items() if name.startswith(prefix) and ENV_NESTING in name[len(prefix):]}
+        paths = {name: name[len(prefix):].lower().split(ENV_NESTING) for name in env
+                 if name.startswith(prefix) and ENV_NESTING in name[len(prefix):]}
         sections, secrets = root.__pydantic_fields__, secret_paths(root)  # type: ignore[attr-defined]
-        paths = {name: name[len(prefix):].lower().split(ENV_NESTING) for name in given}
         self.env_vars = {}  # name -> value, YAML already read: pydantic-settings only nests them
         for name, path in paths.items():
             if path[0] not in sections:
@@ -91,7 +91,8 @@ class EnvSource(EnvSettingsSource):
             inner = next((other for other, p in paths.items() if len(p) > len(path) and p[:len(path)] == path), None)
             if inner:  # XREID_A__B=1 and XREID_A__B__C=2: B cannot be both
                 raise ConfigError(f"environment variable {name} conflicts with {inner}")
-            self.env_vars[name.lower()] = given[name] if ".".join(path) in secrets else _yaml_value(name, given[name])
+            raw = env[name]
+            self.env_vars[name.lower()] = raw if ".".join(path) in secrets else _yaml_value(name, raw)
 
     def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
         return value  # read as YAML already (JSON, pydantic-settings' own reading, is a subset)
@@ -111,7 +112,8 @@ def _yaml_value(name: str, raw: str) -> Any:
 @functools.cache
 def _settings_twin(root: type) -> type[BaseSettings]:
     """A ``BaseSettings`` with ``root``'s top-level fields: what pydantic-settings walks to match names."""
-    fields: dict[str, Any] = {name: (f.annotation, None) for name, f in root.__pydantic_fields__.items()}  # type: ignore[attr-defined]
+    top = root.__pydantic_fields__  # type: ignore[attr-defined]
+    fields: dict[str, Any] = {name: (f.annotation, None) for name, f in top.items()}
     return create_model(f"{root.__name__}Env", __base__=BaseSettings, **fields)
 
 
@@ -173,8 +175,8 @@ def _refuse_huge_ints(data: Any, source: str) -> None:
         if isinstance(value, (Mapping, list, tuple)) and id(value) not in seen:
             seen.add(id(value))
             items = value.items() if isinstance(value, Mapping) else enumerate(value)
-            stack.extend((f"{where}[{k}]" if isinstance(value, (list, tuple)) else f"{where}.{k}" if where else str(k), v)
-                         for k, v in items)
+            in_list = isinstance(value, (list, tuple))
+            stack.extend((f"{where}[{k}]" if in_list else f"{where}.{k}" if where else str(k), v) for k, v in items)
 
 
 def _show(value: Any) -> str:

@@ -278,7 +278,7 @@ class ThermalCfg(Section):
     """
 
     palette: ThermalPalette = "white_hot"
-    max_colour_distance: PosFloat = 40.0    # a pixel farther than this (RGB units) from every palette colour is off-palette
+    max_colour_distance: PosFloat = 40.0    # a pixel farther (RGB units) from every palette colour is off-palette
     max_off_palette_fraction: Unit = 0.05   # frames with more off-palette pixels than this are rejected
     agc_low_percentile: Percentile = 1.0    # 16-bit AGC: raw value mapped to 0 ...
     agc_high_percentile: Percentile = 99.0  # ... and to 255
@@ -548,9 +548,11 @@ class MatcherCfg(Section):
     calibration: CalibrationCfg = field(default_factory=CalibrationCfg)
     top_k: PosInt = 20               # gallery tracks compared with each new track
     merge_margin: NonNegFloat = 0.1  # two identities merge when one track beats both thresholds by this
-    min_gap: NonNegFloat | None = None  # a join or merge must lead the next identity by this (None: genuine score spread)
+    min_gap: NonNegFloat | None = None  # a join or merge must lead the next identity by this (None: genuine
+                                        # score spread)
     min_clips: PosInt = 2            # clips a track gathers before it may join an identity (then at each clip)
-    overlap_slack_s: NonNegFloat = 0.2  # same-camera tracks overlapping less than this are not simultaneous (box jitter)
+    overlap_slack_s: NonNegFloat = 0.2  # same-camera tracks overlapping less than this are not simultaneous
+                                        # (box jitter)
     transitions: list[TransitionCfg] = field(default_factory=list)  # empty: no transition constraint
     transitions_strict: bool = False  # true: camera pairs without a window cannot be linked at all
     gallery: GalleryCfg = field(default_factory=GalleryCfg)
