@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,7 @@ from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E40
 from pipeline.ingest.looks import NightNirLook, OtherRgbLook  # noqa: E402
 from pipeline.store.modality_events import list_switches  # noqa: E402
 from pipeline.store.sqlite import Store  # noqa: E402
-from pipeline.store.tracks import list_tracks, per_camera  # noqa: E402
+from pipeline.store.tracks import list_tracks  # noqa: E402
 
 NIGHT_FROM = 201     # camera b's first near-infrared frame
 
@@ -75,15 +76,18 @@ def xreid(*args: str) -> float:
 
 
 def store_facts(store: Path) -> dict:
+    """Tracks per camera and modality, the day/night switches, and tracks and identities per model."""
     with Store(store, readonly=True) as s:
-        tracks = [[cam, modality, n] for cam, modality, n, _, _ in per_camera(s)]
+        tracks = list_tracks(s)
         switches = [[e.camera_id, e.ts, e.from_modality, e.to_modality] for e in list_switches(s)]
-        by_model: dict[str | None, list[int | None]] = {}
-        for t in list_tracks(s):
-            by_model.setdefault(t.model_id, []).append(t.assigned_identity)
+    per_camera = Counter((t.camera_id, t.modality) for t in tracks)
+    by_model: dict[str | None, list[int | None]] = {}
+    for t in tracks:
+        by_model.setdefault(t.model_id, []).append(t.assigned_identity)
     models = [[m, len(ids), len({i for i in ids if i is not None})]
               for m, ids in sorted(by_model.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))]
-    return {"tracks": tracks, "modality_events": switches, "models": models}
+    return {"tracks": [[cam, modality, n] for (cam, modality), n in sorted(per_camera.items())],
+            "modality_events": switches, "models": models}
 
 
 def main() -> int:

@@ -43,13 +43,9 @@ def camera_overview(store: Store) -> list[dict[str, Any]]:
     (when a status is stored), current_modality and modality_switches (day/night cameras).
     """
     out: dict[str, dict[str, Any]] = {}
-    for cam, modality, n, t0, t1 in per_camera(store):
-        c = out.setdefault(cam, {"camera_id": cam, "modalities": [], "n_tracks": 0, "first_seen": t0,
-                                 "last_seen": t1, "current_modality": None, "status": None, "reason": None,
-                                 "status_at": None})
-        c["modalities"].append(modality)
-        c["n_tracks"] += n
-        c["first_seen"], c["last_seen"] = min(c["first_seen"], t0), max(c["last_seen"], t1)
+    for cam, modalities, n, t0, t1 in per_camera(store):
+        out[cam] = {"camera_id": cam, "modalities": modalities, "n_tracks": n, "first_seen": t0, "last_seen": t1,
+                    "current_modality": None, "status": None, "reason": None, "status_at": None}
     for r in camera_statuses(store):
         c = out.setdefault(r["camera_id"], {
             "camera_id": r["camera_id"], "modalities": [r["modality"]] if r["modality"] else [],

@@ -39,7 +39,17 @@ def find_root(parents: Mapping[int, int], ident: int) -> int:
 
 def members(parents: Mapping[int, int], root: int) -> list[int]:
     """``root`` first, then every identity merged into it (directly or along a chain), by id."""
-    return [root] + sorted(i for i in parents if find_root(parents, i) == root)
+    return member_map(parents, [root])[root]
+
+
+def member_map(parents: Mapping[int, int], roots: Iterable[int]) -> dict[int, list[int]]:
+    """``members`` of each of ``roots``, walking the merges once for all of them."""
+    out = {int(r): [int(r)] for r in roots}
+    for i in sorted(parents):
+        found = out.get(find_root(parents, i))
+        if found is not None:
+            found.append(i)
+    return out
 
 
 def merged_parents(store: Store) -> dict[int, int]:

@@ -17,6 +17,7 @@ from pipeline.store.identities import (
     identity_model,
     list_links,
     list_merges,
+    member_map,
     members,
     merged_parents,
     resolve,
@@ -68,7 +69,7 @@ def summarize(store: Store, roots: Sequence[int] | None = None,
            "WHERE identity_id IS NOT NULL")
     params: list[object] = []
     if roots is not None:
-        ids = sorted({m for r in roots for m in members(parents, r)})
+        ids = sorted({m for group in member_map(parents, roots).values() for m in group})
         sql += f" AND identity_id IN ({marks(len(ids))})"
         params = list(ids)
     folded: dict[int, list[Any]] = {}
@@ -89,24 +90,31 @@ def summarize(store: Store, roots: Sequence[int] | None = None,
 def list_identities(store: Store, f: TrackFilter, limit: int, offset: int) -> tuple[list[IdentitySummary], int]:
     """Identities most recently seen first that have a track passing ``f``, and how many there are.
 
-    The summary covers all of an identity's tracks; the filter only chooses which identities.
+    The summary covers all of an identity's tracks; the filter only chooses which identities. Ranking
+    needs only each identity's last sighting, so cameras and modalities are read for the page alone.
     """
     if store.schema_version < V_IDENTITIES:
         return [], 0
     parents = merged_parents(store)
-    everyone = summarize(store, None, parents)
+    last_seen: dict[int, float] = {}
+    for ident, t1 in store.execute("SELECT identity_id, max(t_end) FROM tracks WHERE identity_id IS NOT NULL "
+                                   "GROUP BY identity_id"):
+        root = find_root(parents, int(ident))
+        last_seen[root] = max(last_seen.get(root, float(t1)), float(t1))
     if f != TrackFilter():
         scope = {find_root(parents, i) for i in assigned_identities(store, f, parents)}
-        everyone = {k: v for k, v in everyone.items() if k in scope}
-    ranked = sorted(everyone.values(), key=lambda s: (-s.last_seen, s.identity_id))
-    return ranked[offset:offset + limit], len(ranked)
+        last_seen = {k: v for k, v in last_seen.items() if k in scope}
+    ranked = sorted(last_seen, key=lambda root: (-last_seen[root], root))
+    page = ranked[offset:offset + limit]
+    found = summarize(store, page, parents)
+    return [found[root] for root in page], len(ranked)
 
 
 def thumbnail_modalities_of(store: Store, roots: Sequence[int],
                             parents: Mapping[int, int] | None = None) -> dict[int, set[str]]:
     """For each identity, the modalities it has a thumbnail in."""
     parents = merged_parents(store) if parents is None else parents
-    owner = {m: r for r in roots for m in members(parents, r)}
+    owner = {m: r for r, group in member_map(parents, roots).items() for m in group}
     out: dict[int, set[str]] = {}
     for ident, modality in thumbnail_modalities(store, list(owner)):
         out.setdefault(owner[ident], set()).add(modality)

@@ -215,11 +215,13 @@ def tracks_by_number(store: Store, track_nos: Sequence[int]) -> dict[int, Track]
     return {t.track_no: t for t in (_track(r, parents) for r in rows)}  # type: ignore[misc]
 
 
-def per_camera(store: Store) -> list[tuple[str, str, int, float, float]]:
-    """``(camera_id, modality, n_tracks, first t_start, last t_end)`` per camera and modality."""
-    return [(str(c), str(m), int(n), float(t0), float(t1)) for c, m, n, t0, t1 in store.execute(
-        "SELECT camera_id, modality, count(*), min(t_start), max(t_end) FROM tracks GROUP BY camera_id, modality "
-        "ORDER BY camera_id, modality")]
+def per_camera(store: Store) -> list[tuple[str, list[str], int, float, float]]:
+    """``(camera_id, modalities seen (sorted), n_tracks, first t_start, last t_end)`` per camera, by id."""
+    # a track's modality is 'rgb' or 'ir' (a CHECK constraint), so min and max name every one a camera has;
+    # grouping by camera alone lets the (camera_id, t_start) index serve the scan
+    rows = store.execute("SELECT camera_id, min(modality), max(modality), count(*), min(t_start), max(t_end) "
+                         "FROM tracks GROUP BY camera_id ORDER BY camera_id")
+    return [(str(c), sorted({str(lo), str(hi)}), int(n), float(t0), float(t1)) for c, lo, hi, n, t0, t1 in rows]
 
 
 # -- thumbnails -----------------------------------------------------------------------------------
