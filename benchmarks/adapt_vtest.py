@@ -22,10 +22,10 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -38,6 +38,9 @@ from benchmarks.identity_vtest import LAST_FRAME, LOOKS, SPLITS, build_probe, ch
 from models.weights import DEFAULT_CHECKPOINT  # noqa: E402
 from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
 from pipeline.ingest.looks import NightNirLook, OtherRgbLook  # noqa: E402
+from pipeline.store.modality_events import list_switches  # noqa: E402
+from pipeline.store.sqlite import Store  # noqa: E402
+from pipeline.store.tracks import list_tracks  # noqa: E402
 
 NIGHT_FROM = 201     # camera b's first near-infrared frame
 
@@ -73,12 +76,18 @@ def xreid(*args: str) -> float:
 
 
 def store_facts(store: Path) -> dict:
-    with sqlite3.connect(store) as conn:
-        tracks = conn.execute("SELECT camera_id, modality, count(*) FROM tracks GROUP BY camera_id, modality").fetchall()
-        switches = conn.execute("SELECT camera_id, ts, from_modality, to_modality FROM modality_events").fetchall()
-        models = conn.execute("SELECT model_id, count(*), count(DISTINCT identity_id) FROM tracks GROUP BY model_id").fetchall()
-    return {"tracks": [list(r) for r in tracks], "modality_events": [list(r) for r in switches],
-            "models": [list(r) for r in models]}
+    """Tracks per camera and modality, the day/night switches, and tracks and identities per model."""
+    with Store(store, readonly=True) as s:
+        tracks = list_tracks(s)
+        switches = [[e.camera_id, e.ts, e.from_modality, e.to_modality] for e in list_switches(s)]
+    per_camera = Counter((t.camera_id, t.modality) for t in tracks)
+    by_model: dict[str | None, list[int | None]] = {}
+    for t in tracks:
+        by_model.setdefault(t.model_id, []).append(t.assigned_identity)
+    models = [[m, len(ids), len({i for i in ids if i is not None})]
+              for m, ids in sorted(by_model.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))]
+    return {"tracks": [[cam, modality, n] for (cam, modality), n in sorted(per_camera.items())],
+            "modality_events": switches, "models": models}
 
 
 def main() -> int:

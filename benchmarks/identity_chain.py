@@ -49,9 +49,10 @@ from pipeline.ingest.looks import NightNirLook, OtherRgbLook, render_camera  # n
 from pipeline.ingest.pseudo_thermal import estimate_background  # noqa: E402
 from pipeline.matcher.identity_eval import run_labels, score_partition, score_run  # noqa: E402
 from pipeline.matcher.matcher import Matcher  # noqa: E402
-from pipeline.matcher.records import calibration_rows, list_tracks  # noqa: E402
 from pipeline.replay.embedded import STORE_NAME, Replay, ReplayOptions, parse_camera_spec  # noqa: E402
+from pipeline.store.calibration import list_thresholds  # noqa: E402
 from pipeline.store.sqlite import Store  # noqa: E402
+from pipeline.store.tracks import list_tracks  # noqa: E402
 from pipeline.tracking.mot import read_mot  # noqa: E402
 from workers.identity_chain import align_clip_length, identity_stages, load_encoder  # noqa: E402
 
@@ -116,7 +117,7 @@ def run_look(cfg: XreidCfg, encoder: Any, look: str, cam_a: Path, cam_b: Path, g
         labels = run_labels(replay.run_id, {c: run_dir / f"{c}.mot.txt" for c in ("camA", "camB")},
                             {"camA": GT_PATH, "camB": gt_b})
         live = score_run(store, replay.run_id, labels)
-        calibration = calibration_rows(store)
+        calibration = list_thresholds(store)
     save_tapped(run_dir / "embeddings.bin", tapped)
     (run_dir / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
     static_cfg = dataclasses.replace(cfg.matcher, thresholds=STATIC, calibration=dataclasses.replace(
@@ -161,7 +162,7 @@ def relink(tapped: list[Embedding], cfg: MatcherCfg, labels: dict[str, str],
     same = True
     if store_path is not None:
         with Store(store_path, readonly=True) as store:
-            stored = {t.track_uid: t.identity for t in list_tracks(store, limit=10_000_000) if t.identity is not None}
+            stored = {t.track_uid: t.identity for t in list_tracks(store) if t.identity is not None}
         same = _same_partition([pred[u] for u in uids], [stored.get(u) for u in uids])
     return score, same
 

@@ -22,7 +22,6 @@ import os
 import platform
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from pipeline.bus import GROUP_MATCHER, GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDI
 from pipeline.bus.messages import Clip  # noqa: E402
 from pipeline.bus.redis import FIELD_DATA  # noqa: E402
 from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
+from pipeline.store.sqlite import Store  # noqa: E402
+from pipeline.store.tracks import load_matched_tracks  # noqa: E402
 
 AUDIT_GROUP = "soak-audit"
 
@@ -91,12 +92,8 @@ class Audit:
 
 
 def stored_clip_ids(store: Path) -> set[str]:
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT camera_id, track_uid, segments FROM tracks WHERE segments IS NOT NULL").fetchall()
-    finally:
-        conn.close()
-    return {f"{cam}:{uid}:{seg}" for cam, uid, segs in rows for seg in json.loads(segs)}
+    with Store(store, readonly=True) as s:
+        return {f"{t.camera_id}:{t.track_uid}:{seg}" for t in load_matched_tracks(s) for seg in t.segments}
 
 
 def backlog(client: redis.Redis) -> int:

@@ -25,17 +25,11 @@ from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
 from pipeline.reid.camera_index import camera_key
 from pipeline.store.crops import CropKeeper, KeptCrop, crops_dir
+from pipeline.store.identities import reset_identities
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import assigned_identities, list_tracks, model_ids
 
 log = logging.getLogger(__name__)
-
-_RESET = (
-    "UPDATE tracks SET identity_id = NULL, track_no = NULL, model_id = NULL, embedding = NULL, n_embedded = 0, "
-    "segments = NULL",
-    "DELETE FROM links",
-    "DELETE FROM merges",
-    "DELETE FROM identities",
-)
 
 
 @dataclass(frozen=True)
@@ -74,10 +68,6 @@ def _clips(kept: list[KeptCrop]) -> list[tuple[int, float, float, list[np.ndarra
     return out
 
 
-def _live_identities(store: Store) -> int:
-    return int(store.execute("SELECT count(DISTINCT identity_id) FROM tracks WHERE identity_id IS NOT NULL")[0][0])
-
-
 def reembed(store_path: str | Path, encoder: object, matcher_cfg: MatcherCfg,
             progress: Callable[[int], None] | None = None) -> ReembedResult:
     """Re-embed the store at ``store_path`` under ``encoder`` (a ``ReidEncoder``) and relink it.
@@ -98,10 +88,9 @@ def reembed(store_path: str | Path, encoder: object, matcher_cfg: MatcherCfg,
     keeper = CropKeeper(root)
     model_id = str(encoder.model_id)  # type: ignore[attr-defined]
     with Store(path) as store:
-        rows = store.execute("SELECT track_uid, camera_id, modality FROM tracks ORDER BY t_start, track_uid")
-        previous = sorted(str(r[0]) for r in store.execute(
-            "SELECT DISTINCT model_id FROM tracks WHERE model_id IS NOT NULL"))
-        before = _live_identities(store)
+        rows = [(t.track_uid, t.camera_id, t.modality) for t in list_tracks(store)]
+        previous = model_ids(store)
+        before = len(assigned_identities(store))
         embeddings: list[Embedding] = []
         moved = without = 0
         for k, (uid, cam, modality) in enumerate(rows):
@@ -120,10 +109,8 @@ def reembed(store_path: str | Path, encoder: object, matcher_cfg: MatcherCfg,
         embeddings.sort(key=lambda e: (e.t_end, e.t_start, e.clip_id))   # the order the matcher would have seen
         matcher = Matcher(matcher_cfg)
         outcomes = [matcher.observe(e) for e in embeddings]
-        with store.transaction() as conn:
-            for sql in _RESET:
-                conn.execute(sql)
+        reset_identities(store)
         records.save(store, outcomes)
-        after = _live_identities(store)
+        after = len(assigned_identities(store))
     log.info("reembed %s: %d tracks moved to %s, %d without crops unlinked", path, moved, model_id, without)
     return ReembedResult(model_id, previous, len(rows), moved, without, len(embeddings), before, after)

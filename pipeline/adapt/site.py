@@ -24,6 +24,7 @@ from pipeline.ingest.looks import NightNirLook
 from pipeline.ingest.pseudo_thermal import PseudoThermal
 from pipeline.store.crops import CropKeeper, crops_dir
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import list_tracks, model_ids
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,8 @@ def load_site(store_path: str | Path, input_hw: tuple[int, int], min_tracks: int
         raise ConfigError(f"adapt: no store at {path}")
     root = crops_dir(path)
     with Store(path, readonly=True) as store:
-        rows = store.execute("SELECT track_uid, camera_id, modality, t_start, t_end FROM tracks ORDER BY t_start")
-        models = [str(r[0]) for r in store.execute("SELECT DISTINCT model_id FROM tracks WHERE model_id IS NOT NULL")] \
-            if store.schema_version >= 2 else []
+        rows = [(t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end) for t in list_tracks(store)]
+        models = model_ids(store)
     if not root.is_dir():
         raise ConfigError(f"adapt: store {path} has {len(rows)} tracks but no kept crops ({root} is missing; "
                           "replay with store.keep_crops > 0)")

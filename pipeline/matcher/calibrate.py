@@ -32,6 +32,7 @@ from pipeline.bus.messages import Embedding, make_clip_id
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher.matcher import Matcher
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import load_matched_tracks
 from pipeline.tracking.mot import read_mot
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,13 @@ def label_tracks(pred_mot: str | Path, gt_mot: str | Path, min_iou: float = 0.4,
 
 
 def load_labelled(store: Store, labels: dict[str, str]) -> list[LabelledTrack]:
-    """Every embedded track of ``store`` with its label from ``labels`` (track_uid → person)."""
-    rows = store.execute("SELECT model_id, camera_id, track_uid, modality, t_start, t_end, embedding FROM tracks "
-                         "WHERE embedding IS NOT NULL ORDER BY t_end, track_no")
+    """Every embedded track of ``store`` with its label from ``labels`` (track_uid → person), in the order
+    the matcher finished them (by end time)."""
     out = []
-    for model_id, cam, uid, modality, t0, t1, emb in rows:
-        v = np.frombuffer(bytes(emb), dtype="<f4").astype(np.float32)
-        out.append(LabelledTrack(model_id, cam, uid, modality, float(t0), float(t1),
-                                 v / max(float(np.linalg.norm(v)), 1e-12), labels.get(uid)))
+    for t in sorted(load_matched_tracks(store), key=lambda t: (t.t_end, t.track_no)):
+        v = t.mean
+        out.append(LabelledTrack(t.model_id, t.camera_id, t.track_uid, t.modality, t.t_start, t.t_end,
+                                 v / max(float(np.linalg.norm(v)), 1e-12), labels.get(t.track_uid)))
     return out
 
 

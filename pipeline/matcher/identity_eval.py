@@ -20,8 +20,8 @@ from itertools import combinations
 from pathlib import Path
 
 from pipeline.matcher.calibrate import label_tracks
-from pipeline.matcher.records import list_tracks
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import list_tracks
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def run_labels(run_id: str, mot: Mapping[str, Path], gt: Mapping[str, Path], min
 
 def score_run(store: Store, run_id: str, labels: Mapping[str, str]) -> IdentityScore:
     """Score the identities of ``run_id``'s embedded tracks in ``store`` (merges resolved)."""
-    tracks = [t for t in list_tracks(store, limit=10_000_000) if t.identity is not None
+    tracks = [t for t in list_tracks(store) if t.identity is not None
               and t.track_uid.startswith(f"{t.camera_id}-{run_id}-")]
     return score_partition([int(t.identity) for t in tracks], [labels.get(t.track_uid) for t in tracks],  # type: ignore[arg-type]
                            [t.camera_id for t in tracks])

@@ -6,26 +6,13 @@ the bus (``pipeline/camera/status.py``) and this sink, run by the matcher worker
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from models.errors import ContractError
 from pipeline.bus import Bus
 from pipeline.camera.status import GROUP_STATUS_STORE, STREAM_CAMERA_STATUS, CameraStatusEvent, decode_report
 from pipeline.ingest.daynight import ModalitySwitch
+from pipeline.store.cameras import save_statuses
 from pipeline.store.modality_events import record_switch
 from pipeline.store.sqlite import Store
-
-
-def save_statuses(store: Store, events: Sequence[CameraStatusEvent]) -> None:
-    """Upsert ``events`` into the ``cameras`` table in one transaction; an older report never wins."""
-    with store.transaction() as conn:
-        for e in events:
-            conn.execute(
-                "INSERT INTO cameras (camera_id, status, reason, source, modality, updated_at) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(camera_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, "
-                "source = excluded.source, modality = excluded.modality, updated_at = excluded.updated_at "
-                "WHERE excluded.updated_at >= cameras.updated_at",
-                (e.camera_id, e.state, e.reason, e.source, e.modality, e.ts))
 
 
 class CameraStatusSink:

@@ -33,7 +33,8 @@ from pipeline.ingest.sources import FileSource
 from pipeline.replay.annotate import AnnotatedWriter
 from pipeline.runtime.out_dir import prepare_out_dir
 from pipeline.store.modality_events import record_switch
-from pipeline.store.sqlite import Store, TrackRow
+from pipeline.store.sqlite import Store
+from pipeline.store.tracks import TrackRow, upsert_track
 from pipeline.tracking.mot import MotBox, MotWriter
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ class Replay:
             for event in c.front.pop_switches():
                 record_switch(self.store, event)
         for s in c.proc.pop_summaries():
-            self.store.upsert_track(_row(s))
+            upsert_track(self.store, _row(s))
             if s.ended:
                 tracks_file.write(json.dumps(_track_json(s), separators=(",", ":")) + "\n")
 

@@ -18,8 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.matcher import records
+from pipeline.store.identities import merged_parents
 from pipeline.store.sqlite import Store
+from pipeline.store.summaries import identity_detail, identity_ids
+from pipeline.store.tracks import thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +47,11 @@ def write_report(store: Store, out_dir: str | Path, track_uid_like: str | None =
     out = Path(out_dir)
     sheets_dir = out / "identities"
     sheets_dir.mkdir(parents=True, exist_ok=True)
-    ids = records.identity_ids(store)
-    roots = records.identity_roots(store)
-    if track_uid_like is not None:
-        keep = {roots[int(r[0])] for r in store.execute(
-            "SELECT DISTINCT identity_id FROM tracks WHERE identity_id IS NOT NULL AND track_uid LIKE ?",
-            (track_uid_like,))}
-        ids = [i for i in ids if i in keep]
+    ids = identity_ids(store, track_uid_like)
+    parents = merged_parents(store)
     identities = []
     for n, ident in enumerate(ids):
-        detail = records.identity_detail(store, ident, roots)
+        detail = identity_detail(store, ident, parents)
         if detail is None:
             continue
         if n < max_sheets:
@@ -88,7 +85,7 @@ def _tracks(detail: dict[str, Any], modality: str) -> list[dict[str, Any]]:
 def write_contact_sheet(store: Store, detail: dict[str, Any], path: str | Path) -> None:
     """One PNG: RGB track thumbnails left, IR right, one row per track, oldest first."""
     columns = {m: _tracks(detail, m) for m in ("rgb", "ir")}
-    thumbs = records.thumbnails(store, [t["track_uid"] for ts in columns.values() for t in ts])
+    thumbs = thumbnails(store, [t["track_uid"] for ts in columns.values() for t in ts])
     rows = max(1, *(len(ts) for ts in columns.values()))
     sheet = np.full((HEADER_H + rows * (CELL_H + CAPTION_H), 2 * CELL_W, 3), 255, np.uint8)
     title = f"identity {detail['identity']}: {detail['n_tracks']} tracks"

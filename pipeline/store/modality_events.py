@@ -1,6 +1,6 @@
 """Each camera's modality over time: switch events in the store, and the timeline built from them.
 
-Schema v3 (``modality_events`` in ``pipeline/store/sqlite.py``) holds one row per modality decision of a
+Schema v3 (``modality_events`` in ``pipeline/store/schema.py``) holds one row per modality decision of a
 camera: the first one (``from_modality`` NULL: a fixed camera's configured modality, or an auto
 camera's first frame) and every switch, dated to the first frame in the new modality. The
 timeline of a camera is the list of spans between those events; the API and the dashboard show
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from models.errors import ContractError, StoreError
 from pipeline.ingest.daynight import ModalitySwitch
+from pipeline.store.schema import V_MODALITY_EVENTS
 from pipeline.store.sqlite import Store, where_clause
 
 
@@ -50,7 +51,9 @@ def record_switch(store: Store, event: ModalitySwitch) -> None:
 
 def list_switches(store: Store, camera_id: str | None = None, t_from: float | None = None,
                   t_to: float | None = None) -> list[ModalitySwitch]:
-    """Stored events, oldest first, optionally for one camera and a time range."""
+    """Stored events, oldest first, optionally for one camera and a time range (none before schema v3)."""
+    if store.schema_version < V_MODALITY_EVENTS:
+        return []
     where, params = where_clause([("camera_id = ?", camera_id),
                                   ("ts >= ?", None if t_from is None else float(t_from)),
                                   ("ts <= ?", None if t_to is None else float(t_to))])
@@ -75,10 +78,7 @@ def modality_timeline(store: Store, camera_id: str, t_from: float | None = None,
 
 def spans_from_events(camera_id: str, events: Sequence[tuple[float, str | None, str]],
                       t_from: float | None = None) -> list[ModalitySpan]:
-    """``(ts, from_modality, to_modality)`` rows in time order → spans; each ends where the next begins.
-
-    The API builds the timeline with this from its own read-only connection.
-    """
+    """``(ts, from_modality, to_modality)`` rows in time order → spans; each ends where the next begins."""
     spans: list[ModalitySpan] = []
     for i, (ts, frm, to) in enumerate(events):
         end = float(events[i + 1][0]) if i + 1 < len(events) else None
@@ -89,7 +89,19 @@ def spans_from_events(camera_id: str, events: Sequence[tuple[float, str | None, 
 
 
 def cameras_with_events(store: Store) -> list[str]:
+    if store.schema_version < V_MODALITY_EVENTS:
+        return []
     return [str(r[0]) for r in store.execute("SELECT DISTINCT camera_id FROM modality_events ORDER BY camera_id")]
+
+
+def camera_modalities(store: Store) -> dict[str, tuple[str, int]]:
+    """Each camera with events → (its current modality: the latest event's, how many switches it made)."""
+    if store.schema_version < V_MODALITY_EVENTS:
+        return {}
+    rows = store.execute("SELECT camera_id, count(from_modality), (SELECT to_modality FROM modality_events l "
+                         "WHERE l.camera_id = e.camera_id ORDER BY ts DESC LIMIT 1) FROM modality_events e "
+                         "GROUP BY camera_id")
+    return {str(cam): (str(modality), int(n)) for cam, n, modality in rows}
 
 
 def _finite_or_none(x: float) -> float | None:

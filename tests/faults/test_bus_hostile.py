@@ -25,6 +25,7 @@ from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.reid.stage import ReidStage
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import get_track
 from tests.support.hostile_payloads import REPROS
 from tests.support.matcher_helpers import emb, person
 from tests.support.reid_helpers import CodeEncoder, make_clip
@@ -98,8 +99,8 @@ def test_hostile_embedding_is_dead_lettered_and_its_batch_mates_are_stored(redis
         result = stage.step(block_ms=1000)
 
         assert (result.consumed, result.stored, result.dead_lettered) == (3, 2, 1)
-        assert store.get_track("before") is not None and store.get_track("after") is not None
-        assert store.get_track("bad") is None
+        assert get_track(store, "before") is not None and get_track(store, "after") is not None
+        assert get_track(store, "bad") is None
     [dead] = bus.dead_letters(STREAM_EMBEDDINGS)
     assert dead.source_id == bad_id and dead.reason.startswith("contract: ")
     assert bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER) == 0

@@ -18,7 +18,8 @@ from models.xreid.encoder import ReidEncoder
 from models.xreid.registry import create_model
 from pipeline.api import create_app
 from pipeline.config.settings import ApiCfg
-from pipeline.store.sqlite import Store, TrackRow
+from pipeline.store.sqlite import Store
+from pipeline.store.tracks import TrackRow, upsert_track
 from tests.support.api_helpers import SEARCH_CROPS, T0, TRACKS, crop_jpeg, crop_rgb, populate
 from tests.support.hostile_images import bmp_header, jpeg_header, png_1bit_bomb, png_header
 
@@ -481,7 +482,7 @@ def test_the_api_never_writes_and_reads_while_a_writer_holds_a_transaction(tmp_p
                              "VALUES ('late', 'cam-z', 'rgb', 1, 2)")
                 assert c.get("/tracks").json()["total"] == before  # not committed: not visible
             assert c.get("/tracks").json()["total"] == before + 1
-            writer.upsert_track(TrackRow("later", "cam-z", "ir", 3.0, 4.0))
+            upsert_track(writer, TrackRow("later", "cam-z", "ir", 3.0, 4.0))
             assert "cam-z" in {cam["camera_id"] for cam in c.get("/cameras").json()}
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with TestClient(create_app(ApiCfg(), path)) as c:

@@ -21,6 +21,7 @@ from pipeline.ingest.daynight import simulate_near_infrared
 from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec
 from pipeline.store.modality_events import list_switches
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import TrackFilter, list_tracks
 from tests.support.thermal_scenes import render_scene
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +115,7 @@ def test_auto_camera_switches_once_and_tracks_do_not_cross(footage, tmp_path, vi
 
     with Store(tmp_path / "xreid.sqlite") as store:
         events = list_switches(store, "gate")
-        tracks = store.list_tracks("gate")
+        tracks = list_tracks(store, TrackFilter(camera_id="gate"))
     assert [(e.from_modality, e.to_modality) for e in events] == [(None, before), (before, after)]
     switch_ts = events[1].ts
     assert abs(switch_ts - (T0 + SWITCH_FRAME / FPS)) <= 1.0          # found within 1 s of where it was made

@@ -88,7 +88,7 @@ def test_api_shows_each_cameras_modality_timeline(tmp_path):
 
     from pipeline.api import create_app
     from pipeline.config.settings import ApiCfg
-    from pipeline.store.sqlite import TrackRow
+    from pipeline.store.tracks import TrackRow, upsert_track
 
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
@@ -96,8 +96,8 @@ def test_api_shows_each_cameras_modality_timeline(tmp_path):
                    ModalitySwitch("gate", T0 + 100, "rgb", "ir", 0.0, 1.0),
                    ModalitySwitch("lobby", T0, None, "ir", float("nan"), float("nan"))):
             record_switch(store, ev)
-        store.upsert_track(TrackRow("gate-r-1", "gate", "rgb", T0 + 10, T0 + 20, 10, 1))
-        store.upsert_track(TrackRow("gate-r~1-1", "gate", "ir", T0 + 110, T0 + 120, 10, 1))
+        upsert_track(store, TrackRow("gate-r-1", "gate", "rgb", T0 + 10, T0 + 20, 10, 1))
+        upsert_track(store, TrackRow("gate-r~1-1", "gate", "ir", T0 + 110, T0 + 120, 10, 1))
     with TestClient(create_app(ApiCfg(), path)) as client:
         cams = {c["camera_id"]: c for c in client.get("/cameras").json()}
         assert cams["gate"]["current_modality"] == "ir" and cams["gate"]["modality_switches"] == 1

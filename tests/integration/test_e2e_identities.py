@@ -7,10 +7,10 @@ import cv2
 
 from pipeline.bus import MemoryBus
 from pipeline.config.settings import CameraCfg, DetectorCfg, MatcherCfg, MotionCfg, PairThresholds, XreidCfg
-from pipeline.matcher import records
 from pipeline.matcher.calibrate import label_tracks
 from pipeline.replay.embedded import Replay, ReplayOptions
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import list_tracks
 from tests.support.scene_helpers import MarkEncoder, painted_scenes
 from workers.identity_chain import align_clip_length, identity_stages, write_identities
 
@@ -44,7 +44,7 @@ def test_e2e_replay_links_the_right_rgb_and_ir_tracks_with_controlled_test_encod
         for c in meta["cameras"]:
             for tid, person in label_tracks(out / f"{c['camera_id']}.mot.txt", tmp_path / "scenes" / c["gt"]).items():
                 truth[f"{c['camera_id']}-{replay.run_id}-{tid}"] = person
-        tracks = {t.track_uid: t for t in records.list_tracks(store)}
+        tracks = {t.track_uid: t for t in list_tracks(store)}
     labelled = {uid: p for uid, p in truth.items() if uid in tracks and tracks[uid].identity is not None}
     people = set(labelled.values())
     cross_modal = {p for p in people if {tracks[u].modality for u, q in labelled.items() if q == p} == {"rgb", "ir"}}

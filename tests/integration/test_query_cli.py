@@ -132,12 +132,13 @@ def test_output_cut_short_by_the_reader_is_not_a_traceback(tmp_path):
     import subprocess
     import sys
 
-    from pipeline.store.sqlite import Store, TrackRow
+    from pipeline.store.sqlite import Store
+    from pipeline.store.tracks import TrackRow, upsert_track
 
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
         for i in range(3000):
-            store.upsert_track(TrackRow(f"cam1-{i}", "cam1", "rgb", float(i), float(i) + 1, 10, 1))
+            upsert_track(store, TrackRow(f"cam1-{i}", "cam1", "rgb", float(i), float(i) + 1, 10, 1))
     proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "tracks", "--store", str(path), "--limit", "3000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.readline()

@@ -17,6 +17,7 @@ from pipeline.config.settings import XreidCfg
 from pipeline.ingest.pseudo_thermal import render_video
 from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec, with_camera_settings
 from pipeline.store.sqlite import Store
+from pipeline.store.tracks import count_tracks, list_tracks
 from pipeline.tracking.mot import read_mot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,9 +82,9 @@ def test_two_cameras_replay_into_store_files_and_bus(cameras, tmp_path):
 
     lines = [json.loads(x) for x in (tmp_path / "tracks.jsonl").read_text().splitlines()]
     with Store(tmp_path / "xreid.sqlite") as store:
-        assert store.count_tracks() == len(lines) == summary["tracks"] > 0
-        assert {t.track_uid for t in store.list_tracks()} == {x["track_uid"] for x in lines}
-        assert all(t.thumbnail for t in store.list_tracks())
+        assert count_tracks(store) == len(lines) == summary["tracks"] > 0
+        assert {t.track_uid for t in list_tracks(store)} == {x["track_uid"] for x in lines}
+        assert all(t.has_thumbnail for t in list_tracks(store))
     assert json.loads((tmp_path / "summary.json").read_text())["run_id"] == summary["run_id"]
     mot = read_mot(tmp_path / "cam1.mot.txt")
     assert mot[:, 0].min() >= 1 and mot[:, 0].max() <= 20
@@ -102,7 +103,7 @@ def test_track_uids_stay_unique_across_runs(cameras, tmp_path):
         uids.append({json.loads(x)["track_uid"] for x in (tmp_path / "tracks.jsonl").read_text().splitlines()})
     assert uids[0] and uids[1] and not uids[0] & uids[1]
     with Store(tmp_path / "xreid.sqlite") as store:
-        assert store.count_tracks() == len(uids[0]) + len(uids[1])
+        assert count_tracks(store) == len(uids[0]) + len(uids[1])
 
 
 def test_bad_camera_specs_and_duplicate_ids(cameras, tmp_path):

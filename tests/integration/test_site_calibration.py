@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.api import create_app
 from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
 from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds
-from pipeline.matcher import records
 from pipeline.matcher.calibration import GENUINE, IMPOSTOR, place_threshold
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
+from pipeline.store.calibration import list_thresholds
 from pipeline.store.sqlite import Store
 from tests.support.matcher_helpers import emb, unit
 from workers.cli import main
@@ -134,14 +134,14 @@ def test_evidence_and_thresholds_persist_and_a_restart_recomputes_the_same(tmp_p
         for e in embs:
             bus.publish(STREAM_EMBEDDINGS, e.to_bytes())
         stage.drain()
-        stored = records.calibration_rows(store)
+        stored = list_thresholds(store)
         assert [(r["pair"], r["source"]) for r in stored][0] == ("rgb_rgb", "auto")
         before = stage.matcher.calibrator.recompute("test@0")   # what all the evidence gives now
         n = store.execute("SELECT kind, count(*) FROM calibration_scores GROUP BY kind ORDER BY kind")
         assert dict(n) == {"genuine": before[0].n_genuine, "impostor": before[0].n_impostor}
     with Store(tmp_path / "x.sqlite") as store:
         again = MatcherStage(MemoryBus(), store, Matcher(cfg)).matcher.calibrator.state()
-        rows = records.calibration_rows(store)
+        rows = list_thresholds(store)
     assert [(s.pair, s.threshold, s.source) for s in again] == [(s.pair, s.threshold, s.source) for s in before]
     assert [(r["pair"], r["threshold"], r["source"]) for r in rows] == [(s.pair, s.threshold, s.source) for s in again]
 
@@ -200,7 +200,7 @@ def test_api_serves_the_calibration_and_the_matcher_worker_exports_it(tmp_path):
         stage = MatcherStage(bus, store, Matcher(MatcherCfg(calibration=SMALL)))
         worker = MatcherWorker(bus, stage, store, Shutdown(), "m-t")
         fams = {f.name: f for f in text_string_to_metric_families(generate_latest(worker.registry).decode())}
-        rows = records.calibration_rows(store)   # rewritten by the restart, from all the stored evidence
+        rows = list_thresholds(store)   # rewritten by the restart, from all the stored evidence
     thr = {s.labels["pair"]: (s.value, s.labels["source"]) for s in fams["xreid_matcher_threshold"].samples}
     assert thr["rgb_rgb"] == (pytest.approx(rows[0]["threshold"]), "auto") and thr["rgb_ir"][1] == "default"
     n = {(s.labels["pair"], s.labels["kind"]): s.value for s in fams["xreid_matcher_calibration_samples"].samples}

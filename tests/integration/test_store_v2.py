@@ -6,10 +6,13 @@ import pytest
 from models.errors import StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, MemoryBus
 from pipeline.config.settings import MatcherCfg, PairThresholds
-from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.store.sqlite import MIGRATIONS, Store, TrackRow
+from pipeline.store.identities import resolve
+from pipeline.store.schema import MIGRATIONS
+from pipeline.store.sqlite import Store
+from pipeline.store.summaries import identity_detail
+from pipeline.store.tracks import TrackFilter, TrackRow, get_track, list_tracks, upsert_track
 from tests.support.matcher_helpers import emb, person, view
 
 # one clip per track is enough here: these tests are about the store and its queries, not the precision rules
@@ -43,14 +46,14 @@ def _run(bus, store, embs) -> MatcherStage:
 def test_v1_store_migrates_to_v2_keeping_tracks(tmp_path):
     path = tmp_path / "x.sqlite"
     with Store(path, migrations=MIGRATIONS[:1]) as v1:
-        v1.upsert_track(TrackRow("cam1-1", "cam1", "rgb", 1.0, 2.0, 10, 1))
+        upsert_track(v1, TrackRow("cam1-1", "cam1", "rgb", 1.0, 2.0, 10, 1))
         assert v1.schema_version == 1
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS) >= 2
-        assert store.get_track("cam1-1").n_frames == 10
+        assert get_track(store, "cam1-1").n_frames == 10
         tables = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"tracks", "identities", "links", "merges"} <= tables
-        [info] = records.list_tracks(store)
+        [info] = list_tracks(store)
         assert (info.track_uid, info.identity, info.track_no) == ("cam1-1", None, None)
 
 
@@ -91,13 +94,13 @@ def test_merge_history_is_stored_and_both_old_ids_resolve(tmp_path):
     with Store(tmp_path / "x.sqlite") as store:
         _run(MemoryBus(), store, _history())
         [(winner, loser)] = store.execute("SELECT winner, loser FROM merges")
-        assert records.resolve(store, winner) == records.resolve(store, loser) == winner
-        detail = records.identity_detail(store, loser)
+        assert resolve(store, winner) == resolve(store, loser) == winner
+        detail = identity_detail(store, loser)
         assert detail["identity"] == winner and detail["merged_ids"] == [loser]
         assert set(detail["cameras"]) == {"c1", "c2", "c3"}
         assert detail["merges"][0]["evidence_track"] is not None
-        via_old = {t.track_uid for t in records.list_tracks(store, identity=loser)}
-        via_new = {t.track_uid for t in records.list_tracks(store, identity=winner)}
+        via_old = {t.track_uid for t in list_tracks(store, TrackFilter(identity_id=loser))}
+        via_new = {t.track_uid for t in list_tracks(store, TrackFilter(identity_id=winner))}
         assert via_old == via_new == {"a", "b", "bridge"}
 
 
@@ -132,7 +135,7 @@ def test_failed_store_write_leaves_the_batch_pending(tmp_path):
         stage.claim_idle_ms = 0
         assert stage.step(block_ms=0).stored == 1
         assert bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER) == 0
-        assert [t.track_uid for t in records.list_tracks(store)] == ["a"]
+        assert [t.track_uid for t in list_tracks(store)] == ["a"]
 
 
 def test_malformed_embeddings_are_dead_lettered(tmp_path):

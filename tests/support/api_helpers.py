@@ -2,7 +2,7 @@
 
 Tracks and identities are written by the real ``Matcher`` + ``records.save`` (the matcher stage's
 own persistence), from embeddings with a known structure, plus one camera-side-only track written
-with ``Store.upsert_track`` (a track the matcher has not seen yet).
+with ``tracks.upsert_track`` (a track the matcher has not seen yet).
 
 People (model ``test@0``, hand-made 16-d vectors):
     P0: cam-a rgb (t 1000-1010), cam-ir ir (1020-1030), cam-b rgb (1100-1120)  -> one identity, 3 tracks
@@ -25,7 +25,9 @@ from pipeline.bus.messages import Embedding, make_clip_id
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
-from pipeline.store.sqlite import Store, TrackRow
+from pipeline.store.identities import resolve
+from pipeline.store.sqlite import Store
+from pipeline.store.tracks import TrackRow, upsert_track
 
 DIM = 16
 TEST_MODEL = "test@0"
@@ -102,7 +104,7 @@ def populate(path: Path, encoder=None) -> Populated:
             records.save(store, [outcome])
             if outcome.merges:
                 out.merged = (outcome.merges[0].winner, outcome.merges[0].loser)
-            store.upsert_track(TrackRow(uid, cam, modality, T0 + t0, T0 + t1, n_frames=int(5 * (t1 - t0)), n_clips=1))
+            upsert_track(store, TrackRow(uid, cam, modality, T0 + t0, T0 + t1, n_frames=int(5 * (t1 - t0)), n_clips=1))
         if encoder is not None:
             strict = Matcher(MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.9999, ir_ir=0.9999, rgb_ir=0.9999)))
             strict.next_identity = matcher.next_identity
@@ -114,8 +116,8 @@ def populate(path: Path, encoder=None) -> Populated:
                                 T0 + 2005 + 10 * i, vec, encoder.model_id, crop_jpeg(color))
                 records.save(store, [strict.observe(emb)])
                 out.search_uids.append(uid)
-        store.upsert_track(TrackRow(out.orphan_uid, "cam-a", "rgb", T0 + 1400, T0 + 1401, n_frames=3, n_clips=0))
+        upsert_track(store, TrackRow(out.orphan_uid, "cam-a", "rgb", T0 + 1400, T0 + 1401, n_frames=3, n_clips=0))
         for uid in out.track_uids + out.search_uids:
             (ident,) = store.execute("SELECT identity_id FROM tracks WHERE track_uid = ?", (uid,))[0]
-            out.identity_of[uid] = records.resolve(store, int(ident))
+            out.identity_of[uid] = resolve(store, int(ident))
     return out

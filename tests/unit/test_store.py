@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import cv2
@@ -8,7 +7,9 @@ import numpy as np
 import pytest
 
 from models.errors import StoreError
-from pipeline.store.sqlite import MIGRATIONS, Migration, Store, TrackRow
+from pipeline.store.schema import MIGRATIONS, Migration
+from pipeline.store.sqlite import Store
+from pipeline.store.tracks import TrackFilter, TrackRow, count_tracks, get_track, list_tracks, thumbnail, upsert_track
 
 
 def _jpeg() -> bytes:
@@ -33,38 +34,40 @@ def test_fresh_store_is_wal_and_at_latest_schema(tmp_path):
 def test_upsert_widens_span_and_keeps_thumbnail(tmp_path):
     with Store(tmp_path / "x.sqlite") as store:
         thumb = _jpeg()
-        store.upsert_track(_row(thumbnail=thumb))
-        store.upsert_track(_row(t_start=100.5, t_end=105.0, n_frames=40, n_clips=2))
-        store.upsert_track(_row(t_start=100.5, t_end=103.0, n_frames=20, n_clips=1))  # stale redelivery
-        got = store.get_track("cam1-r1-1")
-        assert got == _row(t_start=100.0, t_end=105.0, n_frames=40, n_clips=2, thumbnail=thumb)
-        assert store.count_tracks() == 1
-        assert store.get_track("absent") is None
+        upsert_track(store, _row(thumbnail=thumb))
+        upsert_track(store, _row(t_start=100.5, t_end=105.0, n_frames=40, n_clips=2))
+        upsert_track(store, _row(t_start=100.5, t_end=103.0, n_frames=20, n_clips=1))  # stale redelivery
+        got = get_track(store, "cam1-r1-1")
+        assert (got.t_start, got.t_end, got.n_frames, got.n_clips, got.has_thumbnail) == (100.0, 105.0, 40, 2, True)
+        assert thumbnail(store, "cam1-r1-1") == thumb
+        assert count_tracks(store) == 1
+        assert get_track(store, "absent") is None
 
 
 def test_list_tracks_filters_by_camera_modality_and_time(tmp_path):
     with Store(tmp_path / "x.sqlite") as store:
-        store.upsert_track(_row("a", t_start=0.0, t_end=10.0))
-        store.upsert_track(_row("b", camera_id="cam2", modality="ir", t_start=5.0, t_end=6.0))
-        store.upsert_track(_row("c", t_start=20.0, t_end=30.0))
-        assert [t.track_uid for t in store.list_tracks()] == ["a", "b", "c"]
-        assert [t.track_uid for t in store.list_tracks(camera_id="cam1")] == ["a", "c"]
-        assert [t.track_uid for t in store.list_tracks(modality="ir")] == ["b"]
-        assert [t.track_uid for t in store.list_tracks(t_from=8.0, t_to=25.0)] == ["a", "c"]
-        assert [t.track_uid for t in store.list_tracks(limit=1, offset=1)] == ["b"]
-        assert store.count_tracks(camera_id="cam2") == 1
+        upsert_track(store, _row("a", t_start=0.0, t_end=10.0))
+        upsert_track(store, _row("b", camera_id="cam2", modality="ir", t_start=5.0, t_end=6.0))
+        upsert_track(store, _row("c", t_start=20.0, t_end=30.0))
+        assert [t.track_uid for t in list_tracks(store)] == ["a", "b", "c"]
+        assert [t.track_uid for t in list_tracks(store, TrackFilter(camera_id="cam1"))] == ["a", "c"]
+        assert [t.track_uid for t in list_tracks(store, TrackFilter(modality="ir"))] == ["b"]
+        assert [t.track_uid for t in list_tracks(store, TrackFilter(t_from=8.0, t_to=25.0))] == ["a", "c"]
+        assert [t.track_uid for t in list_tracks(store, limit=1, offset=1)] == ["b"]
+        assert [t.track_uid for t in list_tracks(store, newest_first=True)] == ["c", "b", "a"]
+        assert count_tracks(store, TrackFilter(camera_id="cam2")) == 1
 
 
 def test_reopen_keeps_data_and_a_later_migration_applies_once(tmp_path):
     path = tmp_path / "x.sqlite"
     with Store(path) as store:
-        store.upsert_track(_row())
+        upsert_track(store, _row())
     extended = [*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "notes", "ALTER TABLE tracks ADD COLUMN note TEXT;")]
     with Store(path, migrations=extended) as store:
         assert store.schema_version == len(extended)
-        store.upsert_track(_row(t_end=200.0))  # upsert leaves columns of later versions alone
+        upsert_track(store, _row(t_end=200.0))  # upsert leaves columns of later versions alone
         store.execute("UPDATE tracks SET note = 'x'")
-        assert store.get_track("cam1-r1-1").t_end == 200.0
+        assert get_track(store, "cam1-r1-1").t_end == 200.0
     with Store(path, migrations=extended) as store:  # no second application (would fail: duplicate column)
         assert store.execute("SELECT note FROM tracks")[0][0] == "x"
 
@@ -72,8 +75,8 @@ def test_reopen_keeps_data_and_a_later_migration_applies_once(tmp_path):
 def test_callable_migration_and_failed_migration_rolls_back(tmp_path):
     path = tmp_path / "x.sqlite"
 
-    def add_table(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE extra (k TEXT)")
+    def add_table(store: Store) -> None:
+        store.execute("CREATE TABLE extra (k TEXT)")
 
     n = len(MIGRATIONS)
     with Store(path, migrations=[*MIGRATIONS, Migration(n + 1, "extra", add_table)]) as store:
@@ -113,10 +116,10 @@ def test_readonly_reader_sees_writer_commits(tmp_path):
     path = tmp_path / "x.sqlite"
     writer = Store(path)
     reader = Store(path, readonly=True)
-    writer.upsert_track(_row())
-    assert reader.count_tracks() == 1
+    upsert_track(writer, _row())
+    assert count_tracks(reader) == 1
     with pytest.raises(StoreError):
-        reader.upsert_track(_row("b"))
+        upsert_track(reader, _row("b"))
     reader.close()
     writer.close()
 
@@ -127,15 +130,15 @@ def test_transaction_is_atomic_and_threads_can_share_a_store(tmp_path):
             conn.execute("INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end) "
                          "VALUES ('t', 'c', 'rgb', 0, 1)")
             raise RuntimeError("abort")
-        assert store.count_tracks() == 0
+        assert count_tracks(store) == 0
 
         def write(k: int) -> None:
             for i in range(50):
-                store.upsert_track(_row(f"u{k}-{i}"))
+                upsert_track(store, _row(f"u{k}-{i}"))
 
         threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert store.count_tracks() == 200
+        assert count_tracks(store) == 200

@@ -25,13 +25,13 @@ def _pct(v: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from models.errors import StoreError
-    from pipeline.matcher import records
+    from pipeline.store.calibration import list_thresholds
 
     with open_store(args) as store:
         if store.schema_version < 5:
             raise StoreError(f"store {store.path} has no calibration yet (schema v{store.schema_version}; the matcher "
                              "writes it when it runs)")
-        rows = records.calibration_rows(store)
+        rows = list_thresholds(store)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         print()

@@ -19,12 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.errors import StoreError
-    from pipeline.matcher import records
+    from pipeline.store.summaries import identity_detail
 
     with open_store(args) as store:
         if store.schema_version < 2:
             raise StoreError(f"store {store.path} has no identities yet (schema v{store.schema_version})")
-        detail = records.identity_detail(store, args.id)
+        detail = identity_detail(store, args.id)
     if detail is None:
         raise StoreError(f"no identity {args.id} in {args.store or 'the store'}")
     if args.json:

@@ -61,9 +61,12 @@ def _read_images(paths: list[str], limits: Any, max_total_pixels: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from models.errors import ConfigError, StoreError
     from pipeline.matcher import records
     from pipeline.matcher.matcher import Matcher
+    from pipeline.store.tracks import track_embedding
 
     if args.k < 1:
         raise ConfigError(f"-k must be >= 1, got {args.k}")
@@ -71,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
         if store.schema_version < 2:
             raise StoreError(f"store {store.path} has no identities yet (schema v{store.schema_version})")
         if args.track is not None:
-            found = records.track_vector(store, args.track)
+            found = track_embedding(store, args.track)
+            if found is None and args.track.isdecimal() and args.track == str(int(args.track)):
+                found = track_embedding(store, track_no=int(args.track))   # a track number works too
             if found is None:
                 raise StoreError(f"no embedded track {args.track!r} in {store.path}")
-            model_id, vector = found
+            model_id, vector = found.model_id, found.mean / max(float(np.linalg.norm(found.mean)), 1e-12)
         else:
             from workers.identity_chain import load_encoder
 

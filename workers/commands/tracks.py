@@ -90,16 +90,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.errors import ConfigError
-    from pipeline.matcher import records
+    from pipeline.store.tracks import TrackFilter, list_tracks
 
     if args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     with open_store(args) as store:
-        rows = records.list_tracks(store, camera_id=args.camera, modality=args.modality,
-                                   t_from=parse_time(args.t_from, "--from"), t_to=parse_time(args.t_to, "--to"),
-                                   identity=args.identity, limit=args.limit)
+        f = TrackFilter(args.camera, args.modality, parse_time(args.t_from, "--from"), parse_time(args.t_to, "--to"),
+                        args.identity)
+        rows = list_tracks(store, f, limit=args.limit)
     if args.json:
-        json.dump([r.to_dict() for r in rows], sys.stdout, indent=1)
+        json.dump([r.listing() for r in rows], sys.stdout, indent=1)
         print()
         return 0
     print(f"{'track':>6} {'identity':>8}  {'camera':<10}{'mod':<4} {'start (UTC)':<20}{'dur s':>7}{'clips':>6}  track_uid")

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 
 from pipeline.api.deps import MAX_OFFSET, PageParams, TimeRange, page_params, snapshot, time_range
 from pipeline.api.images import contact_sheet
-from pipeline.api.queries import Snapshot, TrackFilter
+from pipeline.api.queries import Snapshot
 from pipeline.api.schemas import Identity, IdentityDetail, MergeEvent, Page, TimelineEntry, to_iso
+from pipeline.store.tracks import TrackFilter
 
 router = APIRouter(tags=["identities"])
 

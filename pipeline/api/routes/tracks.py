@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from pipeline.api.deps import MAX_OFFSET, PageParams, TimeRange, page_params, snapshot, time_range
-from pipeline.api.queries import TrackFilter
 from pipeline.api.schemas import Page, Track
+from pipeline.store.tracks import TrackFilter
 
 router = APIRouter(tags=["tracks"])
 
