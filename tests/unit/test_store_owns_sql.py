@@ -12,7 +12,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("pipeline", "workers", "benchmarks")
 OWNER = ROOT / "pipeline" / "store"
 
