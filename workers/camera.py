@@ -35,7 +35,7 @@ from pipeline.bus import GROUP_REID, STREAM_CLIPS, Bus
 from pipeline.camera.backpressure import Backpressure
 from pipeline.camera.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
 from pipeline.camera.processor import CameraProcessor, make_run_id
-from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent, switch_to_bytes
+from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent, switch_to_bytes, track_ended_reports
 from pipeline.config.redact import redact_text, redact_url
 from pipeline.config.settings import CameraCfg, XreidCfg
 from pipeline.detection import create_detector
@@ -148,8 +148,16 @@ class CameraRunner:
         else:
             if clips:
                 log.info("camera %s: flushed %d clips (%s)", self.cam.id, len(clips), why)
-        self.proc.pop_summaries()
+        try:
+            self._report_ends()
+        except BusError as e:
+            log.warning("camera %s: ended tracks not reported (%s): %s", self.cam.id, why, e)
         self._new_generation()
+
+    def _report_ends(self) -> None:
+        """Tracks the tracker dropped, to the matcher: it stores them and announces ``track.ended``."""
+        for report in track_ended_reports(self.proc.pop_summaries()):  # also keeps memory flat
+            self.bus.publish(STREAM_CAMERA_STATUS, report.to_bytes())
 
     def _run(self) -> None:
         cam, st, proc = self.cam, self.state, self.proc
@@ -182,7 +190,7 @@ class CameraRunner:
                 self.front.feed(frame)  # may hold frames back while a day/night change is pending
                 self._latency.observe(time.perf_counter() - t0)
                 self._note_modality()
-                proc.pop_summaries()  # tracks reach the store through the matcher; keep memory flat
+                self._report_ends()  # tracks reach the store through the matcher
         except BusError as e:
             st.error = f"bus unavailable: {e}"
             log.error("camera %s stopped: %s", cam.id, st.error)

@@ -57,16 +57,27 @@ def align_clip_length(cfg: Any, seq_len: int) -> Any:
     return dataclasses.replace(cfg, clips=clips)
 
 
-def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any) -> list[Any]:
-    """The re-ID and matcher stages on ``bus``/``store``, in the order the replay must drain them."""
+def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, hub: Any = None) -> list[Any]:
+    """The re-ID, matcher and camera-report stages on ``bus``/``store``, in the order the replay must drain them.
+
+    The matcher and the report sink announce their decisions as live events (the store's event log,
+    and ``hub``'s sinks when given); run the replay with ``reports_on_bus=True`` so the cameras'
+    reports reach the sink.
+    """
+    from pipeline.matcher.announce import Announcer
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
+    from pipeline.matcher.status_sink import CameraStatusSink
     from pipeline.reid.stage import ReidStage
     from pipeline.store.crops import CropKeeper
 
     crops = CropKeeper.for_store(store.path, cfg.store.keep_crops)
+    announcer = Announcer.for_config(cfg.events, store, hub)
+    matcher = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, announcer=announcer)
+    reports = CameraStatusSink(bus, store, matcher.consumer, announcer=announcer, matcher=lambda: matcher.matcher,
+                               end_wait_s=cfg.events.track_end_wait_s)
     # embedded mode: the re-ID stage keeps several crops per clip (the matcher only sees one thumbnail)
-    return [ReidStage(bus, encoder, cfg.reid, crops=crops), MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher)]
+    return [ReidStage(bus, encoder, cfg.reid, crops=crops), matcher, reports]
 
 
 def write_identities(store: Any, out_dir: str | Path, run_id: str, stages: list[Any]) -> dict[str, Any]:

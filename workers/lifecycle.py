@@ -98,6 +98,38 @@ def bus_samples(bus: Bus, role: str) -> Iterable[Sample]:
                  "how long the bus server has been unreachable (0 when reachable)")
 
 
+def event_samples(hub: Any, announcer: Any) -> Iterable[Sample]:
+    """The matcher's live events as metric samples: what was announced, and each sink's delivery counters.
+
+    Args:
+        hub: the ``EventHub`` (its ``snapshot()``), or None.
+        announcer: the matcher's ``Announcer`` (its ``snapshot()`` and ``latencies_s``).
+    """
+    snap = announcer.snapshot()
+    for kind, n in sorted(snap["announced"].items()):
+        yield Sample("xreid_events_announced_total", n, "counter", {"kind": kind},
+                     "events published after their facts committed, by kind")
+    yield Sample("xreid_events_invalid_total", snap["invalid"], "counter", {}, "events that could not be built (bugs)")
+    yield Sample("xreid_watchlist_entries", snap["watchlist_entries"], "gauge", {}, "watchlist entries compared")
+    yield Sample("xreid_watchlist_hits_total", snap["watchlist_hits"], "counter", {}, "watchlist hits announced")
+    lat = sorted(announcer.latencies_s)
+    for q in (0.5, 0.99):
+        if lat:
+            yield Sample("xreid_events_decision_to_publish_seconds", lat[min(len(lat) - 1, int(q * len(lat)))],
+                         "gauge", {"quantile": str(q)}, "matcher decision -> events handed to the sinks, "
+                         "store commit included (recent batches)")
+    if hub is None:
+        return
+    for name, c in sorted(hub.snapshot()["sinks"].items()):
+        for key in ("submitted", "published", "dropped", "retries", "failed", "reconnects"):
+            yield Sample("xreid_events_sink_total", c[key], "counter", {"sink": name, "what": key},
+                         "events per sink: submitted, published (acknowledged), dropped (outbox full), retries, "
+                         "failed (given up), reconnects")
+        yield Sample("xreid_events_sink_connected", float(bool(c["connected"])), "gauge", {"sink": name},
+                     "1 while the sink's broker or endpoint is reachable")
+        yield Sample("xreid_events_sink_queued", c["queued"], "gauge", {"sink": name}, "events in the sink's outbox")
+
+
 def run_loop(step: Callable[[], object], shutdown: Shutdown, heartbeat: Callable[[], None],
              what: str, retry_s: float = 1.0, transient: tuple[type[Exception], ...] = (BusError,)) -> None:
     """Call ``step`` until ``shutdown.stop``; a ``transient`` error (Redis gone past the retry

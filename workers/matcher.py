@@ -2,7 +2,10 @@
 
 The matcher is the store's single writer (DESIGN.md §4 Store): run exactly one per store. It
 acks an embedding only after the transaction holding its outcome has committed, so a crash
-redelivers instead of losing; redelivered clips are recognised and only acked.
+redelivers instead of losing; redelivered clips are recognised and only acked. It announces its
+decisions as live events (the store's event log, which the API streams, and MQTT and webhooks when
+``events:`` configures them); a broker or endpoint that cannot be reached makes ``/health``
+degraded and never stops the matching.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from models.errors import BusError, StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus
+from pipeline.events.hub import EventHub
 from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
 from pipeline.store.sqlite import Store
-from workers.lifecycle import Shutdown, StageMonitor, bus_samples, run_loop
+from workers.lifecycle import Shutdown, StageMonitor, bus_samples, event_samples, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +37,16 @@ class MatcherWorker:
         stage: the ``MatcherStage`` (already rebuilt from the store).
         store: the store it writes (closed on exit).
         trim_every_s: how often acked embeddings are trimmed from the stream (0 = never).
+        hub: the live-event sinks (MQTT, webhooks), closed on exit; the stage's announcer publishes to it.
+        end_wait_s: how long ``track.ended`` waits for a track's last clips (``events.track_end_wait_s``).
     """
 
     def __init__(self, bus: Bus, stage: MatcherStage, store: Store, shutdown: Shutdown, consumer: str,
-                 trim_every_s: float = 10.0) -> None:
+                 trim_every_s: float = 10.0, hub: EventHub | None = None, end_wait_s: float = 30.0) -> None:
         self.bus, self.stage, self.store, self.shutdown, self.consumer = bus, stage, store, shutdown, consumer
-        self.statuses = CameraStatusSink(bus, store, consumer, stage.claim_idle_ms)
+        self.hub = hub
+        self.statuses = CameraStatusSink(bus, store, consumer, stage.claim_idle_ms, announcer=stage.announcer,
+                                         matcher=lambda: stage.matcher, end_wait_s=end_wait_s)
         self.registry = CollectorRegistry()
         self.latency = Histogram("xreid_matcher_batch_latency_seconds", "read -> commit -> ack time of one batch",
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -78,11 +86,18 @@ class MatcherWorker:
                 yield Sample("xreid_matcher_impostor_pass_rate", c.impostor_rate, "gauge", labels,
                              "share of the site's impostor pairs at or above the threshold")
         yield from bus_samples(self.bus, "matcher")
+        if self.stage.announcer is not None:
+            yield from event_samples(self.hub, self.stage.announcer)
 
     def health(self) -> Health:
+        """``degraded`` also while an event broker or endpoint is unreachable: matching goes on, events queue."""
         status, stale, bus = self.monitor.liveness()
+        unreachable = self.hub.degraded() if self.hub is not None else []
+        if unreachable and status == "ok":
+            status = "degraded"
         return Health(status, {"worker": "matcher", "consumer": self.consumer, "store": self.store.path,
                                "since_last_step_s": round(stale, 1), **bus,
+                               "events_unreachable": unreachable,
                                "snapshot": self.stage.counters.snapshot()})
 
     def run(self, metrics: MetricsServer | None = None) -> int:
@@ -93,6 +108,8 @@ class MatcherWorker:
         finally:
             if metrics is not None:
                 metrics.stop()
+            if self.hub is not None:
+                self.hub.close(timeout_s=2.0)   # queued events get a moment; the shutdown budget is 10 s
             self.bus.close()
             self.store.close()
         snap = self.stage.counters.snapshot()

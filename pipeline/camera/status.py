@@ -1,8 +1,10 @@
 """Camera reports from camera workers to the store (and so to the API's ``/cameras``).
 
 A camera worker publishes on ``xreid:camera-status`` a ``CameraStatusEvent`` whenever a source
-changes state (``connected | reconnecting | ended | failed``, with the reason), and a
-``ModalitySwitch`` whenever a day/night camera changes modality. The store has one writer, the
+changes state (``connected | reconnecting | ended | failed``, with the reason), a
+``ModalitySwitch`` whenever a day/night camera changes modality, and a ``TrackEnded`` when its tracker
+drops a track that became at least one clip (the camera is the only one that knows a track is over;
+the matcher announces it once the track's clips are matched). The store has one writer, the
 matcher, so the matcher worker runs a ``CameraStatusSink`` (``pipeline/matcher/status_sink.py``): it
 drains the stream, writes the ``cameras`` and ``modality_events`` tables, then acks. Reasons and source URLs are redacted when
 the event is made, so a password never travels or lands on disk.
@@ -13,10 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from models.errors import ContractError
-from pipeline.bus.messages import contract_guard
+from pipeline.bus.messages import MODALITIES, contract_guard
+from pipeline.camera.clipbuffer import TrackSummary
 from pipeline.config.redact import redact_text, redact_url
 from pipeline.ingest.daynight import ModalitySwitch
 
@@ -76,6 +80,52 @@ class CameraStatusEvent:
             raise ContractError(f"camera status has a malformed field: {e}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class TrackEnded:
+    """A camera's tracker dropped a track after ``n_clips`` clips (>= 1) of it were published.
+
+    Attributes:
+        t_start, t_end: UTC epoch seconds of its first and last observed frame.
+        n_frames: frames it was observed in.
+    """
+
+    camera_id: str
+    track_uid: str
+    modality: str
+    t_start: float
+    t_end: float
+    n_frames: int
+    n_clips: int
+
+    def __post_init__(self) -> None:
+        for name in ("camera_id", "track_uid"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ContractError(f"TrackEnded.{name} must be a non-empty string")
+        if self.modality not in MODALITIES:
+            raise ContractError(f"TrackEnded.modality must be one of {MODALITIES}, got {self.modality!r}")
+        for name in ("t_start", "t_end"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ContractError(f"TrackEnded.{name} must be a finite number, got {v!r}")
+        if self.t_end < self.t_start:
+            raise ContractError(f"TrackEnded.t_end {self.t_end} is before t_start {self.t_start}")
+        for name in ("n_frames", "n_clips"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ContractError(f"TrackEnded.{name} must be an integer >= 0, got {v!r}")
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"v": _VERSION, "kind": "track_ended", "camera_id": self.camera_id,
+                           "track_uid": self.track_uid, "modality": self.modality, "t_start": self.t_start,
+                           "t_end": self.t_end, "n_frames": self.n_frames, "n_clips": self.n_clips}).encode()
+
+
+def track_ended_reports(summaries: Iterable[TrackSummary]) -> list[TrackEnded]:
+    """The ``TrackEnded`` reports of the summaries of ended tracks that became clips (others are noise)."""
+    return [TrackEnded(s.camera_id, s.track_uid, s.modality, float(s.t_start), float(s.t_end), int(s.n_frames),
+                       int(s.n_clips)) for s in summaries if s.ended and s.n_clips > 0]
+
+
 def switch_to_bytes(event: ModalitySwitch) -> bytes:
     """A day/night camera's modality event as a status-stream message."""
     def num(x: float) -> float | None:
@@ -86,16 +136,25 @@ def switch_to_bytes(event: ModalitySwitch) -> bytes:
                        "saturation": num(event.saturation), "correlation": num(event.correlation)}).encode()
 
 
-def decode_report(data: bytes) -> CameraStatusEvent | ModalitySwitch:
-    """Either report kind of the status stream; raises ``ContractError`` for anything else."""
+Report = CameraStatusEvent | ModalitySwitch | TrackEnded
+
+
+def decode_report(data: bytes) -> Report:
+    """Any report kind of the status stream; raises ``ContractError`` for anything else."""
     return contract_guard(_decode_report, data)
 
 
-def _decode_report(data: bytes) -> CameraStatusEvent | ModalitySwitch:
+def _decode_report(data: bytes) -> Report:
     try:
         d = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ContractError(f"camera report is not JSON: {e}") from None
+    if isinstance(d, dict) and d.get("kind") == "track_ended" and d.get("v") == _VERSION:
+        try:
+            return TrackEnded(d["camera_id"], d["track_uid"], d["modality"], d["t_start"], d["t_end"],
+                              d["n_frames"], d["n_clips"])
+        except KeyError as e:
+            raise ContractError(f"track ended report lacks {e.args[0]}") from None
     if isinstance(d, dict) and d.get("kind") == "modality_switch" and d.get("v") == _VERSION:
         try:
             return ModalitySwitch(d["camera_id"], float(d["ts"]), d["from_modality"], d["to_modality"],

@@ -17,11 +17,18 @@ CAMERA_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 CAMERA_ID_RULE = (f"must match {CAMERA_ID_PATTERN} (letters, digits, '_', '.', '-'; a letter or digit first; "
                   "at most 64)")
 _CAMERA_ID = re.compile(CAMERA_ID_PATTERN)
+# a deployment name (``events.site``) is one MQTT topic level and a metric label: the camera id rule fits it
+SITE_PATTERN = CAMERA_ID_PATTERN
 
 
 def is_camera_id(value: object) -> bool:
     """Whether ``value`` is a valid camera id."""
     return isinstance(value, str) and _CAMERA_ID.fullmatch(value) is not None
+
+
+def is_site(value: object) -> bool:
+    """Whether ``value`` is a valid site name (``events.site``, an event's ``site``)."""
+    return is_camera_id(value)
 
 
 def check_camera_id(value: object, what: str = "camera id", error: type[XreidError] = ConfigError) -> str:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from models.config_base import Section, config_dataclass
+from pipeline.config.events import EventsCfg
 from pipeline.config.ids import CAMERA_ID_RULE, is_camera_id
 
 Modality = Literal["rgb", "ir"]
@@ -203,12 +204,15 @@ class ApiCfg(Section):
 
     ``token`` is the bearer token clients send (``Authorization: Bearer <token>``); set it with
     ``XREID_API__TOKEN`` rather than in a file. Binding anything but a loopback address without
-    a token is refused, so the store is never exposed unauthenticated by accident.
+    a token is refused, so the store is never exposed unauthenticated by accident. ``admin_token``
+    (``XREID_API__ADMIN_TOKEN``) is sent the same way and also opens the routes that change the store
+    (watchlists); unset, those routes answer 403.
     """
 
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     token: SecretStr | None = None           # from XREID_API__TOKEN, taken literally
+    admin_token: SecretStr | None = None     # from XREID_API__ADMIN_TOKEN: also opens the admin routes
     store_path: str | None = None            # None: the store section's path
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: PosInt = 8 * 1024 * 1024  # per uploaded image
@@ -219,7 +223,7 @@ class ApiCfg(Section):
     decode_wait_s: Annotated[float, Field(ge=0, le=60)] = 2.0  # how long a search waits for a slot before 503
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
 
-    @field_validator("token")
+    @field_validator("token", "admin_token")
     @classmethod
     def _not_blank(cls, token: SecretStr | None) -> SecretStr | None:
         if token is not None and token.get_secret_value().strip().lower() in _EMPTY_TOKENS:
@@ -573,4 +577,5 @@ class XreidCfg(Section):
     rtsp: RtspCfg = field(default_factory=RtspCfg)
     reid: ReidCfg = field(default_factory=ReidCfg)
     matcher: MatcherCfg = field(default_factory=MatcherCfg)
+    events: EventsCfg = field(default_factory=EventsCfg)   # live events: MQTT, webhooks, the API's SSE stream
     cameras: list[CameraCfg] = field(default_factory=list)

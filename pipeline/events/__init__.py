@@ -5,7 +5,7 @@ The matcher announces facts (a track started, an identity merged, a watchlist hi
 endpoint never slows the pipeline. docs/events.md documents topics, payloads and signatures.
 """
 
-from pipeline.events.config import EventsCfg
+from pipeline.config.events import EventsCfg
 from pipeline.events.event import EVENT_VERSION, KINDS, Event
 from pipeline.events.hub import EventHub, create_hub, create_sse
 from pipeline.events.mqtt import MqttSink, topic_for

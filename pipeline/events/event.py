@@ -30,14 +30,13 @@ from typing import Any
 
 from models.errors import ContractError
 from pipeline.bus.messages import MODALITIES, contract_guard
-from pipeline.config.ids import is_camera_id
+from pipeline.config.ids import SITE_PATTERN, is_camera_id
 
 EVENT_VERSION = 1
 MAX_EVENT_BYTES = 16 * 1024        # one event is a few hundred bytes; this bounds what a decoder accepts
 MAX_SCORES = 64                    # watchlist hit: one score per reference image at most this many
 CAMERA_STATES = ("connected", "reconnecting", "ended", "failed")   # pipeline/camera/status.py STATES
 
-SITE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"   # one MQTT topic level: no '/', '+', '#'
 EVENT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"   # safe in an SSE ``id:`` line and an HTTP header
 _SITE = re.compile(SITE_PATTERN)
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.events.config import EventsCfg
+from pipeline.config.events import EventsCfg
 from pipeline.events.event import Event
 from pipeline.events.mqtt import MqttSink
 from pipeline.events.sink import Backoff, EventSink

@@ -24,8 +24,8 @@ import uuid
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from pipeline.config.events import parse_mqtt_url
 from pipeline.config.redact import redact_text, redact_url
-from pipeline.events.config import parse_mqtt_url
 from pipeline.events.event import Event
 from pipeline.events.sink import Backoff, Outbox, SinkCounters, log_drop
 

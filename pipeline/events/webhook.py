@@ -23,8 +23,8 @@ import threading
 import time
 from urllib.parse import unquote, urlsplit
 
+from pipeline.config.events import check_webhook_url
 from pipeline.config.redact import redact_text
-from pipeline.events.config import check_webhook_url
 from pipeline.events.event import Event
 from pipeline.events.sink import Backoff, Outbox, SinkCounters, log_drop
 

@@ -164,6 +164,14 @@ class Matcher:
                 return space.tracks[key]
         return None
 
+    def find_track(self, camera_id: str, track_uid: str) -> TrackState | None:
+        """The track of this camera and uid, under whichever model embedded it (None: not seen yet)."""
+        model_id = self._uid_model.get((camera_id, track_uid))
+        if model_id is None:
+            return None
+        space = self._spaces[model_id]
+        return space.tracks.get(space.by_uid[(camera_id, track_uid)])
+
     def identity_of(self, key: int) -> int:
         t = self.track(key)
         if t is None:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from models.errors import StoreError
 from pipeline.matcher.calibration import Evidence
@@ -22,12 +22,14 @@ from pipeline.store.sqlite import Store
 log = logging.getLogger(__name__)
 
 
-def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = None) -> None:
+def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = None,
+         also: Callable[[Store], None] | None = None) -> None:
     """Persist every change of ``outcomes`` atomically (duplicates write nothing).
 
     Args:
         keep_samples: when a pair is recomputed, keep only this many newest calibration samples per
             model, pair and kind (None: keep all).
+        also: more writes for the same transaction (the events announcing these outcomes).
 
     Raises:
         StoreError: the store refused the batch (nothing of it was written).
@@ -57,6 +59,8 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
                 ln.reason, ln.ts) for ln in out.links])
             for m in out.merges:
                 identities.add_merge(store, identities.MergeRow(m.winner, m.loser, m.evidence_track, m.score, m.ts))
+        if also is not None:
+            also(store)
 
 
 def load_into(store: Store, matcher: Matcher) -> Matcher:

@@ -6,7 +6,9 @@ new ones, decode, match each in order, write every outcome in one transaction, t
 malformed embedding is dead-lettered with its reason and never stops the loop; a failed store
 write leaves the batch pending (redelivered later) and reloads the matcher from the store so
 memory never runs ahead of what is durable. Redelivery is idempotent: a clip already folded
-into its track is recognised by its segment and only acked.
+into its track is recognised by its segment and only acked. With an ``Announcer`` the batch's
+events are logged in the same transaction and published once it has committed
+(``pipeline/matcher/announce.py``); a redelivered clip announces nothing again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus, Message
 from pipeline.bus.messages import Embedding
 from pipeline.config.settings import MatcherCfg
 from pipeline.matcher import records
+from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher, Outcome
 from pipeline.runtime.counters import StageCounters
 from pipeline.runtime.stage_loop import StageLoop
@@ -48,12 +51,15 @@ class MatcherStage(StageLoop):
         consumer: this worker's consumer name in the group.
         claim_idle_ms: entries pending longer than this on another consumer are taken over.
         crops: keeps each clip's thumbnail beside the store for ``xreid adapt`` (pipeline/store/crops.py).
+        announcer: announces the decisions as live events (None: no events).
     """
 
     def __init__(self, bus: Bus, store: Store, matcher: Matcher, cfg: MatcherCfg | None = None,
                  consumer: str = "matcher-0", claim_idle_ms: int = 30_000, stream: str = STREAM_EMBEDDINGS,
-                 group: str = GROUP_MATCHER, crops: CropKeeper | None = None) -> None:
+                 group: str = GROUP_MATCHER, crops: CropKeeper | None = None,
+                 announcer: Announcer | None = None) -> None:
         self.crops = crops
+        self.announcer = announcer
         self.bus, self.store, self.cfg = bus, store, cfg or matcher.cfg
         self.consumer, self.claim_idle_ms, self.stream, self.group = consumer, claim_idle_ms, stream, group
         self.counters = StageCounters()
@@ -74,21 +80,31 @@ class MatcherStage(StageLoop):
         done: list[str] = []
         embs: list[Embedding] = []
         dead = 0
+        announcer = self.announcer
+        ann = announcer.begin() if announcer is not None else None
         for msg in msgs:
             try:
                 emb = Embedding.from_bytes(msg.data)
-                outcomes.append(self.matcher.observe(emb))
+                out = self.matcher.observe(emb)
+                outcomes.append(out)
+                if announcer is not None and ann is not None:
+                    announcer.outcome(ann, out, self.matcher)
                 embs.append(emb)
                 done.append(msg.id)
             except ContractError as e:
                 self._dead(msg, "contract", str(e))
                 dead += 1
         try:
-            records.save(self.store, outcomes, self.matcher.cfg.calibration.max_samples)
+            records.save(self.store, outcomes, self.matcher.cfg.calibration.max_samples,
+                         also=announcer.writer(ann) if announcer is not None and ann is not None else None)
         except StoreError as e:
             log.error("store write failed, %d entries stay pending for redelivery: %s", len(done), e)
+            if announcer is not None and ann is not None:
+                announcer.abort(ann)
             self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
             raise
+        if announcer is not None and ann is not None:   # durable now: tell the world (queued, never blocks)
+            announcer.publish(ann)
         if self.crops is not None:   # after the commit, before the ack: a redelivery rewrites the same files
             self.crops.keep_embeddings(embs)
         self.bus.ack(self.stream, self.group, done)  # ack after the commit: a crash before this redelivers

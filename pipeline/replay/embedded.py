@@ -7,6 +7,10 @@ changing this loop: pass objects with ``poll()`` (do what is ready, never block)
 (finish everything) as ``downstream``, built on the same ``bus`` and ``store``::
 
     replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=[reid_stage, matcher_stage])
+
+With ``reports_on_bus`` the cameras' reports (source status, day/night switches, ended tracks) go on
+the bus as a camera worker's do, for a ``CameraStatusSink`` among the downstream stages to store and
+announce (live events); without it the replay writes the switches to the store itself.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pipeline.bus.messages import MODALITIES
 from pipeline.camera.clipbuffer import TrackSummary
 from pipeline.camera.modality_front import ModalityFront, detector_cfgs, initial_modality, open_file_source
 from pipeline.camera.processor import CameraProcessor, FrameResult, make_run_id
+from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent, switch_to_bytes, track_ended_reports
 from pipeline.config.ids import check_camera_id
 from pipeline.config.loader import to_dict
 from pipeline.config.settings import CameraCfg, DetectorCfg, XreidCfg
@@ -146,13 +151,14 @@ class Replay:
         bus: where clips go (default: a new in-process bus).
         store: the track store (default: ``<out_dir>/xreid.sqlite``, closed by ``run``).
         downstream: later stages polled from the loop.
+        reports_on_bus: publish camera reports on ``bus`` for a status sink among ``downstream``.
 
     Raises:
         ConfigError, SourceError, WeightsNotFound: before any frame is processed, for bad input.
     """
 
     def __init__(self, cfg: XreidCfg, cameras: Sequence[CameraCfg], options: ReplayOptions, bus: Bus | None = None,
-                 store: Store | None = None, downstream: Sequence[Downstream] = ()) -> None:
+                 store: Store | None = None, downstream: Sequence[Downstream] = (), reports_on_bus: bool = False) -> None:
         if not cameras:
             raise ConfigError("nothing to replay: give at least one --camera ID:MODALITY:PATH")
         ids = [c.id for c in cameras]
@@ -163,6 +169,7 @@ class Replay:
         self.options = options
         self.bus: Bus = bus if bus is not None else create_bus(None, cfg.bus)
         self.downstream = list(downstream)
+        self.reports_on_bus = reports_on_bus
         self.run_id = make_run_id()
         self.out_dir = Path(options.out_dir)
         self._cams: list[_Camera] = []
@@ -204,6 +211,8 @@ class Replay:
         try:
             with tracks_path.open("w", encoding="utf-8") as tracks_file:
                 self._open_outputs()
+                for c in self._cams:
+                    self._report_status(c)
                 rounds = 0
                 while not all(c.done for c in self._cams):
                     for c in self._cams:
@@ -219,6 +228,7 @@ class Replay:
                         self._write(c, result)
                     c.proc.flush()
                     self._record(c, tracks_file)
+                    self._report_status(c)
                 for stage in self.downstream:
                     stage.drain()
         finally:
@@ -260,11 +270,27 @@ class Replay:
     def _record(self, c: _Camera, tracks_file: Any) -> None:
         if c.front is not None:
             for event in c.front.pop_switches():
-                record_switch(self.store, event)
-        for s in c.proc.pop_summaries():
+                if self.reports_on_bus:
+                    self.bus.publish(STREAM_CAMERA_STATUS, switch_to_bytes(event))
+                else:
+                    record_switch(self.store, event)
+        summaries = c.proc.pop_summaries()
+        for s in summaries:
             upsert_track(self.store, _row(s))
             if s.ended:
                 tracks_file.write(json.dumps(_track_json(s), separators=(",", ":")) + "\n")
+        if self.reports_on_bus:   # after the tracks' last clips: the matcher announces the end once they are matched
+            for report in track_ended_reports(summaries):
+                self.bus.publish(STREAM_CAMERA_STATUS, report.to_bytes())
+
+    def _report_status(self, c: _Camera) -> None:
+        """The file's source status (connected at the start, ended or failed at its end), as a camera worker reports it."""
+        if not self.reports_on_bus:
+            return
+        st = c.source.status
+        state = "ended" if c.done and st.state == "connected" else st.state
+        self.bus.publish(STREAM_CAMERA_STATUS, CameraStatusEvent.make(
+            c.cfg.id, state, st.reason, c.cfg.source, c.cfg.modality, time.time()).to_bytes())
 
     def _open_outputs(self) -> None:
         from tqdm import tqdm

@@ -20,12 +20,17 @@ from pipeline.store.tracks import per_camera
 def save_statuses(store: Store, events: Sequence[CameraStatusEvent]) -> None:
     """Upsert ``events`` in one transaction; an older report never wins over a newer one."""
     with store.transaction():
-        store.execute_many(
-            "INSERT INTO cameras (camera_id, status, reason, source, modality, updated_at) VALUES (?,?,?,?,?,?) "
-            "ON CONFLICT(camera_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, "
-            "source = excluded.source, modality = excluded.modality, updated_at = excluded.updated_at "
-            "WHERE excluded.updated_at >= cameras.updated_at",
-            [(e.camera_id, e.state, e.reason, e.source, e.modality, e.ts) for e in events])
+        upsert_statuses(store, events)
+
+
+def upsert_statuses(store: Store, events: Sequence[CameraStatusEvent]) -> None:
+    """``save_statuses`` inside the caller's transaction (the matcher logs their events in the same one)."""
+    store.execute_many(
+        "INSERT INTO cameras (camera_id, status, reason, source, modality, updated_at) VALUES (?,?,?,?,?,?) "
+        "ON CONFLICT(camera_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, "
+        "source = excluded.source, modality = excluded.modality, updated_at = excluded.updated_at "
+        "WHERE excluded.updated_at >= cameras.updated_at",
+        [(e.camera_id, e.state, e.reason, e.source, e.modality, e.ts) for e in events])
 
 
 def camera_statuses(store: Store) -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ V_IDENTITIES = 2        # identities, links, merges; the matcher's columns on tr
 V_MODALITY_EVENTS = 3   # modality_events (day/night cameras)
 V_CAMERAS = 4           # cameras (source status)
 V_CALIBRATION = 5       # calibration_scores, calibration
+V_RESERVED_6 = 6        # placeholder: the privacy change (retention, forget, audit) brings the real v6
+V_EVENTS = 7            # event_log, watchlists, watchlist_refs, watchlist_hits
 
 
 class SchemaTooNew(StoreError):
@@ -163,6 +165,51 @@ CREATE TABLE calibration (
 );
 """
 
+# v6 is reserved for the privacy change (retention, forget, audit), made on another branch at the same
+# time; this empty step keeps the versions gapless until that one replaces it.
+_V6_RESERVED = ""
+
+# v7: live events (pipeline/events/, pipeline/store/event_log.py) and watchlists (pipeline/store/watchlists.py).
+# ``event_log`` holds every event the matcher announced, written in the transaction of the facts it
+# announces, newest ``events.log_keep`` kept; the API tails it for ``GET /events/stream`` (``seq`` only
+# grows: AUTOINCREMENT never reuses a trimmed number). A watchlist entry is a name, a model, a threshold
+# and reference vectors (unit float32, one per query image or per track of the identity it was made
+# from); a hit is recorded once per entry and track.
+_V7_EVENTS = """
+CREATE TABLE event_log (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id  TEXT NOT NULL UNIQUE,
+    kind      TEXT NOT NULL,
+    ts        REAL NOT NULL,
+    body      TEXT NOT NULL,
+    logged_at REAL NOT NULL
+);
+CREATE INDEX event_log_logged ON event_log (logged_at);
+CREATE TABLE watchlists (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    model_id    TEXT NOT NULL,
+    threshold   REAL NOT NULL,
+    identity_id INTEGER,
+    created_at  REAL NOT NULL
+);
+CREATE INDEX watchlists_identity ON watchlists (identity_id);
+CREATE TABLE watchlist_refs (
+    watchlist_id INTEGER NOT NULL REFERENCES watchlists (id) ON DELETE CASCADE,
+    idx          INTEGER NOT NULL,
+    vector       BLOB NOT NULL,
+    track_no     INTEGER,
+    PRIMARY KEY (watchlist_id, idx)
+);
+CREATE TABLE watchlist_hits (
+    watchlist_id INTEGER NOT NULL REFERENCES watchlists (id) ON DELETE CASCADE,
+    track_uid    TEXT NOT NULL,
+    score        REAL NOT NULL,
+    ts           REAL NOT NULL,
+    PRIMARY KEY (watchlist_id, track_uid)
+);
+"""
+
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
     Migration(1, "tracks", _V1_TRACKS),
@@ -170,6 +217,8 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "modality_events", _V3_MODALITY_EVENTS),
     Migration(4, "cameras", _V4_CAMERAS),
     Migration(5, "calibration", _V5_CALIBRATION),
+    Migration(6, "reserved", _V6_RESERVED),
+    Migration(7, "events", _V7_EVENTS),
 ]
 
 

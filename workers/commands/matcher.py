@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.bus import create_bus
     from pipeline.config.redact import redact_url
+    from pipeline.events import create_hub
+    from pipeline.matcher.announce import Announcer
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.runtime.metrics import MetricsServer
@@ -35,10 +37,13 @@ def run(args: argparse.Namespace) -> int:
     consumer = args.consumer or default_consumer("matcher")
     store = Store(args.store or cfg.store.path)
     bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
+    hub = create_hub(cfg.events)   # MQTT and webhooks when configured (events:); the store's event log always
     stage = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, consumer=consumer,
                          claim_idle_ms=cfg.bus.claim_idle_ms,
-                         crops=CropKeeper.for_store(store.path, cfg.store.keep_crops))
-    worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s)
+                         crops=CropKeeper.for_store(store.path, cfg.store.keep_crops),
+                         announcer=Announcer.for_config(cfg.events, store, hub))
+    worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s, hub=hub,
+                           end_wait_s=cfg.events.track_end_wait_s)
     host = args.metrics_host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1")
     metrics = MetricsServer(worker.registry, worker.health, host, args.metrics_port).start()
     print(f"matcher {consumer}: store {store.path}, bus {redact_url(url)}, "

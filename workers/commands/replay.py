@@ -32,6 +32,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="stop after clips: no re-ID, matcher, identities.json or contact sheets")
 
 
+EVENTS_FLUSH_S = 5.0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay video files through the pipeline (embedded mode)",
                        description="Decode, detect, track and clip several video files at once, in one process. "
@@ -104,13 +107,14 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     options = ReplayOptions(out_dir=Path(args.out), start_time=parse_start_time(args.start_time),
                             max_frames=max_frames, annotate=args.annotate, mot_out=args.mot_out,
                             progress=not args.no_progress)
-    if getattr(args, "redis", None) is not None:
-        return Replay(cfg, cameras, options, bus=deployment_bus(args.redis, cfg)).run()
+    if getattr(args, "redis", None) is not None:   # the deployment's matcher stores and announces the reports
+        return Replay(cfg, cameras, options, bus=deployment_bus(args.redis, cfg), reports_on_bus=True).run()
     if args.no_identities:
         return Replay(cfg, cameras, options).run()
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
     prepare_out_dir(args.out)  # ... and so is an unwritable --out (Replay checks it for the other paths)
     from pipeline.bus import create_bus
+    from pipeline.events import create_hub
     from pipeline.replay.embedded import STORE_NAME
     from pipeline.store.sqlite import Store
     from workers.identity_chain import align_clip_length, identity_stages, load_encoder, write_identities
@@ -119,11 +123,16 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
                            cfg.reid.camera_index)
     cfg = align_clip_length(cfg, encoder.seq_len)
     bus = create_bus(None, cfg.bus)  # in-process, trimming what every stage has acked
-    with Store(Path(args.out) / STORE_NAME) as store:
-        stages = identity_stages(cfg, encoder, bus, store)
-        replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=stages)
-        summary = replay.run()
-        summary["identities"] = write_identities(store, args.out, replay.run_id, stages)
+    hub = create_hub(cfg.events)     # MQTT and webhooks when configured; the store's event log always
+    try:
+        with Store(Path(args.out) / STORE_NAME) as store:
+            stages = identity_stages(cfg, encoder, bus, store, hub)
+            replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=stages, reports_on_bus=True)
+            summary = replay.run()
+            summary["identities"] = write_identities(store, args.out, replay.run_id, stages)
+    finally:
+        hub.close(timeout_s=EVENTS_FLUSH_S)   # give queued events a few seconds to leave, then stop
+    summary["events"] = {**stages[1].announcer.snapshot(), **hub.snapshot()}
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
@@ -160,6 +169,12 @@ def print_summary(summary: dict[str, Any]) -> None:
                   f"(GET /cameras/{cam_id}/modality)")
         if c.get("bad_frames"):
             print(f"{cam_id}: frames skipped as unreadable: {c['bad_frames']}")
+    ev = summary.get("events")
+    if ev:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(ev["announced"].items())) or "none"
+        sinks = "; ".join(f"{name}: {c['published']} delivered, {c['dropped']} dropped, {c['failed']} failed"
+                          for name, c in ev["sinks"].items())
+        print(f"events: {kinds}" + (f" ({sinks})" if sinks else " (store event log only: no MQTT or webhooks)"))
     outs = summary["outputs"]
     print(f"store:   {outs['store']}\ntracks:  {outs['tracks']}\nsummary: {outs['summary']}")
     if ids:

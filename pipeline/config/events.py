@@ -1,10 +1,12 @@
 """``events:`` config section: where live events go (MQTT broker, webhook endpoints, SSE buffers).
 
-A pydantic model with ``extra="forbid"`` so it slots into the pydantic config tree as one
-subsystem's section. Until it is wired there, ``EventsCfg.from_mapping`` builds it and turns a
-validation failure into one ``ConfigError`` line naming the dotted key (``events.mqtt_url: …``).
-The broker URL, the webhook URLs (hook services put tokens in the path) and the signing secret are
-``SecretStr``: they never print, and the errors about them show only a redacted form.
+A pydantic model with ``extra="forbid"``, one section of the pipeline's tree (``XreidCfg.events``), so
+``XREID_EVENTS__MQTT_URL`` and a bad key in ``configs/*.yaml`` behave like every other section's. It
+lives in ``pipeline.config`` (the lowest rank) because the tree does; ``pipeline.events`` uses it.
+``EventsCfg.from_mapping`` builds the section alone and turns a validation failure into one
+``ConfigError`` line naming the dotted key (``events.mqtt_url: …``). The broker URL, the webhook URLs
+(hook services put tokens in the path) and the signing secret are ``SecretStr``: they never print,
+and the errors about them show only a redacted form.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from pydantic import (
     field_validator,
 )
 
-from models.errors import ConfigError, ContractError
+from models.errors import ConfigError
+from pipeline.config.ids import SITE_PATTERN, is_site
 from pipeline.config.redact import redact_url
-from pipeline.events.event import check_site
 
 MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 WEBHOOK_SCHEMES = ("http", "https")
@@ -123,14 +125,31 @@ class EventsCfg(BaseModel):
     sse_replay: Annotated[int, Field(ge=0, le=100_000)] = 256
     sse_queue: Annotated[int, Field(gt=0, le=100_000)] = 256
     sse_heartbeat_s: Annotated[float, Field(gt=0, le=300)] = 15.0
+    log_keep: Annotated[int, Field(ge=0, le=10_000_000, description="newest events kept in the store's event log, "
+                                   "which the API streams from (0: no log, no live dashboard)")] = 10_000
+    api_poll_s: Annotated[float, Field(gt=0, le=10, description="how often the API reads new events from the "
+                                       "store's event log")] = 0.25
+    track_end_wait_s: Annotated[float, Field(ge=0, le=3600, description="track.ended waits this long for the "
+                                             "track's last clips to be matched (its identity)")] = 30.0
+    watchlist_refresh_s: Annotated[float, Field(gt=0, le=3600, description="how often the matcher re-reads the "
+                                                "watchlists from the store")] = 2.0
+    watchlist_threshold: Annotated[float, Field(ge=-1, le=1, description="cosine a track needs to hit a new "
+                                                "watchlist entry unless --threshold says otherwise")] = 0.6
 
     @field_validator("site")
     @classmethod
     def _site(cls, v: str) -> str:
-        try:
-            return check_site(v, "site")
-        except ContractError as e:
-            raise ValueError(str(e).removeprefix("site ")) from None
+        if not is_site(v):
+            raise ValueError(f"must match {SITE_PATTERN}, got {v!r:.80}")
+        return v
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _urls_from_text(cls, v: Any) -> Any:
+        # XREID_EVENTS__WEBHOOK_URLS arrives as one literal string (a secret is never parsed as YAML)
+        if isinstance(v, str):
+            return [u for u in v.replace(",", " ").split() if u]
+        return v
 
     @field_validator("topic_prefix")
     @classmethod
