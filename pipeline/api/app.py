@@ -9,6 +9,8 @@ are configured) → bearer auth (before routing: unknown paths get 401 too) → 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -17,12 +19,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from pipeline.api.auth import BearerAuth
+from pipeline.api.event_tail import EventTail
 from pipeline.api.limits import BodyLimit, DecodeGate
 from pipeline.api.metrics import ApiMetrics, RequestMetrics
 from pipeline.api.queries import StoreReader
-from pipeline.api.routes import calibration, dashboard, identities, search, system, tracks
+from pipeline.api.routes import calibration, dashboard, events, identities, search, system, tracks, watchlists
 from pipeline.api.search import SearchIndex
+from pipeline.config.events import EventsCfg
 from pipeline.config.settings import ApiCfg, GalleryCfg
+from pipeline.events.hub import create_sse
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +43,33 @@ class QueryEncoder(Protocol):
 
 
 def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None = None,
-               gallery: GalleryCfg | None = None) -> FastAPI:
+               gallery: GalleryCfg | None = None, events_cfg: EventsCfg | None = None) -> FastAPI:
     """Build the API over the store file at ``store_path``.
 
     Args:
-        cfg: the ``api`` config section (token, limits, CORS).
+        cfg: the ``api`` config section (token, admin token, limits, CORS).
         store_path: SQLite store the replay or matcher writes; it may not exist yet.
-        encoder: encodes uploaded images for ``/search``; ``None`` limits search to track ids.
+        encoder: encodes uploaded images for ``/search`` and watchlist entries; ``None`` limits search to
+            track ids and watchlists to identities.
         gallery: faiss index settings of the search galleries (the matcher's, ideally).
+        events_cfg: the ``events`` section (SSE buffers, how often the store's event log is read).
     """
+    events_cfg = events_cfg or EventsCfg()
+    sse = create_sse(events_cfg)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the event log is tailed only while the server runs (tests building the app alone start no thread)
+        tail = EventTail(app.state.reader, sse, events_cfg.api_poll_s, events_cfg.sse_replay).start()
+        app.state.event_tail = tail
+        try:
+            yield
+        finally:
+            tail.stop()
+            sse.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="xreid",
         version="0.1.0",
         description="Where else was this person seen? Tracks and cross-camera, cross-modality identities "
@@ -63,17 +85,21 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
     app.state.search_index = SearchIndex(gallery)
     app.state.decode_gate = DecodeGate(cfg.max_concurrent_decodes, cfg.decode_wait_s)
     app.state.metrics = metrics = ApiMetrics(reader)
+    app.state.sse = sse
+    app.state.events_cfg = events_cfg
+    app.state.event_tail = None
 
-    for module in (system, tracks, identities, calibration, search, dashboard):
+    for module in (system, tracks, identities, calibration, search, events, watchlists, dashboard):
         app.include_router(module.router)
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_files * cfg.max_upload_bytes + FORM_OVERHEAD_BYTES)
     if cfg.token is not None:
+        admin = cfg.admin_token.get_secret_value() if cfg.admin_token is not None else None
         app.add_middleware(BearerAuth, token=cfg.token.get_secret_value(), public_paths=dashboard.public_paths(),
-                           on_failure=metrics.auth_failures.inc)
+                           on_failure=metrics.auth_failures.inc, admin_token=admin)
     if cfg.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(RequestMetrics, metrics=metrics)
     log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token is not None else "off",

@@ -1,15 +1,16 @@
-"""Uploaded query images in (the shared policy of ``pipeline.ingest.image_input``, as HTTP statuses),
-person-crop contact sheets out."""
+"""Uploaded query images in (the shared policy of ``pipeline.ingest.image_input``, as HTTP statuses; the
+encoding shared by ``/search`` and the watchlist routes), person-crop contact sheets out."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
 
 from models.errors import ContractError
-from pipeline.ingest.image_input import ImageRejected
+from pipeline.ingest.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
 
 # the image policy's refusal reasons (pipeline/ingest/image_input.py) as HTTP statuses
 STATUS_BY_REASON = {"empty": 422, "too_large": 413, "not_image": 415, "wrong_type": 415, "too_many_pixels": 413,
@@ -19,6 +20,24 @@ STATUS_BY_REASON = {"empty": 422, "too_large": 413, "not_image": 415, "wrong_typ
 def http_status(e: ImageRejected) -> int:
     """The status that says why an upload was refused (413 size, 415 type, 422 content)."""
     return STATUS_BY_REASON.get(e.reason, 422)
+
+
+def check_headers(blobs: list[tuple[str, bytes]], limits: ImageLimits, max_total_pixels: int) -> None:
+    """Size, type and pixel counts from the headers only: bombs are refused before any decoding."""
+    check_total_pixels([read_header(data, name, limits) for name, data in blobs], max_total_pixels)
+
+
+def embed_images(encoder: Any, blobs: list[tuple[str, bytes]], limits: ImageLimits, modality: str,
+                 each: bool = False) -> np.ndarray:
+    """Decode the crops of one person and encode them as one clip, (1, D), or with ``each`` one clip per
+    image, (N, D) (watchlist references: a hit reports a score per image); unit float32.
+
+    Run it in a worker thread: neither decoding nor encoding may run on the event loop.
+    """
+    crops = [decode_image(data, name, limits) for name, data in blobs]
+    if each:
+        return encoder.encode([[c] for c in crops], [modality] * len(crops))
+    return encoder.encode([crops], [modality])
 
 
 def contact_sheet(jpegs: list[bytes], tile_hw: tuple[int, int] = (160, 80), cols: int = 8,

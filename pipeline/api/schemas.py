@@ -185,3 +185,17 @@ class PairCalibration(BaseModel):
     genuine_rate: float | None = Field(description="share of genuine samples at or above the threshold")
     target_fmr: float
     updated_at: datetime | None = Field(description="time of the newest evidence when this was computed")
+
+
+class WatchlistEntry(BaseModel):
+    """A watchlist entry: a track of ``model_id`` scoring ``threshold`` or more against one of its references
+    is announced as a ``watchlist.hit`` event (once per track)."""
+
+    id: int
+    name: str
+    model_id: str = Field(description="the model whose vectors the references are; tracks of other models never hit")
+    threshold: float = Field(description="cosine similarity a track needs against its best reference")
+    identity: int | None = Field(description="the identity it was made from (null: made from images)")
+    created_at: datetime
+    n_refs: int = Field(description="reference vectors: one per query image, or per track of the identity")
+    n_hits: int = Field(description="tracks that hit it so far")

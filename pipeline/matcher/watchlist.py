@@ -108,7 +108,7 @@ class Watchlist:
             best = float(scores.max())
             if best >= e.threshold:
                 self._pending.add(key)
-                out.append(WatchHit(e.id, e.name, track.model_id, e.threshold, track, best,
+                out.append(WatchHit(e.id, e.name, track.model_id, e.threshold, track, round(best, 6),
                                     tuple(round(float(s), 6) for s in scores), ts))
         return out
 

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _image_limits(args: argparse.Namespace) -> tuple[Any, int]:
+def image_limits(args: argparse.Namespace) -> tuple[Any, int]:
     """The API's image limits (``api.max_upload_bytes``, ``max_image_pixels``, ``max_request_pixels``)."""
     from pipeline.config.loader import load_config
     from pipeline.config.settings import XreidCfg
@@ -39,7 +39,7 @@ def _image_limits(args: argparse.Namespace) -> tuple[Any, int]:
     return ImageLimits(max_bytes=api.max_upload_bytes, max_pixels=api.max_image_pixels), api.max_request_pixels
 
 
-def _read_images(paths: list[str], limits: Any, max_total_pixels: int) -> list:
+def read_images(paths: list[str], limits: Any, max_total_pixels: int) -> list:
     """Person crops under the API's image policy: headers (size, type, pixels) of all, then decode."""
     from models.errors import ContractError
     from pipeline.ingest.image_input import check_total_pixels, decode_image, read_header
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from workers.identity_chain import load_encoder
 
-            crops = _read_images(args.image, *_image_limits(args))
+            crops = read_images(args.image, *image_limits(args))
             encoder = load_encoder(args.checkpoint, args.device, amp=False)
             model_id, vector = encoder.model_id, encoder.encode([crops], [args.modality])[0]
         matcher = records.load_into(store, Matcher())

@@ -1,7 +1,8 @@
 """``xreid serve``: the query API and dashboard over the store, under uvicorn.
 
-The server only reads the store, so it runs beside a replay or the distributed matcher on the
-same file. Binding a non-loopback address needs a bearer token (``XREID_API__TOKEN``). A store
+The server reads the store, so it runs beside a replay or the distributed matcher on the same file;
+it streams their live events by tailing the store's event log (``GET /events/stream``), and writes
+only watchlist entries (admin routes). Binding a non-loopback address needs a bearer token (``XREID_API__TOKEN``). A store
 written by a newer build is refused at start (exit 2), as every other command refuses it.
 """
 
@@ -9,7 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+SHUTDOWN_GRACE_S = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +34,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-image-search", action="store_true", help="load no encoder: search by track id only")
     p.add_argument("--device", default="cpu", help="device of the image-search encoder: cpu, cuda, auto (default cpu)")
     p.set_defaults(func=run)
+
+
+def serve_until_stopped(config: Any, on_exit: Callable[[], None]) -> bool:
+    """Run uvicorn with ``config`` until SIGTERM/SIGINT, calling ``on_exit`` first when told to stop.
+
+    The open event streams never end by themselves and shutdown waits for open responses
+    (``SHUTDOWN_GRACE_S`` at most, then cancels them): ``on_exit`` ends them so the stop is clean.
+    Returns whether the server started (False: e.g. the port was taken; uvicorn logged why).
+    """
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            try:   # a signal handler: hand the closing to the event loop rather than take locks here
+                asyncio.get_running_loop().call_soon_threadsafe(on_exit)
+            except RuntimeError:
+                on_exit()
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
+    server.run()
+    return bool(server.started)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         # no checkpoint: the committed model replay and demo use by default, so their stores are searchable
         encoder = load_encoder(api.checkpoint, device=args.device, untrained=args.untrained_encoder)
         log.info("image search with %s", encoder.model_id)
-    app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery)
+    app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery, events_cfg=cfg.events)
     host = f"[{api.host}]" if ":" in api.host else api.host
     print(f"xreid serve: http://{host}:{api.port}/ over {store_path} (auth {'on' if api.token is not None else 'off'})",
           flush=True)
@@ -68,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM, restores the previous handler and re-raises the
     # signal; with this no-op handler in place the re-raise is absorbed and we exit 0 (DESIGN §7)
     signal.signal(signal.SIGTERM, lambda signum, frame: log.info("SIGTERM: stopped"))
-    uvicorn.run(app, host=api.host, port=api.port, log_level=max(level, logging.INFO) if level > logging.DEBUG
-                else logging.DEBUG, access_log=level <= logging.INFO, server_header=False)
+    config = uvicorn.Config(app, host=api.host, port=api.port, log_level=max(level, logging.INFO)
+                            if level > logging.DEBUG else logging.DEBUG, access_log=level <= logging.INFO,
+                            server_header=False, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    if not serve_until_stopped(config, on_exit=app.state.sse.close):
+        raise ConfigError(f"cannot serve on {host}:{api.port} (see the error above)")
     return 0

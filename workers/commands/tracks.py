@@ -35,8 +35,9 @@ def add_store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def open_store(args: argparse.Namespace) -> Any:
-    """The store named by --store or the config, read-only; a missing file is a one-line error."""
+def open_store(args: argparse.Namespace, writable: bool = False) -> Any:
+    """The store named by --store or the config, read-only unless ``writable`` (then migrated to this
+    build's schema); a missing file is a one-line error."""
     from models.errors import StoreError
     from pipeline.config.loader import load_config
     from pipeline.config.settings import XreidCfg
@@ -48,7 +49,7 @@ def open_store(args: argparse.Namespace) -> Any:
         path = load_config(XreidCfg, config, env=os.environ).store.path
     if not Path(path).is_file():
         raise StoreError(f"no store at {path} (run `xreid replay` or `xreid demo` first, or pass --store)")
-    return Store(path, readonly=True)
+    return Store(path, readonly=not writable)
 
 
 def parse_time(text: str | None, flag: str) -> float | None:

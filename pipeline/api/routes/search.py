@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -11,13 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from models.errors import ContractError
 from pipeline.api.deps import snapshot
-from pipeline.api.images import http_status
+from pipeline.api.images import check_headers, embed_images, http_status
 from pipeline.api.schemas import SearchHit, SearchResult, Thumbnails, to_iso
 from pipeline.api.search import IdentityHit
-from pipeline.ingest.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
-
-if TYPE_CHECKING:
-    from pipeline.api.app import QueryEncoder
+from pipeline.ingest.image_input import ImageLimits, ImageRejected
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +61,9 @@ async def search(
     limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_image_pixels)
     try:
         # headers only, off the event loop: size, type and pixel counts refuse bombs before any decoding
-        await run_in_threadpool(_check_headers, blobs, limits, cfg.max_request_pixels)
+        await run_in_threadpool(check_headers, blobs, limits, cfg.max_request_pixels)
         async with request.app.state.decode_gate.slot():  # bounded: decoded crops are large
-            vectors = await run_in_threadpool(_embed, encoder, blobs, limits, modality)
+            vectors = await run_in_threadpool(embed_images, encoder, blobs, limits, modality)
     except ImageRejected as e:
         metrics.rejected_uploads.labels(e.reason).inc()
         raise HTTPException(http_status(e), str(e)) from None
@@ -75,16 +72,6 @@ async def search(
     query = np.asarray(vectors, dtype=np.float32)[0]
     return await run_in_threadpool(_answer, request, query, encoder.model_id, k, None, "images", len(blobs),
                                    None, modality)
-
-
-def _check_headers(blobs: list[tuple[str, bytes]], limits: ImageLimits, max_total_pixels: int) -> None:
-    check_total_pixels([read_header(data, name, limits) for name, data in blobs], max_total_pixels)
-
-
-def _embed(encoder: QueryEncoder, blobs: list[tuple[str, bytes]], limits: ImageLimits, modality: str) -> np.ndarray:
-    """Decode and encode in one worker thread: neither ever runs on the event loop."""
-    crops = [decode_image(data, name, limits) for name, data in blobs]
-    return encoder.encode([crops], [modality])
 
 
 def _search_track(request: Request, track_uid: str, k: int) -> SearchResult:

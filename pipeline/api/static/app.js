@@ -1,6 +1,8 @@
 // xreid dashboard: plain JavaScript over the JSON API, no framework, no build step, no CDN.
 // Views (hash routes): #/ overview (cameras + recent identities), #/identities/<id> (a person's
 // cross-camera timeline), #/search (upload an image or give a track id).
+// Live: GET /events/stream (Server-Sent Events) is read with fetch, so the token travels in the header
+// (EventSource cannot send one); new identities appear on the overview and a feed lists the events.
 // Every data request carries the bearer token (kept in sessionStorage) when the server wants one;
 // images are fetched the same way and shown through object URLs, since <img src> cannot send headers.
 "use strict";
@@ -127,7 +129,7 @@ async function renderOverview() {
   const idsGrid = h("div", { class: "grid", id: "identities" });
   const more = h("button", { id: "more-identities", hidden: true }, "More identities");
   const idsBox = h("section", {}, h("h2", {}, "Recent identities"), idsGrid, h("p", {}, more));
-  view().replaceChildren(h("h1", {}, "Overview"), camerasBox, idsBox);
+  view().replaceChildren(h("h1", {}, "Overview"), liveBox(), camerasBox, idsBox);
 
   const cameras = await apiJson("/cameras");
   const rows = cameras.map((c) =>
@@ -167,6 +169,112 @@ function identityCard(ident) {
       h("strong", {}, `Person #${ident.identity_id}`), h("br"),
       `${ident.n_tracks} track${ident.n_tracks === 1 ? "" : "s"} · ${ident.cameras.join(", ")}`, h("br"),
       h("span", { class: "muted" }, `last seen ${fmtTime(ident.last_seen)}`)));
+}
+
+// ---------------------------------------------------------------- live events (GET /events/stream)
+
+const live = { lastId: null, running: false, counts: {}, feed: [] };
+const FEED_MAX = 12;
+
+// The overview's live panel: counters per kind since the page loaded, and the newest events.
+function liveBox() {
+  const box = h("section", { id: "live" }, h("h2", {}, "Live"), h("p", { id: "live-counters", class: "muted" }),
+    h("ul", { id: "live-feed", class: "feed" }));
+  renderLive(box);
+  return box;
+}
+
+function describe(ev) {
+  const p = ev.payload;
+  switch (ev.kind) {
+    case "track.started": return `track ${p.track_uid} started on ${p.camera_id} (${p.modality})`;
+    case "track.ended": return `track ${p.track_uid} ended on ${p.camera_id}` + (p.identity ? `, person #${p.identity}` : "");
+    case "identity.created": return `new person #${p.identity} on ${p.camera_id} (${p.modality})`;
+    case "identity.linked": return `person #${p.identity} seen on ${p.camera_id} (${p.modality}), score ${p.score.toFixed(3)}`;
+    case "identity.merged": return `person #${p.loser} merged into #${p.winner}`;
+    case "modality.switch": return `${p.camera_id} switched to ${p.to_modality === "ir" ? "infrared" : "colour"}`;
+    case "camera.status": return `${p.camera_id} ${p.state}${p.reason ? ": " + p.reason : ""}`;
+    case "watchlist.hit": return `WATCHLIST "${p.name}": ${p.camera_id} (${p.modality}) track ${p.track_uid}, score ${p.score.toFixed(3)}`;
+    default: return ev.kind;
+  }
+}
+
+function renderLive(box) {
+  const root = box || document.getElementById("live");
+  if (!root) return;
+  const kinds = Object.entries(live.counts).sort();
+  root.querySelector("#live-counters").replaceChildren(
+    h("span", { id: "live-state", class: live.running ? "badge connected" : "badge reconnecting" }, live.running ? "live" : "connecting"),
+    " ", kinds.length ? kinds.map(([k, n]) => h("span", { class: "live-count", "data-kind": k }, `${k} ${n} `)) : "no event since this page opened");
+  root.querySelector("#live-feed").replaceChildren(...live.feed.map((ev) =>
+    h("li", { class: `feed-item ${ev.kind.replace(".", "-")}`, "data-kind": ev.kind, "data-event": ev.event_id },
+      h("span", { class: "muted" }, fmtTime(new Date(ev.ts * 1000).toISOString())), " ", describe(ev))));
+}
+
+// New identities join the overview's grid without a reload; merged ones leave it.
+function applyEvent(ev) {
+  live.counts[ev.kind] = (live.counts[ev.kind] || 0) + 1;
+  live.feed.unshift(ev);
+  live.feed.length = Math.min(live.feed.length, FEED_MAX);
+  renderLive();
+  const grid = document.getElementById("identities");
+  if (!grid) return;
+  if (ev.kind === "identity.created" && !grid.querySelector(`[data-identity="${ev.payload.identity}"]`)) {
+    apiJson(`/identities/${ev.payload.identity}`).then((ident) => {
+      if (grid.isConnected && !grid.querySelector(`[data-identity="${ident.identity_id}"]`)) {
+        grid.querySelector("p.muted")?.remove();   // "No identities yet."
+        grid.prepend(identityCard(ident));
+      }
+    }).catch(() => {});
+  } else if (ev.kind === "identity.merged") {
+    grid.querySelector(`[data-identity="${ev.payload.loser}"]`)?.remove();
+  }
+}
+
+function handleFrame(frame) {
+  let id = null, kind = "message", data = "";
+  for (const line of frame.split("\n")) {
+    if (line.startsWith(":")) continue;   // keepalive comment
+    const i = line.indexOf(":");
+    const field = i < 0 ? line : line.slice(0, i);
+    const value = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+    if (field === "id") id = value;
+    else if (field === "event") kind = value;
+    else if (field === "data") data += (data ? "\n" : "") + value;
+  }
+  if (id) live.lastId = id;
+  if (!data) return;
+  if (kind === "stream.dropped") { live.counts["dropped (reload for all)"] = JSON.parse(data).dropped; renderLive(); return; }
+  try { applyEvent(JSON.parse(data)); } catch (err) { /* a malformed frame is skipped */ }
+}
+
+// Reads the stream until it ends, then reconnects with Last-Event-ID after a pause.
+async function startLive() {
+  if (live.running) return;
+  live.running = true;
+  renderLive();
+  try {
+    const headers = live.lastId ? { "Last-Event-ID": live.lastId } : {};
+    const resp = await api("/events/stream", { headers });
+    if (!resp.ok || !resp.body) throw new Error(`events: ${resp.status}`);
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value.replace(/\r\n?/g, "\n");
+      let cut;
+      while ((cut = buf.indexOf("\n\n")) >= 0) {
+        handleFrame(buf.slice(0, cut));
+        buf = buf.slice(cut + 2);
+      }
+    }
+  } catch (err) {
+    if (err instanceof Unauthorized) { live.running = false; renderLive(); return; }   // restarted once a token is given
+  }
+  live.running = false;
+  renderLive();
+  setTimeout(startLive, 3000);
 }
 
 // ---------------------------------------------------------------- identity page
@@ -307,8 +415,10 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("token-form").addEventListener("submit", () => {
     sessionStorage.setItem(TOKEN_KEY, document.getElementById("token-input").value.trim());
     render();
+    startLive();
   });
   window.addEventListener("hashchange", render);
   refreshStatus();
   render();
+  startLive();
 });
