@@ -226,3 +226,82 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass(frozen=True)
+class SseFrame:
+    id: str | None
+    event: str
+    data: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.data)
+
+
+class SseReader:
+    """Reads ``GET /events/stream`` of a real server in a thread, parsing frames as a browser would."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        import httpx
+
+        self.frames: list[SseFrame] = []
+        self.status: int | None = None
+        self.comments = 0
+        self._lock = threading.Lock()
+        self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=None))
+        self._cm = self._client.stream("GET", url, headers=headers or {})
+        self._resp = self._cm.__enter__()
+        self.status = self._resp.status_code
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            for line in self._resp.iter_lines():
+                if line.startswith(":"):
+                    self.comments += 1
+                elif line == "":
+                    if "data" in fields:
+                        with self._lock:
+                            self.frames.append(SseFrame(fields.get("id"), fields.get("event", "message"),
+                                                        fields["data"]))
+                    fields = {}
+                else:
+                    name, _, value = line.partition(":")
+                    fields[name] = value[1:] if value.startswith(" ") else value
+        except Exception:  # noqa: BLE001 - the server closed the stream, or close() did
+            pass
+
+    def snapshot(self) -> list[SseFrame]:
+        with self._lock:
+            return list(self.frames)
+
+    def kinds(self) -> list[str]:
+        return [f.event for f in self.snapshot()]
+
+    def close(self) -> None:
+        self._client.close()
+        self._thread.join(5)
+
+
+class ThreadedServer:
+    """The API app under a real uvicorn on a free loopback port, in a thread of this process."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001 - a FastAPI app
+        import uvicorn
+
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    timeout_graceful_shutdown=2))
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self.server.started, timeout=20, what="uvicorn to start")
+
+    def stop(self) -> None:
+        self.app.state.sse.close()   # the streams end, then the server
+        self.server.should_exit = True
+        self._thread.join(10)
