@@ -75,17 +75,22 @@ class EventTail:
             if self.last_seq is None or top < self.last_seq:   # first read, or a new store file in its place
                 rows = event_log.newest(store, self.prime) if self.prime else []
                 self.last_seq = rows[-1].seq if rows else top
-            else:
-                rows = event_log.after(store, self.last_seq, BATCH)
-                if rows:
-                    self.last_seq = rows[-1].seq
-        for row in rows:
-            try:
-                event = Event.from_json(row.body)
-            except ContractError as e:
-                self.skipped += 1
-                log.warning("event log row %d is not a valid event, skipped: %s", row.seq, e)
-                continue
+                self.sse.prime(self._decode(rows))   # for Last-Event-ID only: they are not new
+                return False
+            rows = event_log.after(store, self.last_seq, BATCH)
+            if rows:
+                self.last_seq = rows[-1].seq
+        for event in self._decode(rows):
             self.sse.submit(event)
             self.forwarded += 1
         return len(rows) >= BATCH
+
+    def _decode(self, rows: list[event_log.LogRow]) -> list[Event]:
+        out = []
+        for row in rows:
+            try:
+                out.append(Event.from_json(row.body))
+            except ContractError as e:
+                self.skipped += 1
+                log.warning("event log row %d is not a valid event, skipped: %s", row.seq, e)
+        return out

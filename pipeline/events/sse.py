@@ -148,6 +148,12 @@ class SseBroadcaster:
                     self.counters.dropped += 1
                     log_drop(log, self.name, lost, "slow subscriber", self.counters.dropped)
 
+    def prime(self, events: list[Event]) -> None:
+        """Put earlier events in the replay ring only (a restarted server's memory of what it streamed):
+        a client resuming with ``Last-Event-ID`` gets what followed; nobody gets them as new."""
+        with self._lock:
+            self._ring.extend(events)
+
     def subscribe(self, last_event_id: str | None = None) -> Subscription:
         """Register a subscriber of the running event loop, primed with the replay after ``last_event_id``."""
         loop = asyncio.get_running_loop()

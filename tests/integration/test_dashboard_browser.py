@@ -130,3 +130,59 @@ def test_dashboard_shows_identities_and_a_cross_camera_timeline(server, tmp_path
         shot = tmp_path / name
         assert shot.is_file() and shot.stat().st_size > 10_000, name
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dashboard_shows_new_identities_live_from_the_event_stream(server, replayed, tmp_path):
+    """The matcher commits a new identity while the overview is open: its card and the event appear, no reload."""
+    before = httpx.get(f"{server}/identities", headers=AUTH, params={"limit": 1}).json()["total"]
+    page_errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1280, "height": 900})
+        try:
+            page = browser.pages[0] if browser.pages else browser.new_page()
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            page.goto(server)
+            page.fill("#token-input", TOKEN)
+            page.press("#token-input", "Enter")
+            expect(page.locator(".identity-card")).to_have_count(min(before, 24))
+            expect(page.locator("#live-state")).to_have_text("live")
+            navigations = page.evaluate("performance.getEntriesByType('navigation').length")
+
+            new_identity = _match_a_new_person(replayed)   # the matcher's write, in another process's place
+
+            card = page.locator(f'.identity-card[data-identity="{new_identity}"]')
+            expect(card).to_be_visible(timeout=15_000)
+            expect(card).to_contain_text(f"Person #{new_identity}")
+            feed = page.locator('#live-feed li[data-kind="identity.created"]')
+            expect(feed).to_contain_text(f"new person #{new_identity}")
+            expect(page.locator('#live-counters .live-count[data-kind="track.started"]')).to_contain_text("1")
+            assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations, "no reload"
+            page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not page_errors, page_errors
+
+
+def _match_a_new_person(store_path: Path) -> int:
+    """One clip of somebody nobody has seen (a model of its own), through the real matcher stage and announcer."""
+    import numpy as np
+
+    from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
+    from pipeline.bus.messages import Embedding, make_clip_id
+    from pipeline.matcher.announce import Announcer
+    from pipeline.matcher.matcher import Matcher
+    from pipeline.matcher.stage import MatcherStage
+    from pipeline.store.sqlite import Store
+
+    vec = np.eye(16, dtype=np.float32)[3]
+    with Store(store_path) as store:
+        bus = MemoryBus()
+        stage = MatcherStage(bus, store, Matcher(), announcer=Announcer())
+        bus.publish(STREAM_EMBEDDINGS, Embedding(make_clip_id("cam9", "live-1", 0), "cam9", "rgb", "live-1", 0,
+                                                 1_795_000_000.0, 1_795_000_004.0, vec, "live@0").to_bytes())
+        stage.drain()
+        track = stage.matcher.find_track("cam9", "live-1")
+        assert track is not None
+        return stage.matcher.forest.find(track.identity)

@@ -300,6 +300,9 @@ class ThreadedServer:
         self._thread = threading.Thread(target=self.server.run, daemon=True)
         self._thread.start()
         wait_until(lambda: self.server.started, timeout=20, what="uvicorn to start")
+        if app.state.reader.path.is_file():   # the event log is positioned: what is logged from now on is new
+            wait_until(lambda: app.state.event_tail is not None and app.state.event_tail.last_seq is not None,
+                       what="the API to position itself in the event log")
 
     def stop(self) -> None:
         self.app.state.sse.close()   # the streams end, then the server

@@ -205,7 +205,8 @@ function renderLive(box) {
   const kinds = Object.entries(live.counts).sort();
   root.querySelector("#live-counters").replaceChildren(
     h("span", { id: "live-state", class: live.running ? "badge connected" : "badge reconnecting" }, live.running ? "live" : "connecting"),
-    " ", kinds.length ? kinds.map(([k, n]) => h("span", { class: "live-count", "data-kind": k }, `${k} ${n} `)) : "no event since this page opened");
+    " ", ...(kinds.length ? kinds.map(([k, n]) => h("span", { class: "live-count", "data-kind": k }, `${k} ${n}`))
+      : ["no event since this page opened"]));
   root.querySelector("#live-feed").replaceChildren(...live.feed.map((ev) =>
     h("li", { class: `feed-item ${ev.kind.replace(".", "-")}`, "data-kind": ev.kind, "data-event": ev.event_id },
       h("span", { class: "muted" }, fmtTime(new Date(ev.ts * 1000).toISOString())), " ", describe(ev))));

@@ -1,0 +1,124 @@
+"""``GET /events/stream`` and the watchlist routes of a real uvicorn server over a store the matcher writes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from pipeline.api import create_app
+from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
+from pipeline.config.events import EventsCfg
+from pipeline.config.settings import ApiCfg, MatcherCfg, PairThresholds
+from pipeline.matcher.announce import Announcer
+from pipeline.matcher.matcher import Matcher
+from pipeline.matcher.stage import MatcherStage
+from pipeline.store import event_log
+from pipeline.store.sqlite import Store
+from tests.support.events import SseReader, ThreadedServer
+from tests.support.matcher_helpers import emb, person
+from tests.support.services import wait_until
+
+TOKEN = "events-api-token-5d1"
+ADMIN = "events-admin-token-9c2"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
+EVENTS = EventsCfg(api_poll_s=0.05, sse_heartbeat_s=0.3, sse_replay=64)
+CFG = MatcherCfg(thresholds=PairThresholds(0.7, 0.7, 0.5), min_clips=1, min_gap=0.0)
+
+
+class Writer:
+    """The matcher side: a stage with an announcer on its own store connection (another 'process')."""
+
+    def __init__(self, path) -> None:  # noqa: ANN001
+        self.store = Store(path)
+        self.bus = MemoryBus()
+        self.stage = MatcherStage(self.bus, self.store, Matcher(CFG), announcer=Announcer(site="api"))
+
+    def people(self, *uids: str, base: int = 0) -> None:
+        for i, uid in enumerate(uids):
+            self.bus.publish(STREAM_EMBEDDINGS, emb("c1", uid, person(base + i), i, i + 1.0).to_bytes())
+        self.stage.drain()
+
+    def logged_ids(self) -> list[str]:
+        return [r.event_id for r in event_log.after(self.store, 0, 10_000)]
+
+
+@pytest.fixture
+def writer(tmp_path):
+    w = Writer(tmp_path / "xreid.sqlite")
+    yield w
+    w.store.close()
+
+
+def _serve(path, admin: str | None = ADMIN) -> ThreadedServer:  # noqa: ANN001
+    return ThreadedServer(create_app(ApiCfg(token=TOKEN, admin_token=admin), path, events_cfg=EVENTS))
+
+
+def test_event_stream_needs_the_token_and_checks_last_event_id(writer):
+    server = _serve(writer.store.path)
+    try:
+        assert httpx.get(f"{server.url}/events/stream", timeout=5).status_code == 401
+        bad = httpx.get(f"{server.url}/events/stream", headers={**AUTH, "Last-Event-ID": "no spaces allowed"},
+                        timeout=5)
+        assert bad.status_code == 422
+    finally:
+        server.stop()
+
+
+def test_committed_decisions_stream_live_and_resume_after_an_api_restart(writer):
+    writer.people("before")   # logged before the API starts: not streamed as new, but kept for replay
+    server = _serve(writer.store.path)
+    reader = SseReader(f"{server.url}/events/stream", AUTH)
+    try:
+        assert reader.status == 200
+        writer.people("a", "b", base=1)
+        wait_until(lambda: len(reader.snapshot()) >= 4, what="four live events")
+        frames = reader.snapshot()
+        assert [f.event for f in frames] == ["track.started", "identity.created"] * 2
+        assert [f.id for f in frames] == writer.logged_ids()[2:] == [f.json["event_id"] for f in frames]
+        assert frames[1].json["payload"]["track_uid"] == "a" and frames[0].json["site"] == "api"
+        wait_until(lambda: reader.comments > 0, what="a keepalive comment while idle")
+    finally:
+        reader.close()
+        server.stop()
+    # the browser reconnects to a restarted API with the last id it saw: nothing is lost meanwhile
+    writer.people("c", base=3)
+    server = _serve(writer.store.path)
+    resumed = SseReader(f"{server.url}/events/stream", {**AUTH, "Last-Event-ID": frames[-1].id})
+    try:
+        wait_until(lambda: len(resumed.snapshot()) >= 2, what="the events announced while the API was down")
+        assert [f.id for f in resumed.snapshot()] == writer.logged_ids()[6:8]
+    finally:
+        resumed.close()
+        server.stop()
+
+
+def test_watchlist_routes_need_the_admin_token(writer):
+    writer.people("a", "b")
+    server = _serve(writer.store.path)
+    try:
+        url = f"{server.url}/watchlists"
+        assert httpx.get(url, timeout=5).status_code == 401
+        assert httpx.get(url, headers=AUTH, timeout=5).status_code == 403, "the read token is not the admin token"
+        assert httpx.get(url, headers=ADMIN_AUTH, timeout=5).json() == []
+        made = httpx.post(url, headers=ADMIN_AUTH, data={"name": "visitor", "identity": "2", "threshold": "0.8"},
+                          timeout=10)
+        assert made.status_code == 201, made.text
+        entry = made.json()
+        assert (entry["identity"], entry["n_refs"], entry["threshold"], entry["model_id"]) == (2, 1, 0.8, "test@0")
+        assert httpx.post(url, headers=ADMIN_AUTH, data={"name": "x", "identity": "99"}, timeout=10).status_code == 404
+        assert httpx.post(url, headers=ADMIN_AUTH, data={"name": "x"}, timeout=10).status_code == 422
+        no_encoder = httpx.post(url, headers=ADMIN_AUTH, data={"name": "x"}, files={"images": ("a.jpg", b"\xff\xd8")},
+                                timeout=10)
+        assert no_encoder.status_code == 409 and "encoder" in no_encoder.json()["detail"]
+        assert [e["id"] for e in httpx.get(url, headers=ADMIN_AUTH, timeout=5).json()] == [entry["id"]]
+        assert httpx.delete(f"{url}/{entry['id']}", headers=ADMIN_AUTH, timeout=5).status_code == 204
+        assert httpx.delete(f"{url}/{entry['id']}", headers=ADMIN_AUTH, timeout=5).status_code == 404
+    finally:
+        server.stop()
+    closed = _serve(writer.store.path, admin=None)
+    try:
+        refused = httpx.get(f"{closed.url}/watchlists", headers=AUTH, timeout=5)
+        assert refused.status_code == 403 and "XREID_API__ADMIN_TOKEN" in refused.json()["detail"]
+    finally:
+        closed.stop()
