@@ -182,8 +182,10 @@ def _fuzz(operation, mode: GenerationMode, url: str) -> int:
 def test_no_generated_request_makes_the_server_fail(live):
     """Valid and invalid requests generated from /openapi.json, for every operation: never a 5xx."""
     schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json", headers=AUTH)
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 11
+    # GET /events/stream never ends (Server-Sent Events): a request/response fuzzer would wait forever on it;
+    # tests/integration/test_events_api.py drives it instead
+    operations = [op for op in (result.ok() for result in schema.get_all_operations()) if op.path != "/events/stream"]
+    assert len(operations) >= 14
     calls = sum(_fuzz(op, mode, live.url) for op in operations
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE))
     assert calls > 200
