@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPMethod
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +33,7 @@ from pipeline.events.hub import create_sse
 log = logging.getLogger(__name__)
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart boundaries and small fields on top of the images
+CORS_METHODS = [m.value for m in (HTTPMethod.GET, HTTPMethod.POST, HTTPMethod.DELETE)]   # what the routes use
 
 
 class QueryEncoder(Protocol):
@@ -99,7 +101,7 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
         app.add_middleware(BearerAuth, token=cfg.token.get_secret_value(), public_paths=dashboard.public_paths(),
                            on_failure=metrics.auth_failures.inc, admin_token=admin)
     if cfg.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST", "DELETE"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=CORS_METHODS,
                            allow_headers=["authorization", "content-type"])
     app.add_middleware(RequestMetrics, metrics=metrics)
     log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token is not None else "off",
