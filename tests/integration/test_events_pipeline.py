@@ -166,3 +166,16 @@ def test_broker_restart_during_a_matcher_run_loses_no_event(tmp_path):
             collector.close()
             sink.close(timeout_s=0.5)
             broker.stop()
+
+
+@pytest.mark.parametrize("env, key", [
+    ({"XREID_EVENTS__MQTT_URL": "http://bob:hunter2-secret@broker:1883"}, "events.mqtt_url"),
+    ({"XREID_EVENTS__TOPIC_PREFIX": "xreid/+/x"}, "events.topic_prefix"),
+])
+def test_a_bad_events_setting_stops_a_command_with_one_line(tmp_path, vtest_path, env, key):
+    proc = subprocess.run([*XREID, "replay", "--camera", f"cam1:rgb:{vtest_path}", "--max-frames", "1", "--out",
+                           str(tmp_path)], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert key in lines[0] and "hunter2" not in lines[0]
