@@ -179,3 +179,21 @@ def test_a_bad_events_setting_stops_a_command_with_one_line(tmp_path, vtest_path
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert key in lines[0] and "hunter2" not in lines[0]
+
+
+def test_watch_commands_refuse_bad_input_with_one_line(first_run, tmp_path):
+    out = first_run[0]
+    store = str(out / "xreid.sqlite")
+    cases = [
+        (["watch", "rm", "999", "--store", store], "no watchlist entry 999"),
+        (["watch", "add", "--identity", "999999", "--name", "x", "--store", store], "no identity 999999"),
+        (["watch", "add", "--image", str(tmp_path / "missing.jpg"), "--name", "x", "--store", store],
+         "file not found"),
+        (["watch", "add", "--identity", "1", "--name", "x", "--threshold", "1.5", "--store", store],
+         "--threshold must be a cosine"),
+        (["watch", "list", "--store", str(tmp_path / "none.sqlite")], "no store at"),
+    ]
+    for argv, reason in cases:
+        proc = subprocess.run([*XREID, *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and reason in lines[0], (argv, proc.stderr)
