@@ -37,7 +37,8 @@ def _one_line_error(proc: subprocess.CompletedProcess, command: str) -> str:
 
 
 def test_the_secret_fields_are_marked_in_one_place():
-    assert secret_paths(XreidCfg) == {"api.token", "bus.url"}
+    assert secret_paths(XreidCfg) == {"api.token", "api.admin_token", "bus.url", "events.mqtt_url", "events.webhook_urls",
+                                      "events.webhook_secret"}
     assert secret_paths(SiteCfg) == {"redis_url"}
 
 
