@@ -245,6 +245,36 @@ def decode_message(data: bytes) -> Clip | Embedding:
     raise ContractError(f"unknown message kind {kind}")
 
 
+@dataclass(frozen=True, slots=True)
+class PayloadOwner:
+    """Whose data a payload carries, read from its header alone (a dead letter may be truncated or broken)."""
+
+    camera_id: str | None
+    track_uid: str | None
+    t_end: float | None
+
+
+def payload_owner(data: bytes) -> PayloadOwner | None:
+    """The camera, track and end time a ``Clip``/``Embedding`` payload names; ``None`` when its header cannot
+    be read. Used by erasure and retention on dead letters, which failed decoding and may be cut short,
+    so nothing beyond the header is checked."""
+    if len(data) < _PREFIX.size:
+        return None
+    magic, _version, _kind, head_len = _PREFIX.unpack_from(data)
+    head = data[_PREFIX.size:_PREFIX.size + head_len]
+    if magic != _MAGIC or len(head) != head_len:
+        return None
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    cam, uid, t_end = header.get("camera_id"), header.get("track_uid"), header.get("t_end")
+    return PayloadOwner(cam if isinstance(cam, str) else None, uid if isinstance(uid, str) else None,
+                        float(t_end) if isinstance(t_end, (int, float)) and not isinstance(t_end, bool) else None)
+
+
 # ---------------------------------------------------------------------------------------------
 # framing
 

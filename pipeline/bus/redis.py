@@ -5,6 +5,8 @@ Mapping onto Redis (see ``pipeline.bus.base`` for the contract both buses honour
 * ``publish`` = ``XADD`` with no ``MAXLEN``: Redis never trims an unread entry behind our back.
   ``trim_acked`` removes only entries every group has acknowledged (``XTRIM MINID``).
 * ``read`` = ``XREADGROUP … >`` in batches; ``ack`` = ``XACK`` (callers ack after the durable write).
+* Retention and erasure: ``trim_before`` = ``XTRIM MINID`` (entry ids are millisecond times),
+  ``delete_dead_letters`` = ``XDEL`` on the dead-letter stream.
 * ``claim_stale`` = ``XAUTOCLAIM`` of entries idle past a timeout; delivery counts come from
   ``XPENDING``; an entry handed out more than ``max_deliveries`` times goes to ``{stream}:dead``.
 * Entries that are not ours at all (no payload field, payload over the size limit) are
@@ -367,6 +369,17 @@ class RedisBus:
             return int(r.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
 
         return self._call("XTRIM", query)
+
+    def trim_before(self, stream: str, before_ms: int) -> int:
+        """``XTRIM stream MINID before_ms-0``: exact, so nothing at or after the horizon goes."""
+        if before_ms <= 0:
+            return 0
+        return int(self._call("XTRIM", lambda r: r.xtrim(stream, minid=f"{int(before_ms)}-0", approximate=False)))
+
+    def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        return int(self._call("XDEL", lambda r: r.xdel(dead_stream(stream), *ids)))
 
     def close(self) -> None:
         self._closed = True
