@@ -15,8 +15,8 @@ from models.errors import StoreError
 from pipeline.matcher.calibration import Evidence
 from pipeline.matcher.matcher import Matcher, Outcome, TrackState
 from pipeline.matcher.unionfind import Merge
-from pipeline.store import calibration, identities, tracks
-from pipeline.store.schema import V_CALIBRATION, V_IDENTITIES
+from pipeline.store import calibration, erasure, identities, tracks
+from pipeline.store.schema import V_CALIBRATION, V_IDENTITIES, V_PRIVACY
 from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ def load_into(store: Store, matcher: Matcher) -> Matcher:
     evidence = [Evidence(e.model_id, e.pair, e.kind, e.score, e.track_a, e.track_b, e.ts)
                 for e in calibration.load_evidence(store)]
     matcher.restore(identities.load_identities(store), states, merges, evidence)
+    if store.schema_version >= V_PRIVACY:   # numbers of erased tracks and identities are never handed out again
+        next_track, next_identity = erasure.id_floors(store)
+        matcher.next_track = max(matcher.next_track, next_track)
+        matcher.next_identity = max(matcher.next_identity, next_identity)
     if store.schema_version >= V_CALIBRATION and not store.readonly:   # the recomputed thresholds, for readers
         thresholds = tuple(c for m in matcher.model_ids for c in matcher.calibrator.state(m))
         try:
