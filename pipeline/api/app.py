@@ -3,12 +3,14 @@
 ``create_app`` takes everything it needs as arguments (config section, store path, an optional
 encoder) so tests, ``xreid serve`` and the distributed API container build the same app.
 Middleware order, outermost first: metrics (so refusals are counted) → CORS (only when origins
-are configured) → bearer auth (before routing: unknown paths get 401 too) → body limit → routes.
+are configured) → bearer auth (before routing: unknown paths get 401 too) → audit trail (every
+authenticated data request is recorded before its answer leaves) → body limit → routes.
 """
 
 from __future__ import annotations
 
 import logging
+from http import HTTPMethod
 from pathlib import Path
 from typing import Protocol
 
@@ -16,17 +18,19 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from pipeline.api.audit import AuditTrail
 from pipeline.api.auth import BearerAuth
 from pipeline.api.limits import BodyLimit, DecodeGate
 from pipeline.api.metrics import ApiMetrics, RequestMetrics
 from pipeline.api.queries import StoreReader
-from pipeline.api.routes import calibration, dashboard, identities, search, system, tracks
+from pipeline.api.routes import calibration, dashboard, identities, privacy, search, system, tracks
 from pipeline.api.search import SearchIndex
 from pipeline.config.settings import ApiCfg, GalleryCfg
 
 log = logging.getLogger(__name__)
 
-FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart boundaries and small fields on top of the images
+FORM_OVERHEAD_BYTES = 1024 * 1024
+CORS_METHODS = (HTTPMethod.GET, HTTPMethod.POST, HTTPMethod.DELETE)  # DELETE: the admin's erasure routes  # multipart boundaries and small fields on top of the images
 
 
 class QueryEncoder(Protocol):
@@ -64,17 +68,20 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
     app.state.decode_gate = DecodeGate(cfg.max_concurrent_decodes, cfg.decode_wait_s)
     app.state.metrics = metrics = ApiMetrics(reader)
 
-    for module in (system, tracks, identities, calibration, search, dashboard):
+    for module in (system, tracks, identities, calibration, search, dashboard, privacy):
         app.include_router(module.router)
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_files * cfg.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(AuditTrail, store_path=reader.path, public_paths=dashboard.public_paths(),
+                       on_failure=metrics.audit_failures.inc)
     if cfg.token is not None:
         app.add_middleware(BearerAuth, token=cfg.token.get_secret_value(), public_paths=dashboard.public_paths(),
-                           on_failure=metrics.auth_failures.inc)
+                           on_failure=metrics.auth_failures.inc,
+                           admin_token=cfg.admin_token.get_secret_value() if cfg.admin_token is not None else None)
     if cfg.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["authorization", "content-type"])
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins),
+                           allow_methods=[m.value for m in CORS_METHODS], allow_headers=["authorization", "content-type"])
     app.add_middleware(RequestMetrics, metrics=metrics)
     log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token is not None else "off",
              encoder.model_id if encoder is not None else "none")
