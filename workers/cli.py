@@ -37,6 +37,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "search",
     "calibrate",
     "calibration",
+    "forget",
+    "audit",
+    "retention",
 )
 
 

@@ -67,6 +67,16 @@ class MatcherWorker:
                          "embeddings stream backlog of the matcher group")
         yield Sample("xreid_camera_status_saved_total", self.statuses.saved, "counter", {},
                      "camera status reports written to the store")
+        yield Sample("xreid_embeddings_forgotten_total", self.stage.forgotten_dropped, "counter", {},
+                     "embeddings of erased tracks that arrived after the erasure, acked and dropped")
+        privacy = self.stage.privacy
+        if privacy is not None:
+            yield Sample("xreid_erasures_executed_total", privacy.executed, "counter", {},
+                         "forget requests this matcher executed")
+            if privacy.sweep is not None:
+                for kind, n in privacy.sweep.totals.as_dict().items():
+                    yield Sample("xreid_retention_deleted_total", n, "counter", {"kind": kind},
+                                 "items retention sweeps deleted, by kind")
         for c in self.stage.matcher.calibrator.state():
             labels = {"model_id": c.model_id, "pair": c.pair}
             yield Sample("xreid_matcher_threshold", c.threshold, "gauge", {**labels, "source": c.source},
@@ -93,6 +103,8 @@ class MatcherWorker:
         finally:
             if metrics is not None:
                 metrics.stop()
+            if self.stage.privacy is not None:
+                self.stage.privacy.close()   # requesters execute in place from now on
             self.bus.close()
             self.store.close()
         snap = self.stage.counters.snapshot()

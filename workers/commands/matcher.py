@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.runtime.metrics import MetricsServer
-    from pipeline.store.crops import CropKeeper
     from pipeline.store.sqlite import Store
     from workers.commands.reid_worker import load_worker_config
+    from workers.identity_chain import privacy_duty
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
     from workers.matcher import MatcherWorker
 
@@ -35,9 +35,11 @@ def run(args: argparse.Namespace) -> int:
     consumer = args.consumer or default_consumer("matcher")
     store = Store(args.store or cfg.store.path)
     bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
+    privacy = privacy_duty(cfg, store, bus, consumer)   # forget requests, retention sweeps (docs/privacy.md)
     stage = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, consumer=consumer,
                          claim_idle_ms=cfg.bus.claim_idle_ms,
-                         crops=CropKeeper.for_store(store.path, cfg.store.keep_crops))
+                         crops=None if cfg.retention.embeddings_only else privacy.eraser.crops, privacy=privacy,
+                         keep_thumbnails=not cfg.retention.embeddings_only)
     worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s)
     host = args.metrics_host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1")
     metrics = MetricsServer(worker.registry, worker.health, host, args.metrics_port).start()
