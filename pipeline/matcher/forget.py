@@ -105,6 +105,9 @@ class Eraser:
                 erasure.finish(self.store, e, "done", counts, "", self.clock())
 
             self.remove(refs, erased=True, then=tombstone)
+            if not self.store.flush_deleted():
+                log.warning("erasure #%d: a reader holds an old snapshot; the WAL is emptied at the next erasure "
+                            "or checkpoint", e.id)
         except (StoreError, OSError) as err:
             log.error("erasure #%d (%s) failed: %s", e.id, e.kind, err)
             with self.store.transaction():

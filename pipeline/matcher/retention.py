@@ -115,6 +115,8 @@ class RetentionSweep:
                 out.audit += delete_before(log_store, now - self.cfg.audit)
         if self.eraser.bus is not None:
             self._bus(out, self.eraser.bus, now)
+        if out.tracks or out.crops or out.embeddings:
+            self.store.flush_deleted()   # no copy of what went stays in the WAL
         for f in fields(out):
             setattr(self.totals, f.name, getattr(self.totals, f.name) + getattr(out, f.name))
         if any(out.as_dict().values()):
