@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from fastapi.testclient import TestClient
@@ -118,3 +119,22 @@ def test_without_an_admin_token_admin_routes_are_off_and_tokens_must_differ(site
     with TestClient(create_app(ApiCfg(admin_token=ADMIN), site.store)) as c:   # admin only, reads open
         assert c.delete("/tracks/x", headers=hdr("wrong")).status_code == 403
         assert c.delete("/tracks/x", headers=hdr(ADMIN)).status_code == 404
+
+
+def test_xreid_audit_lists_the_queries_and_the_tombstones(client, site, capsys):
+    from workers.cli import main
+
+    client.get("/identities", params={"camera": "cam-b"}, headers=hdr(READ))
+    client.delete(f"/tracks/{site.world.track_uids[1]}", headers=hdr(ADMIN))
+    assert main(["audit", "--store", str(site.store), "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [(e["method"], e["route"], e["token_id"]) for e in entries] == [
+        ("DELETE", "/tracks/{track_uid}", tid(ADMIN)), ("GET", "/identities", tid(READ))]
+    assert entries[1]["params"] == {"camera": "cam-b"} and entries[0]["result_count"] == 1
+    assert main(["audit", "--store", str(site.store), "--route", "/identities"]) == 0
+    text = capsys.readouterr().out
+    assert "GET /identities" in text and "1 of 1 entry" in text and "DELETE" not in text
+    assert main(["audit", "--store", str(site.store), "--erasures"]) == 0
+    text = capsys.readouterr().out
+    assert f"api:{tid(ADMIN)}@testclient" in text and "1 erasure(s)" in text
+    assert site.world.track_uids[1] not in text

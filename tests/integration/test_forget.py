@@ -121,3 +121,14 @@ def test_forgetting_a_camera_before_a_time_erases_only_the_tracks_it_saw_before(
         left = {u for (u,) in store.execute("SELECT track_uid FROM tracks WHERE camera_id = 'cam-b'")}
     assert left == set(after) and len(before) == 1 and len(after) == 2
     assert references(site.store, before, [], []) == []
+
+
+def test_xreid_retention_sweeps_once_with_the_configured_horizons(site, capsys, monkeypatch):
+    monkeypatch.setenv("XREID_RETENTION__CROPS", "0s")     # every crop is past its horizon at once
+    assert main(["retention", "--store", str(site.store), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["crops"] == len(TRACKS) and result["tracks"] == 0 and result["files"] >= 1
+    assert files_holding(site.folder, list(site.crop_of.values())) == []
+    with Store(site.store, readonly=True) as store:
+        assert store.execute("SELECT count(*) FROM tracks WHERE thumbnail IS NOT NULL")[0][0] == 0
+        assert store.execute("SELECT count(*) FROM tracks")[0][0] == len(TRACKS) + 1

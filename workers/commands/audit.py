@@ -44,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
         print()
         return 0
     if args.erasures:
-        print(f"{'#':>5} {'kind':<9}{'target':<24}{'status':<9}{'requested (UTC)':<20}{'by':<24}{'tracks':>7}"
+        print(f"{'#':>5} {'kind':<9}{'target':<24}{'status':<9}{'requested (UTC)':<20}{'by':<40}{'tracks':>7}"
               f"{'ids':>5}{'crops':>6}{'dead':>5}")
         for e in rows:
             print(f"{e['id']:>5} {e['kind']:<9}{str(e['target'])[:23]:<24}{e['status']:<9}"
-                  f"{fmt_time(e['requested_at']):<20}{str(e['requested_by'])[:23]:<24}{e['n_tracks']:>7}"
+                  f"{fmt_time(e['requested_at']):<20}{str(e['requested_by'])[:39]:<40}{e['n_tracks']:>7}"
                   f"{e['n_identities']:>5}{e['n_crops']:>6}{e['n_dead']:>5}")
         print(f"{len(rows)} erasure(s)")
         return 0
