@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,7 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.errors import StoreError
 from pipeline.api.auth import bearer, token_id
-from pipeline.store.audit import AuditEntry, open_audit, record
+from pipeline.store.audit import AuditEntry, audit_path, open_audit, record
+from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ class AuditTrail:
         self.store_path = Path(store_path)
         self.skip = UNAUDITED | frozenset(public_paths)
         self.on_failure = on_failure
+        # one connection for the app's life: opening and closing one per request costs a WAL checkpoint each
+        self._log: Store | None = None
+        self._log_inode: int | None = None
+        self._lock = threading.Lock()
 
     def audited(self, scope: Scope) -> bool:
         return scope["type"] == "http" and scope["path"] not in self.skip and not scope["path"].startswith("/static/")
@@ -101,9 +107,25 @@ class AuditTrail:
                            params, status, int(count) if count is not None else int(200 <= status < 300),
                            str(client[0]) if client else None)
         try:
-            with open_audit(self.store_path) as store:
-                record(store, entry)
-        except StoreError as e:
+            with self._lock:
+                record(self._connection(), entry)
+        except (StoreError, OSError) as e:
             log.error("audit entry for %s %s not recorded: %s", entry.method, route, e)
+            self.close()   # the next request opens it afresh
             return False
         return True
+
+    def _connection(self) -> Store:
+        """The open audit log, reopened when its file was replaced or removed (an operator rotating it)."""
+        path = audit_path(self.store_path)
+        inode = path.stat().st_ino if path.is_file() else None
+        if self._log is None or inode != self._log_inode:
+            self.close()
+            self._log = open_audit(self.store_path)
+            self._log_inode = path.stat().st_ino
+        return self._log
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log, self._log_inode = None, None
