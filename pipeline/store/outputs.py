@@ -56,7 +56,7 @@ def scrub_outputs(folder: str | Path, track_uids: Collection[str], track_nos: Co
             _replace(tracks, "".join(kept))
             n += 1
     report = root / REPORT
-    if report.is_file() and (uids or gone):
+    if report.is_file() and (uids or gone or touched):
         try:
             doc = json.loads(report.read_text(encoding="utf-8"))
         except ValueError as e:   # not ours to repair: say so, and leave it for the operator to delete
@@ -98,6 +98,7 @@ def _scrub_report(doc: Any, uids: set[str], nos: set[int], gone: set[int], touch
                 m["evidence_track"] = 0
                 changed = True
         if entry.get("identity") in touched:
+            changed |= entry.get("contact_sheet") is not None
             entry["contact_sheet"] = None
             entry["n_tracks"] = sum(len(ts) for pm in entry.get("cameras", {}).values() for ts in pm.values())
         kept.append(entry)

@@ -19,6 +19,7 @@ import numpy as np
 
 from models.errors import StoreError
 from pipeline.bus.messages import MODALITIES
+from pipeline.store.erasure import uid_hash
 from pipeline.store.identities import find_root, members, merged_parents, resolve
 from pipeline.store.schema import V_IDENTITIES, V_PRIVACY
 from pipeline.store.sqlite import Store, marks, where_clause
@@ -63,12 +64,15 @@ def upsert_track(store: Store, row: TrackRow) -> None:
     """Insert a track, or widen an existing one: its span grows, counts take the larger value.
 
     Idempotent: writing the same row twice leaves the store as after one write. The matcher's
-    columns (identity, embedding) are left untouched.
+    columns (identity, embedding) are left untouched. A track that was erased is not written again
+    (a camera may still be following the person when the erasure runs).
 
     Raises:
         StoreError: the store refused the write (read-only, disk full, ...).
     """
     stamped = store.schema_version >= V_PRIVACY   # retention ages count from the last write
+    if stamped and store.execute("SELECT 1 FROM forgotten_tracks WHERE uid_hash = ?", (uid_hash(row.track_uid),)):
+        return
     try:
         store.execute(
             "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_frames, n_clips, thumbnail"

@@ -19,6 +19,7 @@ from pipeline.store.crops import CropKeeper, crops_dir
 from pipeline.store.erasure import uid_hash
 from pipeline.store.sqlite import Store
 from pipeline.store.summaries import identity_detail
+from pipeline.store.tracks import TrackRow, upsert_track
 from tests.support.api_helpers import COLORS, TEST_MODEL, TRACKS, crop_jpeg
 from tests.support.privacy_helpers import files_holding, make_site, references
 from workers.cli import main
@@ -109,6 +110,9 @@ def test_forgetting_one_track_keeps_its_identity_and_the_decisions_that_named_it
                  if d["identity"] == ident)
     assert entry["n_tracks"] == 2 and entry["contact_sheet"] is None and uid not in json.dumps(entry)
     assert forget(site, "--track", uid) == 0 and "already erased" in capsys.readouterr().out
+    with Store(site.store) as store:   # a camera still following the person writes the track again: refused
+        upsert_track(store, TrackRow(uid, "cam-ir", "ir", 1.0, 2.0, 3, 1, crop_jpeg(COLORS[0], "ir")))
+        assert store.execute("SELECT count(*) FROM tracks WHERE track_uid = ?", (uid,))[0][0] == 0
 
 
 def test_forgetting_a_camera_before_a_time_erases_only_the_tracks_it_saw_before(site, capsys):
