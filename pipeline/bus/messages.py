@@ -60,6 +60,28 @@ def _check_id(value: str, name: str, owner: str) -> None:
         raise ContractError(f"{owner}.{name} must be a non-empty string, got {value!r}")
 
 
+# The track segment a message is about: the fields both contracts share, checked and framed alike.
+# Their order is the order of the JSON header on the wire (kind-specific keys follow).
+_SEGMENT_FIELDS = ("clip_id", "camera_id", "modality", "track_uid", "segment", "t_start", "t_end")
+
+
+def _check_segment(msg: Clip | Embedding) -> None:
+    owner = type(msg).__name__
+    for name in ("camera_id", "track_uid"):
+        _check_id(getattr(msg, name), name, owner)
+    check_camera_id(msg.camera_id, f"{owner}.camera_id", ContractError)
+    _check_modality(msg.modality, owner)
+    expected = make_clip_id(msg.camera_id, msg.track_uid, msg.segment)
+    if msg.clip_id != expected:
+        raise ContractError(f"{owner}.clip_id must be {expected!r}, got {msg.clip_id!r}")
+    _check_span(msg.t_start, msg.t_end, owner)
+
+
+def _segment_header(msg: Clip | Embedding, **kind_fields: Any) -> dict[str, Any]:
+    """The JSON header of ``msg``: the segment fields, then the ones only its kind has."""
+    return {**{name: getattr(msg, name) for name in _SEGMENT_FIELDS}, **kind_fields}
+
+
 @dataclass(frozen=True, slots=True)
 class Clip:
     """T person crops of one track segment, in time order.
@@ -89,16 +111,9 @@ class Clip:
     kind: ClassVar[int] = _KIND_CLIP
 
     def __post_init__(self) -> None:
-        for name in ("camera_id", "track_uid"):
-            _check_id(getattr(self, name), name, "Clip")
-        check_camera_id(self.camera_id, "Clip.camera_id", ContractError)
-        _check_modality(self.modality, "Clip")
+        _check_segment(self)
         if not isinstance(self.segment, int) or self.segment < 0:
             raise ContractError(f"Clip.segment must be an int >= 0, got {self.segment!r}")
-        expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
-        if self.clip_id != expected:
-            raise ContractError(f"Clip.clip_id must be {expected!r}, got {self.clip_id!r}")
-        _check_span(self.t_start, self.t_end, "Clip")
         t = len(self.frames)
         if t == 0:
             raise ContractError("Clip.frames is empty")
@@ -116,16 +131,7 @@ class Clip:
         return len(self.frames)
 
     def to_bytes(self) -> bytes:
-        header = {
-            "clip_id": self.clip_id,
-            "camera_id": self.camera_id,
-            "modality": self.modality,
-            "track_uid": self.track_uid,
-            "segment": self.segment,
-            "t_start": self.t_start,
-            "t_end": self.t_end,
-            "n_seen": self.n_seen,
-        }
+        header = _segment_header(self, n_seen=self.n_seen)
         blobs = [
             *self.frames,
             self.boxes_xyxy.astype("<f4").tobytes(),
@@ -145,8 +151,7 @@ class Clip:
         t = len(blobs) - 3
         if t < 1:
             raise ContractError(f"Clip payload has {len(blobs)} blobs, needs at least 4")
-        fields = _take(header, Clip, ("clip_id", "camera_id", "modality", "track_uid", "segment",
-                                      "t_start", "t_end", "n_seen"))
+        fields = _take(header, Clip, (*_SEGMENT_FIELDS, "n_seen"))
         return cls(
             **fields,
             frames=tuple(blobs[:t]),
@@ -181,14 +186,8 @@ class Embedding:
     kind: ClassVar[int] = _KIND_EMBEDDING
 
     def __post_init__(self) -> None:
-        for name in ("camera_id", "track_uid", "model_id"):
-            _check_id(getattr(self, name), name, "Embedding")
-        check_camera_id(self.camera_id, "Embedding.camera_id", ContractError)
-        _check_modality(self.modality, "Embedding")
-        expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
-        if self.clip_id != expected:
-            raise ContractError(f"Embedding.clip_id must be {expected!r}, got {self.clip_id!r}")
-        _check_span(self.t_start, self.t_end, "Embedding")
+        _check_segment(self)
+        _check_id(self.model_id, "model_id", "Embedding")
         vec = self.vector
         if not isinstance(vec, np.ndarray) or vec.ndim != 1 or vec.size == 0:
             raise ContractError(f"Embedding.vector must be a non-empty 1-D array, got {getattr(vec, 'shape', vec)!r}")
@@ -203,17 +202,7 @@ class Embedding:
             raise ContractError("Embedding.thumbnail is not JPEG data")
 
     def to_bytes(self) -> bytes:
-        header = {
-            "clip_id": self.clip_id,
-            "camera_id": self.camera_id,
-            "modality": self.modality,
-            "track_uid": self.track_uid,
-            "segment": self.segment,
-            "t_start": self.t_start,
-            "t_end": self.t_end,
-            "model_id": self.model_id,
-            "dim": int(self.vector.size),
-        }
+        header = _segment_header(self, model_id=self.model_id, dim=int(self.vector.size))
         return _encode(_KIND_EMBEDDING, header, [self.vector.astype("<f4").tobytes(), self.thumbnail])
 
     @classmethod
@@ -226,8 +215,7 @@ class Embedding:
         header, blobs = _decode(data, _KIND_EMBEDDING)
         if len(blobs) != 2:
             raise ContractError(f"Embedding payload has {len(blobs)} blobs, needs 2")
-        fields = _take(header, Embedding, ("clip_id", "camera_id", "modality", "track_uid", "segment",
-                                           "t_start", "t_end", "model_id", "dim"))
+        fields = _take(header, Embedding, (*_SEGMENT_FIELDS, "model_id", "dim"))
         dim = fields.pop("dim")
         vector = _array(blobs[0], "<f4", (dim,), "vector").astype(np.float32)
         return cls(**fields, vector=vector, thumbnail=blobs[1])
