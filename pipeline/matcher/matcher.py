@@ -1,4 +1,4 @@
-"""Link track embeddings into global identities across cameras and modalities (DESIGN.md §4).
+"""Link track embeddings into global identities across cameras and modalities (docs/design.md §4).
 
 The matcher is pure in-memory logic, so the stage, restarts, calibration and tests share it:
 ``observe(embedding)`` folds one clip's vector into its track (running mean, re-normalised),
