@@ -26,7 +26,7 @@ from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
 from pipeline.store.sqlite import Store, TrackRow
-from tests.matcher_helpers import view
+from tests.support.matcher_helpers import view
 
 TEST_MODEL = "test@0"
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z: epoch seconds of the test footage
