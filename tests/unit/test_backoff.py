@@ -21,16 +21,24 @@ def test_delay_doubles_then_caps_and_jitter_stays_within_half():
     assert len({round(d, 6) for d in delays[4:]}) == 4, "capped delays still differ: jitter"
 
 
-def test_jitter_bounds_hold_over_many_draws_and_use_most_of_the_range():
-    policy = Backoff(1.0, 1.0, jitter=0.2)
+@pytest.mark.parametrize("spread", [(0.8, 1.2), (0.5, 1.0)])
+def test_jitter_bounds_hold_over_many_draws_and_use_most_of_the_range(spread):
+    low, high = spread
+    policy = Backoff(1.0, 1.0, spread=spread)
     rng = random.Random(7)
     draws = [policy.delay_s(3, rng) for _ in range(2000)]
-    assert min(draws) >= 0.8 and max(draws) <= 1.2
-    assert min(draws) < 0.82 and max(draws) > 1.18, "jitter spreads over the whole +-20% band"
+    assert min(draws) >= low and max(draws) <= high
+    assert min(draws) < low + 0.02 and max(draws) > high - 0.02, "jitter covers the whole band"
+
+
+def test_a_spread_below_one_keeps_the_cap_a_hard_bound():
+    policy = Backoff(0.05, 0.3, spread=(0.5, 1.0))
+    rng = random.Random(3)
+    assert max(policy.delay_s(a, rng) for a in range(1, 50) for _ in range(20)) <= 0.3
 
 
 def test_no_jitter_gives_the_exact_schedule():
-    policy = Backoff(0.1, 1.0, factor=3.0, jitter=0.0)
+    policy = Backoff(0.1, 1.0, factor=3.0, spread=(1.0, 1.0))
     assert [policy.delay_s(a) for a in (1, 2, 3, 4)] == pytest.approx([0.1, 0.3, 0.9, 1.0])
 
 
@@ -41,7 +49,7 @@ def test_cap_holds_for_a_very_long_outage():
 
 
 def test_max_below_initial_caps_the_first_delay_too():
-    assert Backoff(2.0, 0.5, jitter=0.0).delay_s(1) == 0.5
+    assert Backoff(2.0, 0.5, spread=(1.0, 1.0)).delay_s(1) == 0.5
 
 
 def test_seeded_rng_makes_the_schedule_reproducible():
@@ -54,8 +62,8 @@ def test_seeded_rng_makes_the_schedule_reproducible():
 
 @pytest.mark.parametrize("kwargs, key", [
     (dict(initial_s=0.0, max_s=1.0), "initial_s"), (dict(initial_s=0.1, max_s=0.0), "max_s"),
-    (dict(initial_s=0.1, max_s=1.0, factor=0.5), "factor"), (dict(initial_s=0.1, max_s=1.0, jitter=1.0), "jitter"),
-    (dict(initial_s=0.1, max_s=1.0, jitter=-0.1), "jitter")])
+    (dict(initial_s=0.1, max_s=1.0, factor=0.5), "factor"),
+    (dict(initial_s=0.1, max_s=1.0, spread=(1.2, 0.8)), "spread"), (dict(initial_s=0.1, max_s=1.0, spread=(-0.1, 1.0)), "spread")])
 def test_out_of_range_parameters_are_refused_naming_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         Backoff(**kwargs)
@@ -64,7 +72,7 @@ def test_out_of_range_parameters_are_refused_naming_the_key(kwargs, key):
 def test_wait_sleeps_the_delay_when_not_stopped():
     stop = threading.Event()
     t0 = time.monotonic()
-    assert Backoff(0.2, 0.2, jitter=0.0).wait(1, stop) is False
+    assert Backoff(0.2, 0.2, spread=(1.0, 1.0)).wait(1, stop) is False
     assert time.monotonic() - t0 >= 0.19
 
 
