@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pipeline.config.redact import redact_text, redact_url
 from pipeline.events.config import parse_mqtt_url
 from pipeline.events.event import Event
-from pipeline.events.sink import Outbox, SinkCounters, log_drop, publisher_backoff
+from pipeline.events.sink import Outbox, SinkCounters, enqueue, publisher_backoff
 from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,7 @@ class MqttSink:
     # -- caller side --------------------------------------------------------------------------
 
     def submit(self, event: Event) -> None:
-        self.counters.submitted += 1
-        dropped = self.outbox.put(event)
-        if dropped is not None:
-            self.counters.dropped += 1
-            log_drop(log, self.name, dropped, "outbox full", self.counters.dropped)
+        enqueue(self.outbox, self.counters, event, self.name, log)
 
     def flush(self, timeout_s: float) -> bool:
         return self.outbox.wait_empty(timeout_s)

@@ -152,3 +152,12 @@ def log_drop(logger: logging.Logger, sink: str, event: Event, reason: str, count
     level = logging.WARNING if count in (1, 10) or count % 100 == 0 else logging.DEBUG
     logger.log(level, "events %s dropped event=%s kind=%s reason=%s (dropped so far: %d)", sink, event.event_id,
                event.kind, reason, count)
+
+
+def enqueue(outbox: Outbox, counters: SinkCounters, event: Event, sink: str, logger: logging.Logger) -> None:
+    """``submit`` of a sink with an outbox: queue ``event``; a full outbox drops its oldest, counted and logged."""
+    counters.submitted += 1
+    dropped = outbox.put(event)
+    if dropped is not None:
+        counters.dropped += 1
+        log_drop(logger, sink, dropped, "outbox full", counters.dropped)

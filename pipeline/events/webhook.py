@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 from pipeline.config.redact import redact_text
 from pipeline.events.config import check_webhook_url
 from pipeline.events.event import Event
-from pipeline.events.sink import Outbox, SinkCounters, log_drop, publisher_backoff
+from pipeline.events.sink import Outbox, SinkCounters, enqueue, publisher_backoff
 from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,7 @@ class WebhookSink:
     # -- caller side --------------------------------------------------------------------------
 
     def submit(self, event: Event) -> None:
-        self.counters.submitted += 1
-        dropped = self.outbox.put(event)
-        if dropped is not None:
-            self.counters.dropped += 1
-            log_drop(log, self.name, dropped, "outbox full", self.counters.dropped)
+        enqueue(self.outbox, self.counters, event, self.name, log)
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until the outbox is empty and no delivery is under way."""
