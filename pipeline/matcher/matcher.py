@@ -35,6 +35,7 @@ from pipeline.config.settings import MatcherCfg
 from pipeline.matcher.calibration import CROSS_PAIR, GENUINE, IMPOSTOR, Calibrator, Evidence, PairCalibration
 from pipeline.matcher.gallery import Gallery, l2_normalise
 from pipeline.matcher.unionfind import IdentityForest, Merge
+from pipeline.store.identities import Link
 
 log = logging.getLogger(__name__)
 
@@ -68,29 +69,6 @@ class TrackState:
     @property
     def vector(self) -> np.ndarray:
         return l2_normalise(self.mean)
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One recorded decision about a track, with its evidence.
-
-    Attributes:
-        kind: ``join`` (joined ``identity``), ``new`` (founded ``identity``), ``blocked`` (a
-            candidate that passed the threshold but a constraint forbade), ``update`` (a later
-            clip of a known track; ``score`` is its similarity to the track so far).
-        matched_track: the candidate track behind ``score`` (None for ``new`` without one).
-        score: cosine similarity; ``threshold`` the bar of the modality ``pair``.
-    """
-
-    track_key: int
-    kind: str
-    identity: int
-    matched_track: int | None
-    score: float | None
-    threshold: float | None
-    pair: str | None
-    reason: str
-    ts: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,15 @@ def _restart_mid_run(server: RedisServer, producer: Producer, workers: list[Work
     return before
 
 
+
+def _sigterm_and_wait(workers) -> None:
+    """Every worker gets SIGTERM and must drain and exit 0 (a clean stop after the fault)."""
+    for w in workers:
+        w.sigterm()
+    for w in workers:
+        assert w.wait(timeout=10) == 0
+
+
 def test_redis_restart_with_aof_loses_nothing(tmp_path):
     server = RedisServer(port=free_port(), workdir=tmp_path, appendonly=True)
     server.start()
@@ -111,10 +120,7 @@ def test_redis_restart_with_aof_loses_nothing(tmp_path):
         check = create_bus(server.url)
         assert check.pending(STREAM_CLIPS, GROUP_REID) == 0
         check.close()
-        for w in workers:
-            w.sigterm()
-        for w in workers:
-            assert w.wait(timeout=10) == 0
+        _sigterm_and_wait(workers)
     finally:
         for w in workers:
             w.stop()
@@ -140,10 +146,7 @@ def test_redis_restart_without_persistence_reports_the_loss_and_keeps_flowing(re
         assert _bus_event(matcher, "groups_recreated") >= 1
         assert "lost" in reid.output() and "restart without persistence" in reid.output()
         print(f"no-persistence restart: {len(lost)} of {len(producer.published)} clips lost (reported)")
-        for w in workers:
-            w.sigterm()
-        for w in workers:
-            assert w.wait(timeout=10) == 0
+        _sigterm_and_wait(workers)
     finally:
         for w in workers:
             w.stop()
