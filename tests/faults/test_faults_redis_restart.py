@@ -22,9 +22,9 @@ FAST_BUS = dict(backoff_initial_s=0.05, backoff_max_s=0.5, socket_timeout_s=2.0,
 class Producer:
     """Publishes clips through ``RedisBus`` (the camera worker's client) from a thread."""
 
-    def __init__(self, url: str, total: int) -> None:
+    def __init__(self, url: str, total: int, park_at: int = 15) -> None:
         self.bus = create_bus(url, BusCfg(**FAST_BUS))
-        self.total = total
+        self.total, self.park_at = total, park_at
         self.published: list[str] = []
         self.go = threading.Event()  # cleared: the producer parks before its next clip
         self.go.set()
@@ -33,6 +33,8 @@ class Producer:
 
     def _run(self) -> None:
         for i in range(self.total):
+            if i == self.park_at:
+                self.go.clear()   # parks itself: a fast producer cannot finish before the test holds it
             if not self.go.is_set():
                 self.parked.set()
                 self.go.wait()
@@ -69,10 +71,8 @@ def _restart_mid_run(server: RedisServer, producer: Producer, workers: list[Work
 
     Returns how many clips were published before the server went down.
     """
-    producer.thread.start()
-    wait_until(lambda: len(producer.published) >= 15, timeout=30, what="first clips published")
-    producer.go.clear()  # hold the producer so "before the outage" is well defined
-    wait_until(producer.parked.is_set, timeout=10, what="producer parked")
+    producer.thread.start()   # it parks after park_at clips, so "before the outage" is well defined
+    wait_until(producer.parked.is_set, timeout=30, what="producer parked after its first clips")
     server.stop()
     before = len(producer.published)
     producer.go.set()
