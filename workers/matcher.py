@@ -1,6 +1,6 @@
 """The distributed matcher worker: ``MatcherStage`` over Redis into the SQLite store.
 
-The matcher is the store's single writer (DESIGN.md §4 Store): run exactly one per store. It
+The matcher is the store's single writer (docs/design.md §4 Store): run exactly one per store. It
 acks an embedding only after the transaction holding its outcome has committed, so a crash
 redelivers instead of losing; redelivered clips are recognised and only acked.
 """

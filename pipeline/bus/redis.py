@@ -21,7 +21,6 @@ counted. The URL's credentials never reach a log line.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from redis.retry import Retry
 from models.errors import BusError, ContractError
 from pipeline.bus.base import DeadLetter, Message, dead_stream
 from pipeline.config.redact import redact_text, redact_url
+from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class RedisBus:
         self.max_payload_bytes = max_payload_bytes
         self.dead_payload_max_bytes = dead_payload_max_bytes
         self._max_block_ms = max(1, int(socket_timeout_s * 1000) - 1000)
-        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._retry_timeout_s = retry_timeout_s
         self._stop = stop_event if stop_event is not None else threading.Event()
         self._lock = threading.Lock()
@@ -113,7 +113,7 @@ class RedisBus:
         """Run one command, riding out connection loss with capped exponential backoff and jitter."""
         if self._closed:
             raise BusError(f"bus {self.safe_url} is closed")
-        delay, started, failures = self._backoff[0], time.monotonic(), 0
+        started, failures = time.monotonic(), 0
         while True:
             try:
                 result = fn(self._client)
@@ -133,8 +133,7 @@ class RedisBus:
                 if self._stop.is_set() or self._closed:
                     raise BusError(f"gave up {what}: shutting down while redis at {self.safe_url} is unreachable") \
                         from None
-                self._stop.wait(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2.0, self._backoff[1])
+                self._backoff.wait(failures, self._stop)
                 continue
             except redis.ResponseError as e:
                 if "NOGROUP" in str(e) and self._recreate_groups(what):

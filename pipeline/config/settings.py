@@ -548,7 +548,7 @@ class TransitionCfg(Section):
 
 @config_dataclass
 class MatcherCfg(Section):
-    """Linking tracks into identities (DESIGN.md §4 Matcher)."""
+    """Linking tracks into identities (docs/design.md §4 Matcher)."""
 
     thresholds: PairThresholds = field(default_factory=PairThresholds)  # manual; unset pairs: calibration
     calibration: CalibrationCfg = field(default_factory=CalibrationCfg)

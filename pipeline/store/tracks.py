@@ -19,6 +19,7 @@ import numpy as np
 
 from models.errors import StoreError
 from pipeline.bus.messages import MODALITIES
+from pipeline.camera.clipbuffer import TrackSpan
 from pipeline.store.erasure import uid_hash
 from pipeline.store.identities import find_root, members, merged_parents, resolve
 from pipeline.store.schema import V_IDENTITIES, V_PRIVACY
@@ -105,7 +106,7 @@ class TrackFilter:
 
 
 @dataclass(frozen=True)
-class Track:
+class Track(TrackSpan):
     """One stored track as readers see it.
 
     Attributes:
@@ -115,13 +116,6 @@ class Track:
         assigned_identity: the identity the matcher assigned when it linked the track.
     """
 
-    track_uid: str
-    camera_id: str
-    modality: str
-    t_start: float
-    t_end: float
-    n_frames: int
-    n_clips: int
     has_thumbnail: bool
     track_no: int | None
     model_id: str | None
