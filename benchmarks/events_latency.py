@@ -43,7 +43,7 @@ from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
 from pipeline.bus.messages import Embedding, make_clip_id
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.events import Event, EventHub, MqttSink, WebhookSink, verify_signature
-from pipeline.events.sink import Backoff
+from pipeline.events.sink import publisher_backoff
 from pipeline.events.webhook import SIGNATURE_HEADER
 from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
@@ -238,8 +238,8 @@ def main() -> None:
     receipts = Receipts()
     server = start_receiver(receipts)
     subscriber = start_subscriber(port, receipts)
-    mqtt_sink = MqttSink(f"mqtt://127.0.0.1:{port}", backoff=Backoff(0.05, 1.0))
-    hook_sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/hook", SECRET, backoff=Backoff(0.05, 1.0))
+    mqtt_sink = MqttSink(f"mqtt://127.0.0.1:{port}", backoff=publisher_backoff(0.05, 1.0))
+    hook_sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/hook", SECRET, backoff=publisher_backoff(0.05, 1.0))
     hub = EventHub([mqtt_sink, hook_sink], site="bench")
     load0 = os.getloadavg()
     cpu0 = time.process_time()

@@ -38,6 +38,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "calibrate",
     "calibration",
     "watch",
+    "forget",
+    "audit",
+    "retention",
 )
 
 

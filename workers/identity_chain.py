@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,23 +58,57 @@ def align_clip_length(cfg: Any, seq_len: int) -> Any:
     return dataclasses.replace(cfg, clips=clips)
 
 
-def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, hub: Any = None) -> list[Any]:
+def crop_keeper(cfg: Any, store_path: str) -> Any:
+    """The store's crop keeper; None when no crop is kept (``store.keep_crops: 0``, ``retention.embeddings_only``)."""
+    from pipeline.store.crops import CropKeeper
+
+    return None if cfg.retention.embeddings_only else CropKeeper.for_store(store_path, cfg.store.keep_crops)
+
+
+def privacy_duty(cfg: Any, store: Any, bus: Any, name: str) -> Any:
+    """Erasures and retention for the store's writer (``pipeline/matcher/privacy.py``)."""
+    from pipeline.matcher.forget import Eraser
+    from pipeline.matcher.privacy import PrivacyDuty
+    from pipeline.matcher.retention import RetentionSweep
+    from pipeline.store.crops import CropKeeper, crops_dir
+
+    # erasure reaches crops kept earlier under another setting too
+    crops = crop_keeper(cfg, store.path) or (CropKeeper(crops_dir(store.path)) if store.path != ":memory:" else None)
+    eraser = Eraser(store, crops, bus, name)
+    return PrivacyDuty(eraser, RetentionSweep(eraser, cfg.retention))
+
+
+def sweep_store(cfg: Any, path: Any) -> Any:
+    """One retention sweep of the store at ``path`` (nothing when there is none yet); returns its result."""
+    from pipeline.store.sqlite import Store
+
+    if not Path(path).is_file():
+        return None
+    with Store(path) as store:
+        return privacy_duty(cfg, store, None, f"replay-{os.getpid()}").sweep.run()
+
+
+def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, privacy: Any = None, hub: Any = None) -> list[Any]:
     """The re-ID, matcher and camera-report stages on ``bus``/``store``, in the order the replay must drain them.
 
     The matcher and the report sink announce their decisions as live events (the store's event log,
     and ``hub``'s sinks when given); run the replay with ``reports_on_bus=True`` so the cameras'
     reports reach the sink.
+
+    Args:
+        privacy: the matcher's ``PrivacyDuty`` (erasures requested during the replay, retention).
     """
     from pipeline.matcher.announce import Announcer
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.matcher.status_sink import CameraStatusSink
     from pipeline.reid.stage import ReidStage
-    from pipeline.store.crops import CropKeeper
 
-    crops = CropKeeper.for_store(store.path, cfg.store.keep_crops)
+    crops = privacy.eraser.crops if privacy is not None and not cfg.retention.embeddings_only \
+        else crop_keeper(cfg, store.path)   # one keeper: an erasure stops it keeping the erased tracks' clips
     announcer = Announcer.for_config(cfg.events, store, hub)
-    matcher = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, announcer=announcer)
+    matcher = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, privacy=privacy,
+                           keep_thumbnails=not cfg.retention.embeddings_only, announcer=announcer)
     reports = CameraStatusSink(bus, store, matcher.consumer, announcer=announcer, matcher=lambda: matcher.matcher,
                                end_wait_s=cfg.events.track_end_wait_s)
     # embedded mode: the re-ID stage keeps several crops per clip (the matcher only sees one thumbnail)

@@ -1,6 +1,6 @@
 """The distributed matcher worker: ``MatcherStage`` over Redis into the SQLite store.
 
-The matcher is the store's single writer (DESIGN.md §4 Store): run exactly one per store. It
+The matcher is the store's single writer (docs/design.md §4 Store): run exactly one per store. It
 acks an embedding only after the transaction holding its outcome has committed, so a crash
 redelivers instead of losing; redelivered clips are recognised and only acked. It announces its
 decisions as live events (the store's event log, which the API streams, and MQTT and webhooks when
@@ -75,6 +75,16 @@ class MatcherWorker:
                          "embeddings stream backlog of the matcher group")
         yield Sample("xreid_camera_status_saved_total", self.statuses.saved, "counter", {},
                      "camera status reports written to the store")
+        yield Sample("xreid_embeddings_forgotten_total", self.stage.forgotten_dropped, "counter", {},
+                     "embeddings of erased tracks that arrived after the erasure, acked and dropped")
+        privacy = self.stage.privacy
+        if privacy is not None:
+            yield Sample("xreid_erasures_executed_total", privacy.executed, "counter", {},
+                         "forget requests this matcher executed")
+            if privacy.sweep is not None:
+                for kind, n in privacy.sweep.totals.as_dict().items():
+                    yield Sample("xreid_retention_deleted_total", n, "counter", {"kind": kind},
+                                 "items retention sweeps deleted, by kind")
         for c in self.stage.matcher.calibrator.state():
             labels = {"model_id": c.model_id, "pair": c.pair}
             yield Sample("xreid_matcher_threshold", c.threshold, "gauge", {**labels, "source": c.source},
@@ -110,6 +120,8 @@ class MatcherWorker:
                 metrics.stop()
             if self.hub is not None:
                 self.hub.close(timeout_s=2.0)   # queued events get a moment; the shutdown budget is 10 s
+            if self.stage.privacy is not None:
+                self.stage.privacy.close()   # requesters execute in place from now on
             self.bus.close()
             self.store.close()
         snap = self.stage.counters.snapshot()

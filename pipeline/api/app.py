@@ -3,7 +3,8 @@
 ``create_app`` takes everything it needs as arguments (config section, store path, an optional
 encoder) so tests, ``xreid serve`` and the distributed API container build the same app.
 Middleware order, outermost first: metrics (so refusals are counted) → CORS (only when origins
-are configured) → bearer auth (before routing: unknown paths get 401 too) → body limit → routes.
+are configured) → bearer auth (before routing: unknown paths get 401 too) → audit trail (every
+authenticated data request is recorded before its answer leaves) → body limit → routes.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from pipeline.api.audit import AuditTrail
 from pipeline.api.auth import BearerAuth
 from pipeline.api.event_tail import EventTail
 from pipeline.api.limits import BodyLimit, DecodeGate
 from pipeline.api.metrics import ApiMetrics, RequestMetrics
 from pipeline.api.queries import StoreReader
-from pipeline.api.routes import calibration, dashboard, events, identities, search, system, tracks, watchlists
+from pipeline.api.routes import calibration, dashboard, events, identities, privacy, search, system, tracks, watchlists
 from pipeline.api.search import SearchIndex
 from pipeline.config.events import EventsCfg
 from pipeline.config.settings import ApiCfg, GalleryCfg
@@ -33,7 +35,7 @@ from pipeline.events.hub import create_sse
 log = logging.getLogger(__name__)
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart boundaries and small fields on top of the images
-CORS_METHODS = [m.value for m in (HTTPMethod.GET, HTTPMethod.POST, HTTPMethod.DELETE)]   # what the routes use
+CORS_METHODS = [m.value for m in (HTTPMethod.GET, HTTPMethod.POST, HTTPMethod.DELETE)]   # DELETE: erasure, watchlists
 
 
 class QueryEncoder(Protocol):
@@ -91,11 +93,13 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
     app.state.events_cfg = events_cfg
     app.state.event_tail = None
 
-    for module in (system, tracks, identities, calibration, search, events, watchlists, dashboard):
+    for module in (system, tracks, identities, calibration, search, events, watchlists, dashboard, privacy):
         app.include_router(module.router)
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_files * cfg.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(AuditTrail, store_path=reader.path, public_paths=dashboard.public_paths(),
+                       on_failure=metrics.audit_failures.inc)
     if cfg.token is not None:
         admin = cfg.admin_token.get_secret_value() if cfg.admin_token is not None else None
         app.add_middleware(BearerAuth, token=cfg.token.get_secret_value(), public_paths=dashboard.public_paths(),

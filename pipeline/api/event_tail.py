@@ -6,7 +6,8 @@ reads their store. The matcher writes each event's row in the transaction of the
 for committed facts, in both modes and without a broker or Redis of its own; the cost is up to one
 poll interval (``events.api_poll_s``, 0.25 s) of latency. On start the newest ``sse_replay`` events
 prime the broadcaster's replay ring, so a dashboard reconnecting with ``Last-Event-ID`` after an API
-restart misses nothing the log still holds.
+restart misses nothing the log still holds. After an erasure (``xreid forget``, which deletes the
+events naming the erased tracks and identities from the log) the ring loses those events too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from models.errors import ContractError
 from pipeline.api.queries import StoreReader, StoreUnavailable
 from pipeline.events.event import Event
 from pipeline.events.sse import SseBroadcaster
-from pipeline.store import event_log
+from pipeline.store import erasure, event_log
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class EventTail:
         self.last_seq: int | None = None   # None: not positioned yet (the store may not exist yet)
         self.forwarded = 0
         self.skipped = 0
+        self.erased = 0                    # events dropped from the ring after an erasure
+        self._erasure: int | None = None   # the newest executed erasure seen (its events were deleted)
+        self._top = 0                      # the log's newest number at the last poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-tail", daemon=True)
 
@@ -71,12 +75,18 @@ class EventTail:
             store = snap.store
             if not event_log.has_log(store):
                 return False
-            top = event_log.last_seq(store)
-            if self.last_seq is None or top < self.last_seq:   # first read, or a new store file in its place
+            top, done = event_log.last_seq(store), erasure.last_done_id(store)
+            erased = self._erasure is not None and done > self._erasure
+            # first read, or a new store file in its place (the newest number fell, and no erasure explains it)
+            if self.last_seq is None or (top < self._top and not erased):
                 rows = event_log.newest(store, self.prime) if self.prime else []
-                self.last_seq = rows[-1].seq if rows else top
+                self.last_seq, self._erasure, self._top = (rows[-1].seq if rows else top), done, top
                 self.sse.prime(self._decode(rows))   # for Last-Event-ID only: they are not new
                 return False
+            if erased:   # an erasure deleted the events naming what it erased: the ring forgets them too
+                self.erased += self.sse.retain(lambda ids: event_log.present(store, ids))
+                self._erasure = done
+            self._top = top
             rows = event_log.after(store, self.last_seq, BATCH)
             if rows:
                 self.last_seq = rows[-1].seq

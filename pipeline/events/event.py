@@ -154,6 +154,10 @@ _NATURAL_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "watchlist.hit": ("watchlist_id", "camera_id", "track_uid"),
 })
 
+# payload fields that name a track (by uid) or an identity: what forget and retention look for
+TRACK_FIELDS = ("track_uid", "matched_track_uid", "evidence_track_uid")
+IDENTITY_FIELDS = ("identity", "winner", "loser")
+
 
 def check_site(site: Any, what: str = "Event.site") -> str:
     """Return ``site`` when it can be an MQTT topic level and a metric label; else ``ContractError``."""
@@ -216,6 +220,16 @@ class Event:
         if event_id is None:
             event_id = make_event_id(kind, check_site(site), _number(ts, "Event.ts"), checked)
         return cls(kind=kind, event_id=event_id, ts=ts, site=site, payload=checked)
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        """The track uids the event names (the store's event log keeps them for forget and retention)."""
+        return tuple(self.payload[f] for f in TRACK_FIELDS if self.payload.get(f) is not None)
+
+    @property
+    def identities(self) -> tuple[int, ...]:
+        """The identity ids the event names."""
+        return tuple(self.payload[f] for f in IDENTITY_FIELDS if self.payload.get(f) is not None)
 
     def as_dict(self) -> dict[str, Any]:
         return {"v": self.v, "kind": self.kind, "event_id": self.event_id, "ts": self.ts, "site": self.site,

@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from pipeline.events.event import Event
 from pipeline.events.sink import SinkCounters, log_drop
@@ -153,6 +153,18 @@ class SseBroadcaster:
         a client resuming with ``Last-Event-ID`` gets what followed; nobody gets them as new."""
         with self._lock:
             self._ring.extend(events)
+
+    def retain(self, keep: Callable[[list[str]], set[str]]) -> int:
+        """Drop from the replay ring every event whose id ``keep`` (given the ring's ids) leaves out: the
+        API's memory of events an erasure deleted from the store. Returns how many went."""
+        with self._lock:
+            asked = [e.event_id for e in self._ring]
+        kept = keep(asked)   # outside the lock: a store query
+        gone = set(asked) - kept
+        with self._lock:
+            before = len(self._ring)
+            self._ring = deque((e for e in self._ring if e.event_id not in gone), maxlen=self._ring.maxlen)
+            return before - len(self._ring)
 
     def subscribe(self, last_event_id: str | None = None) -> Subscription:
         """Register a subscriber of the running event loop, primed with the replay after ``last_event_id``."""

@@ -146,7 +146,8 @@ class Announcer:
             add_hits(store, Watchlist.rows(ann.hits))
         if self.log_keep <= 0 or not ann.events or not event_log.has_log(store):
             return
-        event_log.append(store, [event_log.LogRow(e.event_id, e.kind, e.ts, e.to_json()) for e in ann.events])
+        event_log.append(store, [event_log.LogRow(e.event_id, e.kind, e.ts, e.to_json(), tracks=e.tracks,
+                                                  identities=e.identities) for e in ann.events])
         self._since_trim += len(ann.events)
         if self._since_trim >= TRIM_EVERY:
             self._since_trim = 0

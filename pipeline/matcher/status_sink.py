@@ -30,6 +30,7 @@ from pipeline.ingest.daynight import ModalitySwitch
 from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
 from pipeline.store.cameras import upsert_statuses
+from pipeline.store.erasure import is_forgotten
 from pipeline.store.modality_events import record_switch
 from pipeline.store.sqlite import Store
 from pipeline.store.tracks import TrackRow, upsert_track
@@ -131,9 +132,11 @@ class CameraStatusSink:
         for key, p in self._ends.items():
             track = matcher.find_track(*key)
             if force or now >= p.deadline or (track is not None and len(track.segments) >= p.report.n_clips):
+                due.append(key)
+                if is_forgotten(self.store, key[1]):   # erased while it waited: its end must not name it again
+                    continue
                 identity = matcher.forest.find(track.identity) if track is not None else None
                 self.announcer.track_ended(ann, p.report, track, identity)
-                due.append(key)
         if not due:
             return 0
         with self.store.transaction():

@@ -29,8 +29,8 @@ V_IDENTITIES = 2        # identities, links, merges; the matcher's columns on tr
 V_MODALITY_EVENTS = 3   # modality_events (day/night cameras)
 V_CAMERAS = 4           # cameras (source status)
 V_CALIBRATION = 5       # calibration_scores, calibration
-V_RESERVED_6 = 6        # placeholder: the privacy change (retention, forget, audit) brings the real v6
-V_EVENTS = 7            # event_log, watchlists, watchlist_refs, watchlist_hits
+V_PRIVACY = 6           # erasures, forgotten_tracks, writer_lease; tracks/modality_events.stored_at
+V_EVENTS = 7            # event_log, event_log_refs, watchlists, watchlist_refs, watchlist_hits
 
 
 class SchemaTooNew(StoreError):
@@ -165,16 +165,56 @@ CREATE TABLE calibration (
 );
 """
 
-# v6 is reserved for the privacy change (retention, forget, audit), made on another branch at the same
-# time; this empty step keeps the versions gapless until that one replaces it.
-_V6_RESERVED = ""
+# v6: privacy (pipeline/store/erasure.py, retention.py, audit.py; docs/privacy.md). ``erasures`` is the
+# queue of forget requests and, once executed, their tombstones (what, when, who, how much; never a vector,
+# a crop or a raw track uid: a track's target is replaced by its hash). ``forgotten_tracks`` keeps those
+# hashes so an erased track's clips still in flight are dropped instead of bringing it back.
+# ``writer_lease`` tells a requester whether a live matcher will execute its request. ``stored_at`` (UTC epoch seconds of the last write; NULL on older rows: their footage time
+# counts) is what retention ages are measured from. Portable DDL: a PostgreSQL backend runs it as written.
+_V6_PRIVACY = """
+CREATE TABLE erasures (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL CHECK (kind IN ('identity', 'track', 'camera')),
+    target       TEXT NOT NULL,
+    before_ts    REAL,
+    requested_by TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    executed_by  TEXT,
+    claimed_at   REAL,
+    done_at      REAL,
+    n_tracks     INTEGER NOT NULL DEFAULT 0,
+    n_identities INTEGER NOT NULL DEFAULT 0,
+    n_crops      INTEGER NOT NULL DEFAULT 0,
+    n_files      INTEGER NOT NULL DEFAULT 0,
+    n_dead       INTEGER NOT NULL DEFAULT 0,
+    reason       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX erasures_status ON erasures (status, id);
+CREATE TABLE forgotten_tracks (
+    uid_hash   TEXT PRIMARY KEY,
+    erasure_id INTEGER NOT NULL,
+    ts         REAL NOT NULL
+);
+CREATE TABLE writer_lease (
+    role         TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
+ALTER TABLE tracks ADD COLUMN stored_at REAL;
+ALTER TABLE modality_events ADD COLUMN stored_at REAL;
+CREATE INDEX tracks_camera_end ON tracks (camera_id, t_end);
+"""
 
 # v7: live events (pipeline/events/, pipeline/store/event_log.py) and watchlists (pipeline/store/watchlists.py).
 # ``event_log`` holds every event the matcher announced, written in the transaction of the facts it
 # announces, newest ``events.log_keep`` kept; the API tails it for ``GET /events/stream`` (``seq`` only
 # grows: AUTOINCREMENT never reuses a trimmed number). A watchlist entry is a name, a model, a threshold
 # and reference vectors (unit float32, one per query image or per track of the identity it was made
-# from); a hit is recorded once per entry and track.
+# from); a hit is recorded once per entry and track. What forget and retention need (pipeline/store/erasure.py):
+# ``event_log_refs`` names the tracks and identities each logged event mentions (the store never parses an
+# event's JSON), ``watchlist_refs.track_no`` the track a reference vector came from, and ``stored_at`` when
+# a hit was recorded (its ``ts`` is the footage's time).
 _V7_EVENTS = """
 CREATE TABLE event_log (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -185,6 +225,14 @@ CREATE TABLE event_log (
     logged_at REAL NOT NULL
 );
 CREATE INDEX event_log_logged ON event_log (logged_at);
+CREATE TABLE event_log_refs (
+    seq         INTEGER NOT NULL,
+    track_uid   TEXT,
+    identity_id INTEGER
+);
+CREATE INDEX event_log_refs_seq ON event_log_refs (seq);
+CREATE INDEX event_log_refs_track ON event_log_refs (track_uid);
+CREATE INDEX event_log_refs_identity ON event_log_refs (identity_id);
 CREATE TABLE watchlists (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT NOT NULL,
@@ -201,14 +249,39 @@ CREATE TABLE watchlist_refs (
     track_no     INTEGER,
     PRIMARY KEY (watchlist_id, idx)
 );
+CREATE INDEX watchlist_refs_track ON watchlist_refs (track_no);
 CREATE TABLE watchlist_hits (
     watchlist_id INTEGER NOT NULL REFERENCES watchlists (id) ON DELETE CASCADE,
     track_uid    TEXT NOT NULL,
     score        REAL NOT NULL,
     ts           REAL NOT NULL,
+    stored_at    REAL NOT NULL,
     PRIMARY KEY (watchlist_id, track_uid)
 );
+CREATE INDEX watchlist_hits_track ON watchlist_hits (track_uid);
+CREATE INDEX watchlist_hits_stored ON watchlist_hits (stored_at);
 """
+
+# The query audit log (pipeline/store/audit.py) has its own migrations. With SQLite it lives in a file
+# beside the store (``<stem>.audit.sqlite``): the API appends to it on every query, and a write there must
+# never wait for the matcher's transactions nor block them (one writer per SQLite file). A PostgreSQL
+# backend, whose writers do not exclude each other, may run these in the store's own database.
+_AUDIT_LOG = """
+CREATE TABLE audit_log (
+    id           INTEGER PRIMARY KEY,
+    ts           REAL NOT NULL,
+    token_id     TEXT NOT NULL,
+    method       TEXT NOT NULL,
+    route        TEXT NOT NULL,
+    params       TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    result_count INTEGER NOT NULL,
+    client       TEXT
+);
+CREATE INDEX audit_log_ts ON audit_log (ts);
+"""
+
+AUDIT_MIGRATIONS: list[Migration] = [Migration(1, "audit_log", _AUDIT_LOG)]
 
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
@@ -217,7 +290,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "modality_events", _V3_MODALITY_EVENTS),
     Migration(4, "cameras", _V4_CAMERAS),
     Migration(5, "calibration", _V5_CALIBRATION),
-    Migration(6, "reserved", _V6_RESERVED),
+    Migration(6, "privacy", _V6_PRIVACY),
     Migration(7, "events", _V7_EVENTS),
 ]
 

@@ -7,8 +7,12 @@ per query image (``xreid watch add --image``) or one per track of the identity i
 entries; the matcher reads them (``load_refs``) and records each hit once per entry and track
 (``add_hits``) in the transaction that announces it.
 
-Retention and forget call ``delete_older_than`` and ``delete_for_identities``: an entry made from a
-forgotten identity holds that person's vectors and goes with it.
+Forget and retention: an entry made from an identity holds that person's vectors, so the cascade that
+deletes tracks (``pipeline/store/erasure.py`` ``delete_tracks``, run by forget and by the retention of
+tracks) deletes the references taken from those tracks (``delete_refs_for_tracks``: an entry left
+without any goes), the entries made from the identities that went (``delete_for_identities``) and the
+hits of those tracks (``delete_hits_for_tracks``). The ``retention.watchlists`` horizon deletes entries
+created, and hits recorded, before it (``delete_older_than``, ``delete_hits_older_than``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pipeline.store.sqlite import Store, marks
 
 MAX_REFS = 64          # reference vectors per entry (a watchlist hit lists one score per reference)
 MAX_NAME_CHARS = 200
+_CHUNK = 500           # values per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -154,11 +159,16 @@ def load_refs(store: Store) -> list[tuple[WatchEntry, np.ndarray]]:
     return [(e, np.vstack(vectors[e.id])) for e in list_entries(store) if e.id in vectors]
 
 
-def add_hits(store: Store, hits: Sequence[HitRow]) -> None:
-    """Record hits (call inside the matcher's transaction); a hit already recorded stays as it was."""
-    store.execute_many("INSERT INTO watchlist_hits (watchlist_id, track_uid, score, ts) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (watchlist_id, track_uid) DO NOTHING",
-                       [(h.watchlist_id, h.track_uid, float(h.score), float(h.ts)) for h in hits])
+def add_hits(store: Store, hits: Sequence[HitRow], stored_at: float | None = None) -> None:
+    """Record hits (call inside the matcher's transaction); a hit already recorded stays as it was.
+
+    Args:
+        stored_at: when they are recorded (UTC epoch seconds; default now): retention ages them from it.
+    """
+    now = time.time() if stored_at is None else float(stored_at)
+    store.execute_many("INSERT INTO watchlist_hits (watchlist_id, track_uid, score, ts, stored_at) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (watchlist_id, track_uid) DO NOTHING",
+                       [(h.watchlist_id, h.track_uid, float(h.score), float(h.ts), now) for h in hits])
 
 
 def hit_keys(store: Store) -> set[tuple[int, str]]:
@@ -223,12 +233,40 @@ def delete_for_identities(store: Store, identities: Iterable[int]) -> int:
     return _delete(store, ids)
 
 
+def delete_hits_older_than(store: Store, ts: float) -> int:
+    """Delete hits recorded before ``ts`` (UTC epoch seconds); returns how many went. Opens no transaction."""
+    if store.schema_version < V_EVENTS:
+        return 0
+    return len(store.execute("DELETE FROM watchlist_hits WHERE stored_at < ? RETURNING watchlist_id", (float(ts),)))
+
+
 def delete_hits_for_tracks(store: Store, track_uids: Sequence[str]) -> int:
-    """Delete the recorded hits of forgotten tracks; returns how many went."""
+    """Delete the recorded hits of forgotten tracks; returns how many went. Opens no transaction."""
     if store.schema_version < V_EVENTS or not track_uids:
         return 0
     uids = list(track_uids)
-    n = store.execute(f"SELECT count(*) FROM watchlist_hits WHERE track_uid IN ({marks(len(uids))})", uids)[0][0]
-    if n:
-        store.execute(f"DELETE FROM watchlist_hits WHERE track_uid IN ({marks(len(uids))})", uids)
-    return int(n)
+    n = 0
+    for i in range(0, len(uids), _CHUNK):
+        chunk = uids[i:i + _CHUNK]
+        n += len(store.execute(f"DELETE FROM watchlist_hits WHERE track_uid IN ({marks(len(chunk))}) "
+                               "RETURNING watchlist_id", chunk))
+    return n
+
+
+def delete_refs_for_tracks(store: Store, track_nos: Sequence[int]) -> int:
+    """Delete the reference vectors taken from these tracks, and the entries left without any (with their
+    hits); returns how many entries went. Opens no transaction (the erasure holds one)."""
+    if store.schema_version < V_EVENTS or not track_nos:
+        return 0
+    nos = [int(n) for n in track_nos]
+    touched: set[int] = set()
+    for i in range(0, len(nos), _CHUNK):
+        chunk = nos[i:i + _CHUNK]
+        touched.update(int(w) for (w,) in store.execute(
+            f"DELETE FROM watchlist_refs WHERE track_no IN ({marks(len(chunk))}) RETURNING watchlist_id", chunk))
+    if not touched:
+        return 0
+    ids = sorted(touched)
+    kept = {int(w) for (w,) in store.execute(
+        f"SELECT DISTINCT watchlist_id FROM watchlist_refs WHERE watchlist_id IN ({marks(len(ids))})", ids)}
+    return _delete(store, [i for i in ids if i not in kept])

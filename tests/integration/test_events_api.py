@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -122,3 +124,30 @@ def test_watchlist_routes_need_the_admin_token(writer):
         assert refused.status_code == 403 and "XREID_API__ADMIN_TOKEN" in refused.json()["detail"]
     finally:
         closed.stop()
+
+
+def test_forgetting_a_track_takes_its_events_out_of_the_log_and_the_stream_replay(writer):
+    server = _serve(writer.store.path)
+    reader = SseReader(f"{server.url}/events/stream", AUTH)
+    try:
+        writer.people("a", "b")
+        wait_until(lambda: len(reader.snapshot()) >= 4, what="four live events")
+        assert [f.json["payload"]["track_uid"] for f in reader.snapshot()] == ["a", "a", "b", "b"]
+        erased = httpx.delete(f"{server.url}/tracks/b", headers=ADMIN_AUTH, timeout=30)   # the newest events
+        assert erased.status_code == 200 and erased.json()["n_tracks"] == 1, erased.text
+        assert [json.loads(r.body)["payload"]["track_uid"] for r in event_log.after(writer.store, 0)] == ["a", "a"]
+        tail = server.app.state.event_tail
+        wait_until(lambda: tail.erased == 2, what="the API's replay ring to drop the erased track's events")
+        # a client resuming from an id the ring no longer holds gets the whole ring: a's events only
+        resumed = SseReader(f"{server.url}/events/stream", {**AUTH, "Last-Event-ID": reader.snapshot()[2].id})
+        try:
+            wait_until(lambda: len(resumed.snapshot()) >= 2, what="the replay")
+            assert [f.json["payload"]["track_uid"] for f in resumed.snapshot()] == ["a", "a"]
+        finally:
+            resumed.close()
+        writer.people("c", base=5)   # the log's newest number fell with the erasure: new events still stream, once
+        wait_until(lambda: len(reader.snapshot()) >= 6, what="events after the erasure")
+        assert [f.json["payload"]["track_uid"] for f in reader.snapshot()[4:]] == ["c", "c"]
+    finally:
+        reader.close()
+        server.stop()

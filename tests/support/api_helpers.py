@@ -24,24 +24,16 @@ import numpy as np
 from pipeline.bus.messages import Embedding, make_clip_id
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher import records
+from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
+from pipeline.matcher.watchlist import Watchlist
 from pipeline.store.identities import resolve
 from pipeline.store.sqlite import Store
 from pipeline.store.tracks import TrackRow, upsert_track
+from tests.support.matcher_helpers import view
 
-DIM = 16
 TEST_MODEL = "test@0"
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z: epoch seconds of the test footage
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return (np.asarray(v, np.float64) / np.linalg.norm(v)).astype(np.float32)
-
-
-def view(person: int, cos: float, axis: int) -> np.ndarray:
-    """A vector at cosine ``cos`` from person ``person``'s axis, leaning towards ``axis``."""
-    eye = np.eye(DIM, dtype=np.float32)
-    return unit(cos * eye[person] + np.sqrt(1 - cos ** 2) * eye[axis])
 
 
 def crop_jpeg(color: tuple[int, int, int], modality: str = "rgb", hw: tuple[int, int] = (128, 64)) -> bytes:
@@ -89,19 +81,31 @@ class Populated:
     merged: tuple[int, int] | None = None                        # (winner, loser)
 
 
-def populate(path: Path, encoder=None) -> Populated:
-    """Write the scenario above into a fresh store at ``path`` through the real matcher."""
+def populate(path: Path, encoder=None, announce: bool = False) -> Populated:
+    """Write the scenario above into a fresh store at ``path`` through the real matcher.
+
+    Args:
+        announce: also log the matcher's events and watchlist hits (entries already in the store), as
+            the matcher stage does.
+    """
     out = Populated(path)
     cfg = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.6, ir_ir=0.6, rgb_ir=0.45), min_clips=1, min_gap=0.0)  # one-clip tracks
     matcher = Matcher(cfg)
     with Store(path) as store:
+        announcer = Announcer(site="test", watchlist=Watchlist(store, refresh_s=0.0)) if announce else None
         for i, (person, cam, modality, t0, t1, vec) in enumerate(TRACKS):
             uid = f"{cam}-r1-{i}"
             out.track_uids.append(uid)
             emb = Embedding(make_clip_id(cam, uid, 0), cam, modality, uid, 0, T0 + t0, T0 + t1, vec, TEST_MODEL,
                             crop_jpeg(COLORS[person], modality))
             outcome = matcher.observe(emb)
-            records.save(store, [outcome])
+            if announcer is not None:
+                ann = announcer.begin()
+                announcer.outcome(ann, outcome, matcher)
+                records.save(store, [outcome], also=announcer.writer(ann))
+                announcer.publish(ann)
+            else:
+                records.save(store, [outcome])
             if outcome.merges:
                 out.merged = (outcome.merges[0].winner, outcome.merges[0].loser)
             upsert_track(store, TrackRow(uid, cam, modality, T0 + t0, T0 + t1, n_frames=int(5 * (t1 - t0)), n_clips=1))

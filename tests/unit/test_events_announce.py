@@ -17,7 +17,7 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.matcher.watchlist import Watchlist
-from pipeline.store import event_log, watchlists
+from pipeline.store import erasure, event_log, watchlists
 from pipeline.store.identities import MergeRow, add_identity, add_merge
 from pipeline.store.schema import MIGRATIONS, V_EVENTS
 from pipeline.store.sqlite import Store
@@ -65,7 +65,8 @@ def test_store_v7_holds_the_event_log_and_watchlists(tmp_path):
     with Store(tmp_path / "x.sqlite") as store:
         assert store.schema_version == len(MIGRATIONS) == V_EVENTS == 7
         tables = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert {"event_log", "watchlists", "watchlist_refs", "watchlist_hits"} <= tables
+        assert {"event_log", "event_log_refs", "watchlists", "watchlist_refs", "watchlist_hits"} <= tables
+        assert {"erasures", "forgotten_tracks", "writer_lease"} <= tables, "v6 is the privacy change's"
 
 
 def test_decisions_are_logged_with_their_facts_and_announced_once(world):
@@ -81,6 +82,39 @@ def test_decisions_are_logged_with_their_facts_and_announced_once(world):
     # a redelivered clip is a duplicate: no new fact, no new event
     _feed(stage, bus, emb("c2", "b", view(0, 0.9, 1), 20, 30))
     assert len(_kinds(store)) == 4 and sse.counters.submitted == 4
+
+
+def test_logged_events_name_their_tracks_and_identities_so_forget_finds_them(world):
+    store, bus, stage, _ = world
+    _feed(stage, bus, emb("c1", "a", person(0), 0, 10), emb("c2", "b", view(0, 0.9, 1), 20, 30),
+          emb("c1", "c", person(1), 40, 50))
+    refs = {(k, t, i) for k, t, i in store.execute(
+        "SELECT l.kind, r.track_uid, r.identity_id FROM event_log_refs r JOIN event_log l ON l.seq = r.seq")}
+    assert ("identity.linked", "a", None) in refs and ("identity.linked", "b", None) in refs   # matched and joining
+    assert ("identity.linked", None, 1) in refs and ("identity.created", None, 2) in refs
+    with store.transaction():
+        assert event_log.delete_mentioning(store, ["a"], []) == 3   # a's start, identity 1's founding, b joining a
+    assert _kinds(store) == ["track.started", "track.started", "identity.created"]
+    with store.transaction():
+        assert event_log.delete_mentioning(store, [], [2]) == 1
+    assert {r[0] for r in store.execute("SELECT DISTINCT seq FROM event_log_refs")} == \
+        {r.seq for r in event_log.after(store, 0)}, "references go with their events"
+
+
+def test_the_end_of_a_track_erased_while_it_waited_is_not_announced(world):
+    store, bus, stage, _ = world
+    clock = Clock()
+    sink = CameraStatusSink(bus, store, "m", announcer=stage.announcer, matcher=lambda: stage.matcher,
+                            end_wait_s=30.0, clock=clock)
+    bus.publish(STREAM_CAMERA_STATUS, TrackEnded("c1", "gone", "rgb", 0.0, 3.0, 40, 1).to_bytes())
+    bus.publish(STREAM_CAMERA_STATUS, TrackEnded("c1", "kept", "rgb", 0.0, 3.0, 40, 1).to_bytes())
+    assert sink.step() == 2 and sink.pending_ends == 2
+    with store.transaction():
+        erasure.remember_forgotten(store, [erasure.uid_hash("gone")], 1, 0.0)
+    clock.t = 31.0
+    sink.step()
+    ended = [e["payload"]["track_uid"] for e in _logged(store) if e["kind"] == "track.ended"]
+    assert ended == ["kept"] and sink.pending_ends == 0
 
 
 def test_a_merge_is_announced_with_its_evidence_track(world):
@@ -197,6 +231,15 @@ def test_retention_and_forget_delete_watchlist_entries(tmp_path):
         assert watchlists.get_entry(store, from_three).n_hits == 0
         assert not watchlists.remove_entry(store, from_two) and watchlists.remove_entry(store, from_three)
         assert store.execute("SELECT count(*) FROM watchlist_refs")[0][0] == 0
+        # references taken from tracks: an erased track takes its reference; the last one takes the entry
+        two_tracks = watchlists.add_entry(store, "two", "test@0", 0.5, np.stack([person(0), person(1)]),
+                                          identity_id=3, track_nos=[7, 8])
+        watchlists.add_hits(store, [watchlists.HitRow(two_tracks, "t2", 0.9, 1.0)], stored_at=1000.0)
+        assert watchlists.delete_refs_for_tracks(store, [7]) == 0
+        assert watchlists.get_entry(store, two_tracks).n_refs == 1
+        assert watchlists.delete_hits_older_than(store, 999.0) == 0
+        assert watchlists.delete_hits_older_than(store, 1001.0) == 1
+        assert watchlists.delete_refs_for_tracks(store, [8, 9]) == 1 and watchlists.list_entries(store) == []
 
 
 @pytest.mark.parametrize("name, threshold, refs, why", [

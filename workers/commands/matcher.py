@@ -25,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.runtime.metrics import MetricsServer
-    from pipeline.store.crops import CropKeeper
     from pipeline.store.sqlite import Store
     from workers.commands.reid_worker import load_worker_config
+    from workers.identity_chain import privacy_duty
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
     from workers.matcher import MatcherWorker
 
@@ -38,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.store or cfg.store.path)
     bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
     hub = create_hub(cfg.events)   # MQTT and webhooks when configured (events:); the store's event log always
+    privacy = privacy_duty(cfg, store, bus, consumer)   # forget requests, retention sweeps (docs/privacy.md)
     stage = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, consumer=consumer,
                          claim_idle_ms=cfg.bus.claim_idle_ms,
-                         crops=CropKeeper.for_store(store.path, cfg.store.keep_crops),
+                         crops=None if cfg.retention.embeddings_only else privacy.eraser.crops, privacy=privacy,
+                         keep_thumbnails=not cfg.retention.embeddings_only,
                          announcer=Announcer.for_config(cfg.events, store, hub))
     worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s, hub=hub,
                            end_wait_s=cfg.events.track_end_wait_s)

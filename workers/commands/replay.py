@@ -110,14 +110,20 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     if getattr(args, "redis", None) is not None:   # the deployment's matcher stores and announces the reports
         return Replay(cfg, cameras, options, bus=deployment_bus(args.redis, cfg), reports_on_bus=True).run()
     if args.no_identities:
-        return Replay(cfg, cameras, options).run()
+        from pipeline.replay.embedded import STORE_NAME
+        from workers.identity_chain import sweep_store
+
+        sweep_store(cfg, Path(args.out) / STORE_NAME)   # retention at the start and the end of the replay
+        summary = Replay(cfg, cameras, options).run()
+        sweep_store(cfg, Path(args.out) / STORE_NAME)
+        return summary
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
     prepare_out_dir(args.out)  # ... and so is an unwritable --out (Replay checks it for the other paths)
     from pipeline.bus import create_bus
     from pipeline.events import create_hub
     from pipeline.replay.embedded import STORE_NAME
     from pipeline.store.sqlite import Store
-    from workers.identity_chain import align_clip_length, identity_stages, load_encoder, write_identities
+    from workers.identity_chain import align_clip_length, identity_stages, load_encoder, privacy_duty, write_identities
 
     encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp,
                            cfg.reid.camera_index)
@@ -126,9 +132,16 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     hub = create_hub(cfg.events)     # MQTT and webhooks when configured; the store's event log always
     try:
         with Store(Path(args.out) / STORE_NAME) as store:
-            stages = identity_stages(cfg, encoder, bus, store, hub)
+            privacy = privacy_duty(cfg, store, bus, f"replay-{os.getpid()}")
+            privacy.sweep.run()   # retention at the start (before the matcher loads the store) ...
+            stages = identity_stages(cfg, encoder, bus, store, privacy, hub)
             replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=stages, reports_on_bus=True)
-            summary = replay.run()
+            try:
+                summary = replay.run()
+                privacy.sweep.run()   # ... and at the end, before the report is written
+            finally:
+                privacy.close()
+            summary["retention"] = privacy.sweep.totals.as_dict()
             summary["identities"] = write_identities(store, args.out, replay.run_id, stages)
     finally:
         hub.close(timeout_s=EVENTS_FLUSH_S)   # give queued events a few seconds to leave, then stop
