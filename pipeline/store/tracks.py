@@ -18,9 +18,9 @@ import numpy as np
 
 from models.errors import StoreError
 from pipeline.bus.messages import MODALITIES
+from pipeline.store.base import Store, marks, where_clause
 from pipeline.store.identities import find_root, members, merged_parents, resolve
 from pipeline.store.schema import V_IDENTITIES
-from pipeline.store.sqlite import Store, marks, where_clause
 
 _JPEG_SOI = b"\xff\xd8"
 
@@ -68,12 +68,13 @@ def upsert_track(store: Store, row: TrackRow) -> None:
         StoreError: the store refused the write (read-only, disk full, ...).
     """
     try:
+        # the stored row's columns are named by table: PostgreSQL finds a bare name ambiguous next to excluded's
         store.execute(
             "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_frames, n_clips, thumbnail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(track_uid) DO UPDATE SET "
-            "t_start = min(t_start, excluded.t_start), t_end = max(t_end, excluded.t_end), "
-            "n_frames = max(n_frames, excluded.n_frames), n_clips = max(n_clips, excluded.n_clips), "
-            "thumbnail = coalesce(excluded.thumbnail, thumbnail)",
+            "t_start = min(tracks.t_start, excluded.t_start), t_end = max(tracks.t_end, excluded.t_end), "
+            "n_frames = max(tracks.n_frames, excluded.n_frames), n_clips = max(tracks.n_clips, excluded.n_clips), "
+            "thumbnail = coalesce(excluded.thumbnail, tracks.thumbnail)",
             (row.track_uid, row.camera_id, row.modality, float(row.t_start), float(row.t_end),
              int(row.n_frames), int(row.n_clips), row.thumbnail))
     except StoreError as e:
@@ -304,9 +305,9 @@ def save_matched_track(store: Store, t: MatchedTrack) -> None:
     store.execute(
         "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_clips, thumbnail, track_no, "
         "model_id, embedding, n_embedded, segments, identity_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT(track_uid) DO UPDATE SET t_start = min(t_start, excluded.t_start), "
-        "t_end = max(t_end, excluded.t_end), n_clips = max(n_clips, excluded.n_clips), "
-        "thumbnail = coalesce(thumbnail, excluded.thumbnail), track_no = excluded.track_no, "
+        "ON CONFLICT(track_uid) DO UPDATE SET t_start = min(tracks.t_start, excluded.t_start), "
+        "t_end = max(tracks.t_end, excluded.t_end), n_clips = max(tracks.n_clips, excluded.n_clips), "
+        "thumbnail = coalesce(tracks.thumbnail, excluded.thumbnail), track_no = excluded.track_no, "
         "model_id = excluded.model_id, embedding = excluded.embedding, n_embedded = excluded.n_embedded, "
         "segments = excluded.segments, identity_id = excluded.identity_id",
         (t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.track_no,
