@@ -57,14 +57,14 @@ def align_clip_length(cfg: Any, seq_len: int) -> Any:
     return dataclasses.replace(cfg, clips=clips)
 
 
-def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any) -> list[Any]:
+def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, out_dir: str | Path | None = None) -> list[Any]:
     """The re-ID and matcher stages on ``bus``/``store``, in the order the replay must drain them."""
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.reid.stage import ReidStage
     from pipeline.store.crops import CropKeeper
 
-    crops = CropKeeper.for_store(store.path, cfg.store.keep_crops)
+    crops = CropKeeper.for_store(store.location, cfg.store.keep_crops, cfg.store.crops_dir, out_dir)
     # embedded mode: the re-ID stage keeps several crops per clip (the matcher only sees one thumbnail)
     return [ReidStage(bus, encoder, cfg.reid, crops=crops), MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher)]
 

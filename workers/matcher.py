@@ -1,8 +1,10 @@
-"""The distributed matcher worker: ``MatcherStage`` over Redis into the SQLite store.
+"""The distributed matcher worker: ``MatcherStage`` over Redis into the store (SQLite or PostgreSQL).
 
-The matcher is the store's single writer (DESIGN.md §4 Store): run exactly one per store. It
-acks an embedding only after the transaction holding its outcome has committed, so a crash
-redelivers instead of losing; redelivered clips are recognised and only acked.
+The matcher is the store's single writer (DESIGN.md §4 Store): run exactly one per store (a PostgreSQL
+store enforces it with an advisory lock). It acks an embedding only after the transaction holding its
+outcome has committed, so a crash, or a database lost mid-batch, redelivers instead of losing;
+redelivered clips are recognised and only acked. While the store's database is unreachable the worker
+waits it out with backoff and reports itself degraded, not failed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus
 from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store, StoreRefused, WriterLockHeld
 from workers.lifecycle import Shutdown, StageMonitor, bus_samples, run_loop
 
 log = logging.getLogger(__name__)
@@ -78,10 +80,16 @@ class MatcherWorker:
                 yield Sample("xreid_matcher_impostor_pass_rate", c.impostor_rate, "gauge", labels,
                              "share of the site's impostor pairs at or above the threshold")
         yield from bus_samples(self.bus, "matcher")
+        yield Sample("xreid_store_unreachable_seconds", round(self.store.unreachable_for_s(), 1), "gauge",
+                     {"worker": "matcher"}, "how long the store's database has been unreachable (0 when reachable)")
 
     def health(self) -> Health:
         status, stale, bus = self.monitor.liveness()
+        store_down = self.store.unreachable_for_s()
+        if store_down > 0:
+            status = "degraded"   # waiting out the database: restarting would not help
         return Health(status, {"worker": "matcher", "consumer": self.consumer, "store": self.store.path,
+                               "store_reachable": store_down == 0, "store_unreachable_s": round(store_down, 1),
                                "since_last_step_s": round(stale, 1), **bus,
                                "snapshot": self.stage.counters.snapshot()})
 
@@ -89,7 +97,8 @@ class MatcherWorker:
         """Match until SIGTERM; the batch in hand is committed and acked first. Returns 0."""
         log.info("matcher %s consuming %s into %s", self.consumer, STREAM_EMBEDDINGS, self.store.path)
         try:
-            run_loop(self._step, self.shutdown, self.monitor.beat, "matcher", transient=(BusError, StoreError))
+            run_loop(self._step, self.shutdown, self.monitor.beat, "matcher", transient=(BusError, StoreError),
+                     fatal=(StoreRefused, WriterLockHeld))
         finally:
             if metrics is not None:
                 metrics.stop()

@@ -1,6 +1,6 @@
 """The FastAPI application: routes, auth, limits, metrics and the dashboard, wired in one place.
 
-``create_app`` takes everything it needs as arguments (config section, store path, an optional
+``create_app`` takes everything it needs as arguments (config section, store location, an optional
 encoder) so tests, ``xreid serve`` and the distributed API container build the same app.
 Middleware order, outermost first: metrics (so refusals are counted) → CORS (only when origins
 are configured) → bearer auth (before routing: unknown paths get 401 too) → body limit → routes.
@@ -9,6 +9,8 @@ are configured) → bearer auth (before routing: unknown paths get 401 too) → 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +25,7 @@ from pipeline.api.queries import StoreReader
 from pipeline.api.routes import calibration, dashboard, identities, search, system, tracks
 from pipeline.api.search import SearchIndex
 from pipeline.config.settings import ApiCfg, GalleryCfg
+from pipeline.store.base import NetworkOptions
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +41,25 @@ class QueryEncoder(Protocol):
 
 
 def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None = None,
-               gallery: GalleryCfg | None = None) -> FastAPI:
-    """Build the API over the store file at ``store_path``.
+               gallery: GalleryCfg | None = None, network: NetworkOptions | None = None) -> FastAPI:
+    """Build the API over the store at ``store_path``.
 
     Args:
         cfg: the ``api`` config section (token, limits, CORS).
-        store_path: SQLite store the replay or matcher writes; it may not exist yet.
+        store_path: the SQLite file or ``postgresql://`` URL the replay or matcher writes; it may not exist yet.
         encoder: encodes uploaded images for ``/search``; ``None`` limits search to track ids.
         gallery: faiss index settings of the search galleries (the matcher's, ideally).
+        network: pool size and backoff of a PostgreSQL store.
     """
+    reader = StoreReader(store_path, network=network)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        reader.close()   # a PostgreSQL store's pool
+
     app = FastAPI(
+        lifespan=lifespan,
         title="xreid",
         version="0.1.0",
         description="Where else was this person seen? Tracks and cross-camera, cross-modality identities "
@@ -56,7 +68,6 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
         docs_url="/docs",
         redoc_url=None,
     )
-    reader = StoreReader(store_path)
     app.state.cfg = cfg
     app.state.reader = reader
     app.state.encoder = encoder

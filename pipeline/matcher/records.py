@@ -16,8 +16,8 @@ from pipeline.matcher.calibration import Evidence
 from pipeline.matcher.matcher import Matcher, Outcome, TrackState
 from pipeline.matcher.unionfind import Merge
 from pipeline.store import calibration, identities, tracks
+from pipeline.store.base import Store
 from pipeline.store.schema import V_CALIBRATION, V_IDENTITIES
-from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ worker (over ``RedisBus``) unchanged. One ``step`` handles one batch: claim stal
 new ones, decode, match each in order, write every outcome in one transaction, then ack. A
 malformed embedding is dead-lettered with its reason and never stops the loop; a failed store
 write leaves the batch pending (redelivered later) and reloads the matcher from the store so
-memory never runs ahead of what is durable. Redelivery is idempotent: a clip already folded
+memory never runs ahead of what is durable (a rebuild that fails too, the database being down, is
+retried before the next batch). Redelivery is idempotent: a clip already folded
 into its track is recognised by its segment and only acked.
 """
 
@@ -23,8 +24,8 @@ from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher, Outcome
 from pipeline.runtime.counters import StageCounters
 from pipeline.runtime.stage_loop import StageLoop
+from pipeline.store.base import Store
 from pipeline.store.crops import CropKeeper
-from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class MatcherStage(StageLoop):
 
     Args:
         bus: the message bus (memory or Redis).
-        store: the SQLite store (schema v2); the matcher's state is rebuilt from it here.
+        store: the store (schema v2, SQLite or PostgreSQL); the matcher's state is rebuilt from it here.
         matcher: a fresh ``Matcher``; ``records.load_into`` fills it from ``store``.
         cfg: batch size and read wait.
         consumer: this worker's consumer name in the group.
@@ -58,10 +59,14 @@ class MatcherStage(StageLoop):
         self.consumer, self.claim_idle_ms, self.stream, self.group = consumer, claim_idle_ms, stream, group
         self.counters = StageCounters()
         self.matcher = records.load_into(store, matcher)
+        self._stale = False   # memory ran ahead of the store: rebuild before the next batch
         self.bus.ensure_group(stream, group)
 
     def step(self, block_ms: int | None = None) -> StepResult:
         """Handle one batch (claim/read → match → store → ack); returns what it did."""
+        if self._stale:   # a failed rebuild raises again here, before any entry is read
+            self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
+            self._stale = False
         msgs = self.bus.claim_stale(self.stream, self.group, self.consumer, self.claim_idle_ms, self.cfg.max_batch)
         if len(msgs) < self.cfg.max_batch:
             wait = self.cfg.idle_block_ms if block_ms is None else block_ms
@@ -86,8 +91,12 @@ class MatcherStage(StageLoop):
         try:
             records.save(self.store, outcomes, self.matcher.cfg.calibration.max_samples)
         except StoreError as e:
+            # the batch may or may not have committed (a connection lost at COMMIT): the rebuild reads
+            # what did, and a redelivered clip already folded in is then recognised and only acked
             log.error("store write failed, %d entries stay pending for redelivery: %s", len(done), e)
+            self._stale = True
             self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
+            self._stale = False
             raise
         if self.crops is not None:   # after the commit, before the ack: a redelivery rewrites the same files
             self.crops.keep_embeddings(embs)

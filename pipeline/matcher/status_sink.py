@@ -10,9 +10,9 @@ from models.errors import ContractError
 from pipeline.bus import Bus
 from pipeline.camera.status import GROUP_STATUS_STORE, STREAM_CAMERA_STATUS, CameraStatusEvent, decode_report
 from pipeline.ingest.daynight import ModalitySwitch
+from pipeline.store.base import Store
 from pipeline.store.cameras import save_statuses
 from pipeline.store.modality_events import record_switch
-from pipeline.store.sqlite import Store
 
 
 class CameraStatusSink:

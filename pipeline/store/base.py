@@ -99,6 +99,7 @@ class Store(ABC):
 
     dialect: ClassVar[str]
     path: str          # what messages name: the file, or the URL with its credentials masked
+    location: str      # what was opened; a URL may hold a password: print ``path`` instead
 
     def __new__(cls, location: str | Path, *args: Any, **kwargs: Any) -> Store:
         if cls is Store:
@@ -113,6 +114,7 @@ class Store(ABC):
     def __init__(self, location: str | Path, migrations: Sequence[Migration] = MIGRATIONS, readonly: bool = False,
                  timeout_s: float = 10.0, network: NetworkOptions | None = None) -> None:
         check_migrations(migrations)
+        self.location = str(location)
         self.readonly = readonly
         self._migrations = tuple(migrations)
         self._local = threading.local()   # per thread: transaction depth, the version pinned by a snapshot
@@ -143,6 +145,10 @@ class Store(ABC):
     @abstractmethod
     def _run(self, sql: str, params: Sequence[object]) -> tuple[list[tuple], list[str]]:
         """Run one statement; its rows and column names."""
+
+    @abstractmethod
+    def stream(self, sql: str, batch: int = 1000) -> Iterator[list[tuple]]:
+        """Rows of one query, ``batch`` at a time, without holding them all (call inside ``snapshot``)."""
 
     @abstractmethod
     def _run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
@@ -289,6 +295,10 @@ class Store(ABC):
         """Run one statement and return its rows as dicts keyed by column name."""
         rows, names = self._run(sql, tuple(params))
         return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table``, in their order (the copy and the schema tests compare them)."""
+        return self._run(f'SELECT * FROM "{table}" LIMIT 0', ())[1]
 
     def __enter__(self) -> Store:
         return self

@@ -181,7 +181,10 @@ class PostgresStore(Store):
     # -- statements -----------------------------------------------------------------------------
 
     def _read_version(self) -> int:
-        if not self._run("SELECT to_regclass('meta') IS NOT NULL", ())[0][0][0]:
+        # pg_class read under the statement's snapshot: to_regclass would consult this session's catalog
+        # cache, which may still say "no meta" after another process's migration committed
+        if not self._run("SELECT count(*) FROM pg_class WHERE relname = 'meta' AND relkind = 'r' "
+                         "AND relnamespace = current_schema()::regnamespace", ())[0][0][0]:
             return 0   # no meta table: a fresh database
         rows = self._run("SELECT value FROM meta WHERE key = 'schema_version'", ())[0]
         return int(rows[0][0]) if rows else 0
@@ -189,6 +192,18 @@ class PostgresStore(Store):
     def _run(self, sql: str, params: Sequence[object]) -> tuple[list[tuple], list[str]]:
         with self._connection() as conn:
             return self._exec(conn, postgres_sql(sql), params)
+
+    def stream(self, sql: str, batch: int = 1000) -> Iterator[list[tuple]]:
+        conn = getattr(self._tx, "conn", None)
+        if conn is None:
+            raise StoreError(f"store {self.path}: stream() reads inside a snapshot (a server-side cursor)")
+        try:
+            with conn.cursor(name="xreid_stream") as cur:   # rows stay on the server until fetched
+                cur.execute(postgres_sql(sql))
+                while rows := cur.fetchmany(batch):
+                    yield rows
+        except psycopg.Error as e:
+            raise StoreError(f"store {self.path}: {_one_line(e)}") from None
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self._connection() as conn:

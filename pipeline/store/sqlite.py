@@ -68,6 +68,15 @@ class SqliteStore(Store):
             except sqlite3.Error as e:
                 raise StoreError(f"store {self.path}: {e}") from None
 
+    def stream(self, sql: str, batch: int = 1000) -> Iterator[list[tuple]]:
+        with self._lock:
+            try:
+                cur = self._conn.execute(sql)
+                while rows := cur.fetchmany(batch):
+                    yield rows
+            except sqlite3.Error as e:
+                raise StoreError(f"store {self.path}: {e}") from None
+
     def _run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self._lock:
             try:

@@ -122,7 +122,7 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
 def test_serve_refuses_a_store_from_a_newer_build_with_the_cli_reason(tmp_path):
     import sqlite3
 
-    from pipeline.store.sqlite import Store
+    from pipeline.store.base import Store
 
     path = tmp_path / "future.sqlite"
     Store(path).close()

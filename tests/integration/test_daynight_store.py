@@ -10,8 +10,8 @@ from models.errors import ConfigError
 from models.xreid import ReidEncoder, create_model
 from pipeline.ingest.daynight import ModalitySwitch
 from pipeline.reid.camera_index import camera_key, expand_camera_index
+from pipeline.store.base import Store
 from pipeline.store.modality_events import cameras_with_events, list_switches, modality_timeline, record_switch
-from pipeline.store.sqlite import Store
 
 T0 = 1_700_000_000.0
 

@@ -16,7 +16,7 @@ from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
 from pipeline.ingest.pseudo_thermal import render_video
 from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec, with_camera_settings
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.tracks import count_tracks, list_tracks
 from pipeline.tracking.mot import read_mot
 

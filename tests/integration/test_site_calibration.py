@@ -16,8 +16,8 @@ from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds,
 from pipeline.matcher.calibration import GENUINE, IMPOSTOR, place_threshold
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
+from pipeline.store.base import Store
 from pipeline.store.calibration import list_thresholds
-from pipeline.store.sqlite import Store
 from tests.support.matcher_helpers import emb, unit
 from workers.cli import main
 

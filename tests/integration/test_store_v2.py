@@ -8,9 +8,9 @@ from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, MemoryBus
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
+from pipeline.store.base import Store
 from pipeline.store.identities import resolve
 from pipeline.store.schema import MIGRATIONS
-from pipeline.store.sqlite import Store
 from pipeline.store.summaries import identity_detail
 from pipeline.store.tracks import TrackFilter, TrackRow, get_track, list_tracks, upsert_track
 from tests.support.matcher_helpers import emb, person, view

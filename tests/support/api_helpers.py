@@ -25,8 +25,8 @@ from pipeline.bus.messages import Embedding, make_clip_id
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
+from pipeline.store.base import Store
 from pipeline.store.identities import resolve
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import TrackRow, upsert_track
 
 DIM = 16
