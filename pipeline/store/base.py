@@ -239,7 +239,7 @@ class Store(ABC):
                     finally:
                         self._local.depth = 0
             except StoreError as e:
-                raise StoreError(f"store {self.path}: migration v{m.version} ({m.name}) failed: {e}") from None
+                raise type(e)(f"store {self.path}: migration v{m.version} ({m.name}) failed: {e}") from None
             log.info("store %s migrated to schema v%d (%s)", self.path, m.version, m.name)
 
     # -- access ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from pipeline.config.settings import StoreCfg
-from pipeline.store.base import NetworkOptions, Store
+from pipeline.store.base import NetworkOptions, Store, is_postgres
 
 CLI_GIVE_UP_S = 10.0   # a query command waits this long for an unreachable database when store.retry_timeout_s is 0
 
@@ -32,5 +32,6 @@ def network_options(cfg: StoreCfg, stop: threading.Event | None = None,
 def open_store(location: str, cfg: StoreCfg, readonly: bool = False, stop: threading.Event | None = None,
                give_up_s: float | None = None) -> Store:
     """``Store(location)`` with the connection settings of ``cfg`` (a SQLite file ignores them)."""
-    return Store(location, readonly=readonly, timeout_s=cfg.connect_timeout_s if readonly else 10.0,
-                 network=network_options(cfg, stop, give_up_s))
+    # SQLite: how long a statement waits on the writer's lock; PostgreSQL: on a connection of the pool
+    timeout_s = cfg.connect_timeout_s if is_postgres(location) else 10.0
+    return Store(location, readonly=readonly, timeout_s=timeout_s, network=network_options(cfg, stop, give_up_s))

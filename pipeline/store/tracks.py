@@ -78,7 +78,7 @@ def upsert_track(store: Store, row: TrackRow) -> None:
             (row.track_uid, row.camera_id, row.modality, float(row.t_start), float(row.t_end),
              int(row.n_frames), int(row.n_clips), row.thumbnail))
     except StoreError as e:
-        raise StoreError(f"cannot write track {row.track_uid}: {e}") from None
+        raise type(e)(f"cannot write track {row.track_uid}: {e}") from None   # keeps the kind: unreachable, ...
 
 
 # -- the lister -----------------------------------------------------------------------------------

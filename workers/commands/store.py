@@ -31,7 +31,7 @@ def run_copy(args: argparse.Namespace) -> int:
     from models.errors import StoreError
     from pipeline.config.loader import load_config
     from pipeline.config.settings import XreidCfg
-    from pipeline.store.base import describe, is_postgres
+    from pipeline.store.base import is_postgres
     from pipeline.store.configured import CLI_GIVE_UP_S, network_options
     from pipeline.store.copy import copy_store
 
