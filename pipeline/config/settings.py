@@ -209,7 +209,7 @@ class ApiCfg(Section):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     token: SecretStr | None = None           # from XREID_API__TOKEN, taken literally
-    store_path: str | None = None            # None: the store section's path
+    store_path: str | None = None            # None: the store section's url, else its path
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: PosInt = 8 * 1024 * 1024  # per uploaded image
     max_upload_files: PosInt = 8             # images per search request
@@ -377,8 +377,9 @@ class StoreCfg(Section):
         if url is None:
             return None
         text = url.get_secret_value().strip()
-        if not text:
-            raise ValueError("is set but empty; unset it to use store.path")
+        if text.lower() in _EMPTY_TOKENS:
+            raise ValueError("is set but empty (blank, or a YAML null spelling such as null or ~); unset it to use "
+                             "store.path")
         if "://" in text and not text.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"must be a file path or a postgresql:// URL, got a {text.split('://')[0]}:// URL")
         return url
