@@ -184,6 +184,11 @@ class Store(ABC):
         """After rows with explicit ids were copied into ``table``: the next generated id follows them."""
 
     @abstractmethod
+    def refresh_statistics(self) -> None:
+        """After a bulk load, outside a transaction: the planner's statistics (PostgreSQL: and the
+        visibility map that lets ``count(*)`` read an index alone; autovacuum would get there later)."""
+
+    @abstractmethod
     def hold_writer_lock(self) -> bool:
         """Claim the store for this process's writer (the matcher) until ``close``.
 

@@ -59,6 +59,7 @@ def copy_store(src: str, dst: str, network: NetworkOptions | None = None, batch:
         path = target.path
     with Store(dst, network=network) as migrated:   # forward to this build's schema, outside the copy
         reached = migrated.schema_version
+        migrated.refresh_statistics()   # a fresh load has none: the first queries would scan
     log.info("copied store %s to %s: %d rows in %d tables (schema v%d, now v%d)", source.path, path,
              sum(rows.values()), len(rows), version, reached)
     return CopyResult(source.path, path, rows, version, reached)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -305,6 +306,10 @@ class PostgresStore(Store):
             self.execute(f'SELECT setval(pg_get_serial_sequence(?, ?), coalesce(max("{col}"), 0) + 1, false) '
                          f'FROM "{table}"', (table, col))
 
+    def refresh_statistics(self) -> None:
+        for table in self.table_names():
+            self.execute(f'VACUUM (ANALYZE) "{table}"')   # autocommit: VACUUM cannot run inside a transaction
+
     def close(self) -> None:
         with self._writer_mutex:
             conn, self._writer, self._writer_held = self._writer, None, False
@@ -318,3 +323,35 @@ class PostgresStore(Store):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create the empty database ``name`` on the server of ``server_url`` (a role allowed to); its URL.
+
+    For tests, benchmarks and first installs: a store needs a database of its own to migrate.
+
+    Raises:
+        StoreError: the server refused (the name taken, no CREATEDB right, unreachable).
+    """
+    if not name.replace("_", "").isalnum():
+        raise StoreError(f"database name must be letters, digits and _, got {name!r}")
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as e:
+        raise StoreError(f"cannot create database {name} on {describe(server_url)}: {_one_line(e)}") from None
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def drop_database(url: str) -> None:
+    """Drop the database ``url`` names (its sessions are closed first), from the server's ``postgres`` database."""
+    parts = urlsplit(url)
+    name = parts.path.strip("/")
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error as e:
+        raise StoreError(f"cannot drop database {name} on {describe(url)}: {_one_line(e)}") from None
+

@@ -124,6 +124,9 @@ class SqliteStore(Store):
     def after_bulk_insert(self, table: str) -> None:
         """Nothing to do: SQLite numbers a new row past the largest id present."""
 
+    def refresh_statistics(self) -> None:
+        self.execute("ANALYZE")
+
     def hold_writer_lock(self) -> bool:
         return False
 

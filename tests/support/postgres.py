@@ -21,37 +21,28 @@ from pathlib import Path
 
 import psycopg
 
+from models.errors import StoreError
 from tests.support.services import free_port, wait_until
 
 ADMIN_URL = os.environ.get("XREID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BIN = Path(os.environ.get("XREID_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
-def _with_db(url: str, db: str) -> str:
-    return url.rsplit("/", 1)[0] + "/" + db
-
-
 def create_database(admin_url: str = ADMIN_URL, prefix: str = "xreid_test") -> str:
     """A new empty database on the server; returns its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    from pipeline.store.postgres import create_database as create
+
     try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as e:
+        return create(admin_url, f"{prefix}_{uuid.uuid4().hex[:12]}")
+    except StoreError as e:
         raise RuntimeError(f"the store tests need PostgreSQL at {admin_url} (set XREID_TEST_PG): {e}") from None
-    return _with_db(admin_url, name)
 
 
-def drop_database(url: str, admin_url: str = ADMIN_URL) -> None:
+def drop_database(url: str) -> None:
     """Drop the database at ``url``, closing whatever sessions are still on it."""
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    from pipeline.store.postgres import drop_database as drop
 
-
-def count_rows(url: str, table: str) -> int:
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+    drop(url)
 
 
 def run_sql(url: str, sql: str, params: tuple = ()) -> list[tuple]:
