@@ -7,7 +7,7 @@ For each backend, on one store of ``--tracks`` tracks (``--per-identity`` tracks
    transactions of 1000; the PostgreSQL store is that file copied with ``xreid store copy``'s
    ``copy_store`` (both times are reported);
 2. matcher restart: a fresh ``MatcherStage`` rebuilt from the store (``records.load_into``: every
-   track, its vector, the faiss gallery);
+   track, its vector, the faiss gallery), holding the writer lock as ``xreid matcher`` does;
 3. matcher throughput: ``--embeddings`` new clips (2 per new track) on the in-process bus, drained in
    batches of ``matcher.max_batch``; embeddings/s end to end, and the share spent writing the store;
 4. API: ``create_app`` over the store through FastAPI's test client (in process: the store and the
@@ -99,6 +99,7 @@ def matcher_run(location: str, centres: np.ndarray, n_embeddings: int, dim: int,
         spent["save_s"] += time.perf_counter() - t
 
     with Store(location) as store:
+        store.hold_writer_lock()   # as `xreid matcher` does (PostgreSQL: every statement on the lock's connection)
         t = time.perf_counter()
         bus = MemoryBus()
         stage = MatcherStage(bus, store, Matcher(cfg), cfg)

@@ -36,6 +36,7 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
         raise StoreError(f"store {store.path} is at schema v{store.schema_version}; the matcher needs v2")
     calibrated = store.schema_version >= V_CALIBRATION
     with store.transaction():
+        matched: list[tracks.MatchedTrack] = []   # written after the loop, in one statement per batch
         for out in outcomes:
             if calibrated:
                 calibration.add_evidence(store, [calibration.EvidenceRow(
@@ -49,7 +50,7 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
             t = out.track
             if out.new_identity is not None:
                 identities.add_identity(store, out.new_identity, t.model_id, t.t_end)
-            tracks.save_matched_track(store, tracks.MatchedTrack(
+            matched.append(tracks.MatchedTrack(
                 t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.key,
                 t.model_id, t.mean, t.n_clips, tuple(sorted(t.segments)), t.identity))
             identities.add_links(store, [identities.LinkRow(
@@ -57,6 +58,7 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
                 ln.reason, ln.ts) for ln in out.links])
             for m in out.merges:
                 identities.add_merge(store, identities.MergeRow(m.winner, m.loser, m.evidence_track, m.score, m.ts))
+        tracks.save_matched_tracks(store, matched)   # after the identities they name (foreign keys)
 
 
 def load_into(store: Store, matcher: Matcher) -> Matcher:

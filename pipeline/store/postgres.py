@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +56,7 @@ T = TypeVar("T")
 # advisory lock keys (bigint, fixed): one writer per database, one migrating process at a time
 WRITER_LOCK_KEY = 0x2F1C_8E4B_61A3_7D05
 SCHEMA_LOCK_KEY = 0x2F1C_8E4B_61A3_7D06
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 # the server answered, and the answer will not change by retrying (libpq gives these as text, no SQLSTATE)
 _REFUSED = ("password authentication failed", "authentication failed", "does not exist", "no pg_hba.conf entry",
             "permission denied", "password is required", "no password supplied", "invalid port number")
@@ -167,17 +169,30 @@ class PostgresStore(Store):
 
     def _exec(self, conn: psycopg.Connection, sql: str, params: Sequence[object] | None = ()) \
             -> tuple[list[tuple], list[str]]:
-        """Run ``sql`` (already PostgreSQL's) on ``conn``; errors become ``StoreError``s naming the store."""
+        """Run ``sql`` (already PostgreSQL's) on ``conn``; errors become ``StoreError``s naming the store.
+
+        Inside a write transaction (pipeline mode) a write without ``RETURNING`` is only queued: its
+        outcome, an error included, arrives with the next statement that reads, or at ``COMMIT``.
+        """
         try:
+            pipe = getattr(self._tx, "pipe", None)
+            if pipe is not None and _WRITE.match(sql) and "RETURNING" not in sql.upper():
+                conn.execute(sql, params)  # type: ignore[arg-type]
+                return [], []
             cur = conn.execute(sql, params)  # type: ignore[arg-type]
+            if pipe is not None:
+                pipe.sync()   # this statement's answer (and the queued writes' before it) is needed now
             names = [d.name for d in cur.description or ()]
             return (cur.fetchall() if cur.description else []), names
         except psycopg.Error as e:
-            if conn.broken:
-                if self._down_since is None:
-                    self._down_since = time.monotonic()
-                raise StoreUnreachable(f"store {self.path}: lost the connection: {_one_line(e)}") from None
-            raise StoreError(f"store {self.path}: {_one_line(e)}") from None
+            raise self._error(conn, e) from None
+
+    def _error(self, conn: psycopg.Connection, e: psycopg.Error) -> StoreError:
+        if conn.broken:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+            return StoreUnreachable(f"store {self.path}: lost the connection: {_one_line(e)}")
+        return StoreError(f"store {self.path}: {_one_line(e)}")
 
     # -- statements -----------------------------------------------------------------------------
 
@@ -212,23 +227,33 @@ class PostgresStore(Store):
                 with conn.cursor() as cur:
                     cur.executemany(postgres_sql(sql), rows)
             except psycopg.Error as e:
-                if conn.broken:
-                    raise StoreUnreachable(f"store {self.path}: lost the connection: {_one_line(e)}") from None
-                raise StoreError(f"store {self.path}: {_one_line(e)}") from None
+                raise self._error(conn, e) from None
 
     def _run_script(self, script: str) -> None:
         with self._connection() as conn:
             self._exec(conn, script, None)   # no parameters: psycopg sends the statements as they are
 
     @contextmanager
-    def _begin(self, begin: str, lock_key: int | None = None) -> Iterator[None]:
+    def _begin(self, begin: str, lock_key: int | None = None, pipelined: bool = False) -> Iterator[None]:
+        """One transaction on one connection; ``pipelined``: writes are sent without waiting for each
+        answer (psycopg pipeline mode), so a batch of the matcher costs a few round trips, not one per row."""
         with self._connection() as conn:
             self._exec(conn, begin, None)
             self._tx.conn = conn
             try:
                 if lock_key is not None:
                     self._exec(conn, "SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-                yield
+                if pipelined:
+                    try:
+                        with conn.pipeline() as pipe:
+                            self._tx.pipe = pipe
+                            yield
+                    except psycopg.Error as e:   # a queued write failed: raised at the pipeline's sync
+                        raise self._error(conn, e) from None
+                    finally:
+                        self._tx.pipe = None
+                else:
+                    yield
             except BaseException:
                 self._tx.conn = None
                 if not conn.broken:
@@ -242,7 +267,7 @@ class PostgresStore(Store):
 
     def _write_tx(self, schema: bool = False) -> Any:
         # a migration step waits for any other process migrating the same database, then re-reads the version
-        return self._begin("BEGIN", SCHEMA_LOCK_KEY if schema else None)
+        return self._begin("BEGIN", SCHEMA_LOCK_KEY if schema else None, pipelined=not schema)
 
     def _read_tx(self) -> Any:
         return self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -299,10 +299,31 @@ def save_matched_track(store: Store, t: MatchedTrack) -> None:
     Raises:
         StoreError: the track is already embedded by another model (vectors of two models never mix).
     """
-    existing = store.execute("SELECT model_id FROM tracks WHERE track_uid = ?", (t.track_uid,))
-    if existing and existing[0][0] is not None and existing[0][0] != t.model_id:
-        raise StoreError(f"track {t.track_uid} is embedded by model {existing[0][0]}, not {t.model_id}")
-    store.execute(
+    save_matched_tracks(store, [t])
+
+
+def save_matched_tracks(store: Store, batch: Sequence[MatchedTrack]) -> None:
+    """Write the matcher's view of several tracks, in order (a later state of one track wins).
+
+    The model check reads the batch's tracks in one query, so on a network store a batch costs a few
+    round trips, not one per track.
+
+    Raises:
+        StoreError: a track is already embedded by another model (vectors of two models never mix).
+    """
+    if not batch:
+        return
+    uids = sorted({t.track_uid for t in batch})
+    stored: dict[str, str] = {}
+    for i in range(0, len(uids), 500):
+        chunk = uids[i:i + 500]
+        stored.update((str(u), str(m)) for u, m in store.execute(
+            f"SELECT track_uid, model_id FROM tracks WHERE track_uid IN ({marks(len(chunk))}) "
+            "AND model_id IS NOT NULL", chunk))
+    for t in batch:
+        if stored.get(t.track_uid, t.model_id) != t.model_id:
+            raise StoreError(f"track {t.track_uid} is embedded by model {stored[t.track_uid]}, not {t.model_id}")
+    store.execute_many(
         "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_clips, thumbnail, track_no, "
         "model_id, embedding, n_embedded, segments, identity_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(track_uid) DO UPDATE SET t_start = min(tracks.t_start, excluded.t_start), "
@@ -310,9 +331,9 @@ def save_matched_track(store: Store, t: MatchedTrack) -> None:
         "thumbnail = coalesce(tracks.thumbnail, excluded.thumbnail), track_no = excluded.track_no, "
         "model_id = excluded.model_id, embedding = excluded.embedding, n_embedded = excluded.n_embedded, "
         "segments = excluded.segments, identity_id = excluded.identity_id",
-        (t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.track_no,
-         t.model_id, np.asarray(t.mean).astype("<f4").tobytes(), t.n_embedded, json.dumps(sorted(t.segments)),
-         t.identity_id))
+        [(t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.track_no,
+          t.model_id, np.asarray(t.mean).astype("<f4").tobytes(), t.n_embedded, json.dumps(sorted(t.segments)),
+          t.identity_id) for t in batch])
 
 
 def load_matched_tracks(store: Store) -> list[MatchedTrack]:

@@ -179,3 +179,17 @@ def test_transaction_is_atomic_and_threads_can_share_a_store(store_url):
         for t in threads:
             t.join()
         assert count_tracks(store) == 202
+
+
+def test_a_refused_write_fails_its_whole_transaction(store_url):
+    """PostgreSQL sends a transaction's writes without waiting for each answer: a refusal still surfaces."""
+    with Store(store_url) as store:
+        with pytest.raises(StoreError, match="(?i)foreign key"), store.transaction():
+            upsert_track(store, _row("not-kept"))
+            store.execute("INSERT INTO links (clip_id, track_no, kind, identity_id, reason, ts) "
+                          "VALUES ('c', 1, 'new', 999, 'no such identity', 0)")
+            upsert_track(store, _row("not-kept-either"))
+        assert count_tracks(store) == 0
+        with store.transaction():   # the connection is usable again
+            upsert_track(store, _row("kept"))
+        assert [t.track_uid for t in list_tracks(store)] == ["kept"]
