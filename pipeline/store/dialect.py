@@ -37,7 +37,8 @@ _TYPE_WORDS = [
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
     (re.compile(r"\bBLOB\b"), "BYTEA"),
     (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
-    (re.compile(r"(\bREFERENCES\s+\w+\s*\([^)]*\))"), r"\1 DEFERRABLE INITIALLY IMMEDIATE"),
+    (re.compile(r"(\bREFERENCES\s+\w+\s*\([^)]*\)(\s+ON\s+(DELETE|UPDATE)\s+(CASCADE|RESTRICT|NO\s+ACTION"
+                r"|SET\s+NULL|SET\s+DEFAULT))*)"), r"\1 DEFERRABLE INITIALLY IMMEDIATE"),
 ]
 _SCALAR = re.compile(r"\b(min|max)\s*\(", re.IGNORECASE)
 
