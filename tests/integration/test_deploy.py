@@ -230,3 +230,14 @@ def test_the_secret_check_catches_what_it_is_for():
     for doc in bad:
         with pytest.raises(AssertionError):
             _assert_no_secret_on_command_lines([doc])
+
+
+def test_a_site_on_a_postgresql_store_passes_no_password_in_argv():
+    from models.errors import ConfigError
+
+    url = "postgresql://xreid@db:5432/xreid"
+    specs = {s.name: s for s in site_processes(SiteCfg(store=url))}
+    assert url in specs["matcher"].argv and url in specs["api"].argv
+    with pytest.raises(ConfigError, match="put it in PGPASSWORD instead") as err:
+        load_config(SiteCfg, None, overrides={"store": "postgresql://xreid:hunter2@db:5432/xreid"})
+    assert "hunter2" not in str(err.value)
