@@ -36,7 +36,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.events import Event, EventHub, MqttSink, WebhookSink, verify_signature
-from pipeline.events.sink import Backoff
+from pipeline.events.sink import publisher_backoff
 from pipeline.events.webhook import SIGNATURE_HEADER
 
 SECRET = "bench-secret-0123456789"
@@ -179,8 +179,8 @@ def main() -> None:
     receipts = Receipts()
     server = start_receiver(receipts)
     subscriber = start_subscriber(port, receipts)
-    mqtt_sink = MqttSink(f"mqtt://127.0.0.1:{port}", backoff=Backoff(0.05, 1.0))
-    hook_sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/hook", SECRET, backoff=Backoff(0.05, 1.0))
+    mqtt_sink = MqttSink(f"mqtt://127.0.0.1:{port}", backoff=publisher_backoff(0.05, 1.0))
+    hook_sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/hook", SECRET, backoff=publisher_backoff(0.05, 1.0))
     hub = EventHub([mqtt_sink, hook_sink], site="bench")
     load0 = os.getloadavg()
     cpu0 = time.process_time()

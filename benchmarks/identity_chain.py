@@ -137,15 +137,6 @@ def save_tapped(path: Path, tapped: list[Embedding]) -> None:
             f.write(len(data).to_bytes(4, "little") + data)
 
 
-def load_tapped(path: Path) -> list[Embedding]:
-    data, out, i = path.read_bytes(), [], 0
-    while i < len(data):
-        n = int.from_bytes(data[i:i + 4], "little")
-        out.append(Embedding.from_bytes(data[i + 4:i + 4 + n]))
-        i += 4 + n
-    return out
-
-
 def relink(tapped: list[Embedding], cfg: MatcherCfg, labels: dict[str, str],
            store_path: Path | None = None) -> tuple[Any, bool]:
     """Link the tapped embeddings again under ``cfg``; with ``store_path``, whether the store agrees."""

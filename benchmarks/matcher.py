@@ -38,7 +38,7 @@ import faiss
 import numpy as np
 
 from pipeline.config.settings import GalleryCfg
-from pipeline.matcher.gallery import Gallery
+from pipeline.matcher.gallery import Gallery, l2_normalise
 
 DIM = 512
 VIEWS_PER_ID = 10
@@ -54,13 +54,13 @@ def clustered(n: int, n_ids: int, rng: np.random.Generator, ids: np.ndarray | No
     """
     if centres is None:
         n_groups = max(1, n_ids // 100)
-        groups = _unit(rng.standard_normal((n_groups, DIM), dtype=np.float32))
+        groups = l2_normalise(rng.standard_normal((n_groups, DIM), dtype=np.float32))
         member = rng.integers(0, n_groups, n_ids)
         id_centres = np.empty((n_ids, DIM), dtype=np.float32)
         for s in range(0, n_ids, 65536):
             e = min(n_ids, s + 65536)
-            id_centres[s:e] = _unit(0.6 * groups[member[s:e]] + 0.8 * _unit(rng.standard_normal((e - s, DIM), dtype=np.float32)))
-        modality = _unit(rng.standard_normal((2, DIM), dtype=np.float32))
+            id_centres[s:e] = l2_normalise(0.6 * groups[member[s:e]] + 0.8 * l2_normalise(rng.standard_normal((e - s, DIM), dtype=np.float32)))
+        modality = l2_normalise(rng.standard_normal((2, DIM), dtype=np.float32))
         centres = (id_centres, modality)
     id_centres, modality = centres
     if ids is None:
@@ -68,14 +68,10 @@ def clustered(n: int, n_ids: int, rng: np.random.Generator, ids: np.ndarray | No
     out = np.empty((n, DIM), dtype=np.float32)
     for s in range(0, n, 65536):
         e = min(n, s + 65536)
-        noise = _unit(rng.standard_normal((e - s, DIM), dtype=np.float32)) * 0.7
+        noise = l2_normalise(rng.standard_normal((e - s, DIM), dtype=np.float32)) * 0.7
         mod = modality[rng.integers(0, 2, e - s)] * 0.3
-        out[s:e] = _unit(id_centres[ids[s:e]] + noise + mod)
+        out[s:e] = l2_normalise(id_centres[ids[s:e]] + noise + mod)
     return out, ids, centres
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def exact_topk(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Replay throughput against a detector-only loop over the same frames (DESIGN.md §6: ratio >= 0.9).
+"""Replay throughput against a detector-only loop over the same frames (docs/design.md §6: ratio >= 0.9).
 
 Both loops decode the same frames of ``vtest.avi`` with ``FileSource`` and run a fresh detector
 built from the same config. The detector-only loop stops there; the replay loop is the real

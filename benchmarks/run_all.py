@@ -1,4 +1,4 @@
-"""`make bench`: run every DESIGN.md §6 benchmark once and write one report (markdown + JSON).
+"""`make bench`: run every docs/design.md §6 benchmark once and write one report (markdown + JSON).
 
 Each benchmark is its own script (its own table and ``bench-out/<name>.json``); this runner
 invokes them with a CPU budget that keeps the whole report under ~20 minutes on 2 cores, reads

@@ -317,7 +317,7 @@ class CameraWorker:
             while not all(c.state.done for c in self.cameras):
                 if self.shutdown.stop.wait(0.2):
                     break
-            deadline = time.monotonic() + 9.0  # DESIGN.md §7: flushed and gone within 10 s of SIGTERM
+            deadline = time.monotonic() + 9.0  # docs/design.md §7: flushed and gone within 10 s of SIGTERM
             for c in self.cameras:
                 c.thread.join(timeout=max(0.1, deadline - time.monotonic()))
             stuck = [c.cam.id for c in self.cameras if c.thread.is_alive()]

@@ -38,6 +38,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "calibrate",
     "calibration",
     "store",
+    "forget",
+    "audit",
+    "retention",
 )
 
 

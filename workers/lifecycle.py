@@ -1,6 +1,6 @@
 """What every long-running worker shares: signals, the bus URL, metrics plumbing, the run loop.
 
-Shutdown follows DESIGN.md §7: the first SIGTERM/SIGINT sets ``stop`` (the loop finishes the
+Shutdown follows docs/design.md §7: the first SIGTERM/SIGINT sets ``stop`` (the loop finishes the
 batch in hand, flushes, acks, returns 0); ``abort`` is set ``grace_s`` later, or at a second
 signal, and makes bus retries give up so an unreachable Redis cannot hold the process past its
 10 s budget.

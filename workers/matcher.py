@@ -1,10 +1,10 @@
 """The distributed matcher worker: ``MatcherStage`` over Redis into the store (SQLite or PostgreSQL).
 
-The matcher is the store's single writer (DESIGN.md §4 Store): run exactly one per store (a PostgreSQL
-store enforces it with an advisory lock). It acks an embedding only after the transaction holding its
-outcome has committed, so a crash, or a database lost mid-batch, redelivers instead of losing;
-redelivered clips are recognised and only acked. While the store's database is unreachable the worker
-waits it out with backoff and reports itself degraded, not failed.
+The matcher is the store's single writer (docs/design.md §4 Store): run exactly one per store (a
+PostgreSQL store enforces it with an advisory lock). It acks an embedding only after the transaction
+holding its outcome has committed, so a crash, or a database lost mid-batch, redelivers instead of
+losing; redelivered clips are recognised and only acked. While the store's database is unreachable the
+worker waits it out with backoff and reports itself degraded, not failed.
 """
 
 from __future__ import annotations
@@ -69,6 +69,16 @@ class MatcherWorker:
                          "embeddings stream backlog of the matcher group")
         yield Sample("xreid_camera_status_saved_total", self.statuses.saved, "counter", {},
                      "camera status reports written to the store")
+        yield Sample("xreid_embeddings_forgotten_total", self.stage.forgotten_dropped, "counter", {},
+                     "embeddings of erased tracks that arrived after the erasure, acked and dropped")
+        privacy = self.stage.privacy
+        if privacy is not None:
+            yield Sample("xreid_erasures_executed_total", privacy.executed, "counter", {},
+                         "forget requests this matcher executed")
+            if privacy.sweep is not None:
+                for kind, n in privacy.sweep.totals.as_dict().items():
+                    yield Sample("xreid_retention_deleted_total", n, "counter", {"kind": kind},
+                                 "items retention sweeps deleted, by kind")
         for c in self.stage.matcher.calibrator.state():
             labels = {"model_id": c.model_id, "pair": c.pair}
             yield Sample("xreid_matcher_threshold", c.threshold, "gauge", {**labels, "source": c.source},
@@ -102,6 +112,8 @@ class MatcherWorker:
         finally:
             if metrics is not None:
                 metrics.stop()
+            if self.stage.privacy is not None:
+                self.stage.privacy.close()   # requesters execute in place from now on
             self.bus.close()
             self.store.close()
         snap = self.stage.counters.snapshot()

@@ -2,7 +2,7 @@
 
 This is the Docker-free deployment behind ``xreid up``: each worker is an ordinary ``xreid``
 subprocess, so what runs here is exactly what the compose file and the README run. A child that
-exits is restarted after an exponential backoff (reset once it has stayed up for a while); a
+exits is restarted after an exponential backoff with jitter (reset once it has stayed up for a while); a
 child that keeps dying past ``max_restarts`` is marked failed and left down, so a broken config
 does not spin the CPU. A child whose spec says it ``may_finish`` (a camera worker replaying
 files) and that exits 0 on its own has finished its work for good: it is marked ``finished`` and
@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class Supervisor:
     Args:
         specs: the commands to run, one child each.
         max_restarts: restarts per child before it is marked failed.
-        backoff_s / backoff_max_s: first and largest delay before a restart.
+        backoff_s / backoff_max_s: first and largest delay before a restart (before +-50% jitter).
         healthy_after_s: a child that ran this long has its backoff reset.
         stop_timeout_s: grace period between SIGTERM and SIGKILL on shutdown.
         log_dir: when set, each child's stdout/stderr goes to ``{log_dir}/{name}.log``.
@@ -73,8 +76,9 @@ class Supervisor:
             raise ValueError(f"duplicate process names in {names}")
         self.children = [ChildState(s) for s in specs]
         self.max_restarts = max_restarts
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        # jittered: children that died together (their Redis went away) do not all restart in lockstep
+        self.backoff = Backoff(backoff_s, backoff_max_s)
+        self._rng = random.Random()
         self.healthy_after_s = healthy_after_s
         self.stop_timeout_s = stop_timeout_s
         self.log_dir = log_dir
@@ -117,8 +121,8 @@ class Supervisor:
                 log.error("%s exited with %s and reached %d restarts: giving up", child.spec.name, code,
                           self.max_restarts)
                 return
-            delay = min(self.backoff_max_s, self.backoff_s * (2 ** child.restarts))
             child.restarts += 1
+            delay = self.backoff.delay_s(child.restarts, self._rng)
             child.status, child.next_start_at = "backoff", now + delay
             log.warning("%s exited with %s after %.1fs; restart %d in %.1fs", child.spec.name, code, uptime,
                         child.restarts, delay)

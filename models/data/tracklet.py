@@ -34,11 +34,6 @@ class Tracklet:
         if self.camid < 0:
             raise ContractError(f"Tracklet.camid must be >= 0, got {self.camid}")
 
-    @property
-    def modality_name(self) -> str:
-        return MODALITY_NAMES[self.modality]
-
-
 @dataclass(frozen=True)
 class VVIDataset:
     """A benchmark split: training tracklets and the two test protocols.

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -275,9 +274,3 @@ class Trainer:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch and numpy's legacy global RNG (third-party code may draw from it)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)

@@ -3,7 +3,8 @@
 ``create_app`` takes everything it needs as arguments (config section, store location, an optional
 encoder) so tests, ``xreid serve`` and the distributed API container build the same app.
 Middleware order, outermost first: metrics (so refusals are counted) → CORS (only when origins
-are configured) → bearer auth (before routing: unknown paths get 401 too) → body limit → routes.
+are configured) → bearer auth (before routing: unknown paths get 401 too) → audit trail (every
+authenticated data request is recorded before its answer leaves) → body limit → routes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPMethod
 from pathlib import Path
 from typing import Protocol
 
@@ -18,11 +20,12 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from pipeline.api.audit import AuditLog, AuditTrail
 from pipeline.api.auth import BearerAuth
 from pipeline.api.limits import BodyLimit, DecodeGate
 from pipeline.api.metrics import ApiMetrics, RequestMetrics
 from pipeline.api.queries import StoreReader
-from pipeline.api.routes import calibration, dashboard, identities, search, system, tracks
+from pipeline.api.routes import calibration, dashboard, identities, privacy, search, system, tracks
 from pipeline.api.search import SearchIndex
 from pipeline.config.settings import ApiCfg, GalleryCfg
 from pipeline.store.base import NetworkOptions
@@ -30,6 +33,7 @@ from pipeline.store.base import NetworkOptions
 log = logging.getLogger(__name__)
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart boundaries and small fields on top of the images
+CORS_METHODS = (HTTPMethod.GET, HTTPMethod.POST, HTTPMethod.DELETE)  # DELETE: the admin's erasure routes
 
 
 class QueryEncoder(Protocol):
@@ -52,11 +56,13 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
         network: pool size and backoff of a PostgreSQL store.
     """
     reader = StoreReader(store_path, network=network)
+    audit_log = AuditLog(store_path, reader.network)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        reader.close()   # a PostgreSQL store's pool
+        reader.close()   # a PostgreSQL store's pools
+        audit_log.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -70,22 +76,26 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
     )
     app.state.cfg = cfg
     app.state.reader = reader
+    app.state.audit_log = audit_log
     app.state.encoder = encoder
     app.state.search_index = SearchIndex(gallery)
     app.state.decode_gate = DecodeGate(cfg.max_concurrent_decodes, cfg.decode_wait_s)
     app.state.metrics = metrics = ApiMetrics(reader)
 
-    for module in (system, tracks, identities, calibration, search, dashboard):
+    for module in (system, tracks, identities, calibration, search, dashboard, privacy):
         app.include_router(module.router)
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_files * cfg.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(AuditTrail, audit_log=audit_log, public_paths=dashboard.public_paths(),
+                       on_failure=metrics.audit_failures.inc)
     if cfg.token is not None:
         app.add_middleware(BearerAuth, token=cfg.token.get_secret_value(), public_paths=dashboard.public_paths(),
-                           on_failure=metrics.auth_failures.inc)
+                           on_failure=metrics.auth_failures.inc,
+                           admin_token=cfg.admin_token.get_secret_value() if cfg.admin_token is not None else None)
     if cfg.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["authorization", "content-type"])
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins),
+                           allow_methods=[m.value for m in CORS_METHODS], allow_headers=["authorization", "content-type"])
     app.add_middleware(RequestMetrics, metrics=metrics)
     log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token is not None else "off",
              encoder.model_id if encoder is not None else "none")

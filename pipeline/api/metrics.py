@@ -54,6 +54,8 @@ class ApiMetrics:
                                  registry=self.registry)
         self.auth_failures = Counter("xreid_api_auth_failures", "requests refused for a missing or wrong token",
                                      registry=self.registry)
+        self.audit_failures = Counter("xreid_api_audit_failures", "answers replaced by 503: the audit entry could "
+                                      "not be recorded", registry=self.registry)
         self.rejected_uploads = Counter("xreid_api_rejected_uploads", "search uploads refused, by reason",
                                         ["reason"], registry=self.registry)
         self.registry.register(_StoreCollector(reader))

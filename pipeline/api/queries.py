@@ -53,7 +53,7 @@ class StoreReader:
         self.location = str(location)
         self.path = describe(location)
         self.timeout_s = timeout_s
-        self._network = replace(network or NetworkOptions(), give_up_s=0.0)
+        self.network = replace(network or NetworkOptions(), give_up_s=0.0)
         self._shared: Store | None = None
         self._lock = threading.Lock()
 
@@ -74,7 +74,7 @@ class StoreReader:
 
     def _open(self) -> Store:
         try:
-            return Store(self.location, readonly=True, timeout_s=self.timeout_s, network=self._network)
+            return Store(self.location, readonly=True, timeout_s=self.timeout_s, network=self.network)
         except SchemaTooNew as e:
             raise StoreTooNew(str(e)) from None
         except StoreError as e:

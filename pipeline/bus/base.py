@@ -11,7 +11,9 @@ of Redis Streams, so code written against the in-memory bus behaves the same on 
 * ``claim_stale`` dead-letters, instead of handing out, an entry delivered more than
   ``max_deliveries`` times (a poison message that keeps killing its workers).
 * ``dead_letter`` copies an entry with its reason to ``{stream}:dead`` and acks it.
-* ``trim_acked`` is the only deletion: it drops entries every group has acknowledged.
+* ``trim_acked`` drops entries every group has acknowledged. Retention and erasure delete too, and
+  only they: ``trim_before`` drops every entry older than a horizon (acked or not: past the horizon
+  the data may not be kept), ``delete_dead_letters`` drops named dead letters (an erased person's clips).
 """
 
 from __future__ import annotations
@@ -93,6 +95,13 @@ class Bus(Protocol):
 
     def trim_acked(self, stream: str) -> int:
         """Delete the entries every group of ``stream`` has acked; returns how many were deleted."""
+
+    def trim_before(self, stream: str, before_ms: int) -> int:
+        """Delete every entry of ``stream`` whose id time is before ``before_ms`` (UTC epoch ms), pending or
+        not (retention); returns how many were deleted."""
+
+    def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
+        """Delete these entries (``DeadLetter.id``) from the dead-letter stream of ``stream`` (erasure)."""
 
     def stats(self) -> dict[str, int]:
         """Counters since start (``dead_lettered``, ``reclaimed``, ``reconnects``, …) for metrics."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.errors import ContractError
-from pipeline.bus.base import DeadLetter, Message, dead_stream
+from pipeline.bus.base import DEAD_SUFFIX, DeadLetter, Message, dead_stream
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,42 @@ class MemoryBus:
             s.trimmed += n
             return n
 
+    def trim_before(self, stream: str, before_ms: int) -> int:
+        with self._cond:
+            s = self._stream(stream)
+            n = 0
+            while n < len(s.ids) and _id_ms(s.ids[n]) < before_ms:
+                n += 1
+            for entry_id in s.ids[:n]:
+                del s.data[entry_id]
+                for g in s.groups.values():
+                    g.pending.pop(entry_id, None)   # as on Redis: a trimmed pending entry is gone
+            del s.ids[:n]
+            s.trimmed += n
+            for g in s.groups.values():
+                g.next_index = max(g.next_index, s.trimmed)
+            if stream.endswith(DEAD_SUFFIX):   # the read-back copy of dead letters follows its stream
+                source = stream[:-len(DEAD_SUFFIX)]
+                self._dead[source] = [d for d in self._dead.get(source, []) if _id_ms(d.id) >= before_ms]
+            return n
+
+    def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
+        gone = set(ids)
+        with self._cond:
+            before = self._dead.get(stream, [])
+            self._dead[stream] = [d for d in before if d.id not in gone]
+            ds = self._stream(dead_stream(stream))
+            removed = [k for k, entry_id in enumerate(ds.ids) if entry_id in gone]
+            for g in ds.groups.values():   # entries leave the middle: a group's next index moves back past them
+                read = g.next_index - ds.trimmed
+                g.next_index -= sum(1 for k in removed if k < read)
+                for k in removed:
+                    g.pending.pop(ds.ids[k], None)
+            for k in removed:
+                del ds.data[ds.ids[k]]
+            ds.ids = [entry_id for entry_id in ds.ids if entry_id not in gone]
+            return len(before) - len(self._dead[stream])
+
     def stats(self) -> dict[str, int]:
         with self._cond:
             return dict(self._counters)
@@ -202,3 +238,7 @@ class MemoryBus:
     def close(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+
+def _id_ms(entry_id: str) -> int:
+    return int(entry_id.partition("-")[0])

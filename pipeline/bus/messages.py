@@ -19,8 +19,8 @@ import json
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 
@@ -61,15 +61,10 @@ def _check_id(value: str, name: str, owner: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Clip:
-    """T person crops of one track segment, in time order.
+class _TrackSegment:
+    """What both contracts share: the track segment a message is about, checked and framed alike.
 
-    Attributes:
-        frames: T JPEG-encoded crops.
-        boxes_xyxy: (T, 4) float32 boxes in source pixels.
-        frame_ts: (T,) float64 UTC epoch seconds of each crop's frame.
-        det_scores: (T,) float32 detector confidence of each crop.
-        n_seen: frames the track was observed in for this segment (>= T crops kept).
+    The field order is the order of the JSON header on the wire (the kind's own keys follow).
     """
 
     clip_id: str
@@ -79,6 +74,43 @@ class Clip:
     segment: int
     t_start: float
     t_end: float
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for name in ("camera_id", "track_uid"):
+            _check_id(getattr(self, name), name, owner)
+        check_camera_id(self.camera_id, f"{owner}.camera_id", ContractError)
+        _check_modality(self.modality, owner)
+        expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
+        if self.clip_id != expected:
+            raise ContractError(f"{owner}.clip_id must be {expected!r}, got {self.clip_id!r}")
+        _check_span(self.t_start, self.t_end, owner)
+
+    def _header(self, **kind_fields: Any) -> dict[str, Any]:
+        """The JSON header: the segment fields, then the ones only this kind has."""
+        return {**{name: getattr(self, name) for name in _SEGMENT_FIELDS}, **kind_fields}
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode and check one payload; any defect raises ``ContractError`` with the reason."""
+        return contract_guard(cls._from_bytes, data)  # type: ignore[attr-defined]
+
+
+_SEGMENT_FIELDS = tuple(f.name for f in fields(_TrackSegment))
+
+
+@dataclass(frozen=True, slots=True)
+class Clip(_TrackSegment):
+    """T person crops of one track segment, in time order.
+
+    Attributes (after the segment's, see ``_TrackSegment``):
+        frames: T JPEG-encoded crops.
+        boxes_xyxy: (T, 4) float32 boxes in source pixels.
+        frame_ts: (T,) float64 UTC epoch seconds of each crop's frame.
+        det_scores: (T,) float32 detector confidence of each crop.
+        n_seen: frames the track was observed in for this segment (>= T crops kept).
+    """
+
     frames: tuple[bytes, ...]
     boxes_xyxy: np.ndarray
     frame_ts: np.ndarray
@@ -89,16 +121,9 @@ class Clip:
     kind: ClassVar[int] = _KIND_CLIP
 
     def __post_init__(self) -> None:
-        for name in ("camera_id", "track_uid"):
-            _check_id(getattr(self, name), name, "Clip")
-        check_camera_id(self.camera_id, "Clip.camera_id", ContractError)
-        _check_modality(self.modality, "Clip")
+        _TrackSegment.__post_init__(self)  # slots dataclasses cannot use zero-argument super()
         if not isinstance(self.segment, int) or self.segment < 0:
             raise ContractError(f"Clip.segment must be an int >= 0, got {self.segment!r}")
-        expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
-        if self.clip_id != expected:
-            raise ContractError(f"Clip.clip_id must be {expected!r}, got {self.clip_id!r}")
-        _check_span(self.t_start, self.t_end, "Clip")
         t = len(self.frames)
         if t == 0:
             raise ContractError("Clip.frames is empty")
@@ -116,16 +141,7 @@ class Clip:
         return len(self.frames)
 
     def to_bytes(self) -> bytes:
-        header = {
-            "clip_id": self.clip_id,
-            "camera_id": self.camera_id,
-            "modality": self.modality,
-            "track_uid": self.track_uid,
-            "segment": self.segment,
-            "t_start": self.t_start,
-            "t_end": self.t_end,
-            "n_seen": self.n_seen,
-        }
+        header = self._header(n_seen=self.n_seen)
         blobs = [
             *self.frames,
             self.boxes_xyxy.astype("<f4").tobytes(),
@@ -135,20 +151,14 @@ class Clip:
         return _encode(_KIND_CLIP, header, blobs)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Clip:
-        """Decode and check one payload; any defect raises ``ContractError`` with the reason."""
-        return contract_guard(cls._from_bytes, data)
-
-    @classmethod
     def _from_bytes(cls, data: bytes) -> Clip:
         header, blobs = _decode(data, _KIND_CLIP)
         t = len(blobs) - 3
         if t < 1:
             raise ContractError(f"Clip payload has {len(blobs)} blobs, needs at least 4")
-        fields = _take(header, Clip, ("clip_id", "camera_id", "modality", "track_uid", "segment",
-                                      "t_start", "t_end", "n_seen"))
+        scalars = _take(header, Clip, (*_SEGMENT_FIELDS, "n_seen"))
         return cls(
-            **fields,
+            **scalars,
             frames=tuple(blobs[:t]),
             boxes_xyxy=_array(blobs[t], "<f4", (t, 4), "boxes_xyxy").astype(np.float32),
             frame_ts=_array(blobs[t + 1], "<f8", (t,), "frame_ts").astype(np.float64),
@@ -157,22 +167,15 @@ class Clip:
 
 
 @dataclass(frozen=True, slots=True)
-class Embedding:
+class Embedding(_TrackSegment):
     """One clip's X-ReID vector, tagged with the model that made it.
 
-    Attributes:
+    Attributes (after the segment's, see ``_TrackSegment``):
         vector: (D,) float32, L2-normalised.
         model_id: ``name@hash``; vectors of different models never share a gallery.
         thumbnail: one JPEG crop representing the clip (may be empty bytes).
     """
 
-    clip_id: str
-    camera_id: str
-    modality: str
-    track_uid: str
-    segment: int
-    t_start: float
-    t_end: float
     vector: np.ndarray
     model_id: str
     thumbnail: bytes = field(default=b"")
@@ -181,14 +184,8 @@ class Embedding:
     kind: ClassVar[int] = _KIND_EMBEDDING
 
     def __post_init__(self) -> None:
-        for name in ("camera_id", "track_uid", "model_id"):
-            _check_id(getattr(self, name), name, "Embedding")
-        check_camera_id(self.camera_id, "Embedding.camera_id", ContractError)
-        _check_modality(self.modality, "Embedding")
-        expected = make_clip_id(self.camera_id, self.track_uid, self.segment)
-        if self.clip_id != expected:
-            raise ContractError(f"Embedding.clip_id must be {expected!r}, got {self.clip_id!r}")
-        _check_span(self.t_start, self.t_end, "Embedding")
+        _TrackSegment.__post_init__(self)  # slots dataclasses cannot use zero-argument super()
+        _check_id(self.model_id, "model_id", "Embedding")
         vec = self.vector
         if not isinstance(vec, np.ndarray) or vec.ndim != 1 or vec.size == 0:
             raise ContractError(f"Embedding.vector must be a non-empty 1-D array, got {getattr(vec, 'shape', vec)!r}")
@@ -203,34 +200,18 @@ class Embedding:
             raise ContractError("Embedding.thumbnail is not JPEG data")
 
     def to_bytes(self) -> bytes:
-        header = {
-            "clip_id": self.clip_id,
-            "camera_id": self.camera_id,
-            "modality": self.modality,
-            "track_uid": self.track_uid,
-            "segment": self.segment,
-            "t_start": self.t_start,
-            "t_end": self.t_end,
-            "model_id": self.model_id,
-            "dim": int(self.vector.size),
-        }
+        header = self._header(model_id=self.model_id, dim=int(self.vector.size))
         return _encode(_KIND_EMBEDDING, header, [self.vector.astype("<f4").tobytes(), self.thumbnail])
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Embedding:
-        """Decode and check one payload; any defect raises ``ContractError`` with the reason."""
-        return contract_guard(cls._from_bytes, data)
 
     @classmethod
     def _from_bytes(cls, data: bytes) -> Embedding:
         header, blobs = _decode(data, _KIND_EMBEDDING)
         if len(blobs) != 2:
             raise ContractError(f"Embedding payload has {len(blobs)} blobs, needs 2")
-        fields = _take(header, Embedding, ("clip_id", "camera_id", "modality", "track_uid", "segment",
-                                           "t_start", "t_end", "model_id", "dim"))
-        dim = fields.pop("dim")
+        scalars = _take(header, Embedding, (*_SEGMENT_FIELDS, "model_id", "dim"))
+        dim = scalars.pop("dim")
         vector = _array(blobs[0], "<f4", (dim,), "vector").astype(np.float32)
-        return cls(**fields, vector=vector, thumbnail=blobs[1])
+        return cls(**scalars, vector=vector, thumbnail=blobs[1])
 
 
 def decode_message(data: bytes) -> Clip | Embedding:
@@ -243,6 +224,36 @@ def decode_message(data: bytes) -> Clip | Embedding:
     if kind == _KIND_EMBEDDING:
         return Embedding.from_bytes(data)
     raise ContractError(f"unknown message kind {kind}")
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadOwner:
+    """Whose data a payload carries, read from its header alone (a dead letter may be truncated or broken)."""
+
+    camera_id: str | None
+    track_uid: str | None
+    t_end: float | None
+
+
+def payload_owner(data: bytes) -> PayloadOwner | None:
+    """The camera, track and end time a ``Clip``/``Embedding`` payload names; ``None`` when its header cannot
+    be read. Used by erasure and retention on dead letters, which failed decoding and may be cut short,
+    so nothing beyond the header is checked."""
+    if len(data) < _PREFIX.size:
+        return None
+    magic, _version, _kind, head_len = _PREFIX.unpack_from(data)
+    head = data[_PREFIX.size:_PREFIX.size + head_len]
+    if magic != _MAGIC or len(head) != head_len:
+        return None
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    cam, uid, t_end = header.get("camera_id"), header.get("track_uid"), header.get("t_end")
+    return PayloadOwner(cam if isinstance(cam, str) else None, uid if isinstance(uid, str) else None,
+                        float(t_end) if isinstance(t_end, (int, float)) and not isinstance(t_end, bool) else None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ Mapping onto Redis (see ``pipeline.bus.base`` for the contract both buses honour
 * ``publish`` = ``XADD`` with no ``MAXLEN``: Redis never trims an unread entry behind our back.
   ``trim_acked`` removes only entries every group has acknowledged (``XTRIM MINID``).
 * ``read`` = ``XREADGROUP … >`` in batches; ``ack`` = ``XACK`` (callers ack after the durable write).
+* Retention and erasure: ``trim_before`` = ``XTRIM MINID`` (entry ids are millisecond times),
+  ``delete_dead_letters`` = ``XDEL`` on the dead-letter stream.
 * ``claim_stale`` = ``XAUTOCLAIM`` of entries idle past a timeout; delivery counts come from
   ``XPENDING``; an entry handed out more than ``max_deliveries`` times goes to ``{stream}:dead``.
 * Entries that are not ours at all (no payload field, payload over the size limit) are
@@ -19,7 +21,6 @@ counted. The URL's credentials never reach a log line.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from redis.retry import Retry
 from models.errors import BusError, ContractError
 from pipeline.bus.base import DeadLetter, Message, dead_stream
 from pipeline.config.redact import redact_text, redact_url
+from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class RedisBus:
         self.max_payload_bytes = max_payload_bytes
         self.dead_payload_max_bytes = dead_payload_max_bytes
         self._max_block_ms = max(1, int(socket_timeout_s * 1000) - 1000)
-        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._retry_timeout_s = retry_timeout_s
         self._stop = stop_event if stop_event is not None else threading.Event()
         self._lock = threading.Lock()
@@ -111,7 +113,7 @@ class RedisBus:
         """Run one command, riding out connection loss with capped exponential backoff and jitter."""
         if self._closed:
             raise BusError(f"bus {self.safe_url} is closed")
-        delay, started, failures = self._backoff[0], time.monotonic(), 0
+        started, failures = time.monotonic(), 0
         while True:
             try:
                 result = fn(self._client)
@@ -131,8 +133,7 @@ class RedisBus:
                 if self._stop.is_set() or self._closed:
                     raise BusError(f"gave up {what}: shutting down while redis at {self.safe_url} is unreachable") \
                         from None
-                self._stop.wait(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2.0, self._backoff[1])
+                self._backoff.wait(failures, self._stop)
                 continue
             except redis.ResponseError as e:
                 if "NOGROUP" in str(e) and self._recreate_groups(what):
@@ -367,6 +368,17 @@ class RedisBus:
             return int(r.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
 
         return self._call("XTRIM", query)
+
+    def trim_before(self, stream: str, before_ms: int) -> int:
+        """``XTRIM stream MINID before_ms-0``: exact, so nothing at or after the horizon goes."""
+        if before_ms <= 0:
+            return 0
+        return int(self._call("XTRIM", lambda r: r.xtrim(stream, minid=f"{int(before_ms)}-0", approximate=False)))
+
+    def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        return int(self._call("XDEL", lambda r: r.xdel(dead_stream(stream), *ids)))
 
     def close(self) -> None:
         self._closed = True

@@ -58,8 +58,8 @@ class _OpenTrack:
 
 
 @dataclass(frozen=True, slots=True)
-class TrackSummary:
-    """A track's state when it emitted a clip or ended (what the store records)."""
+class TrackSpan:
+    """Who a track is and when it was seen: the fields every view of a track shares (camera, store, API)."""
 
     track_uid: str
     camera_id: str
@@ -68,6 +68,12 @@ class TrackSummary:
     t_end: float
     n_frames: int
     n_clips: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSummary(TrackSpan):
+    """A track's state when it emitted a clip or ended (what the store records)."""
+
     thumbnail: bytes | None
     ended: bool
 

@@ -9,10 +9,11 @@ checks that span its fields, naming them bare (``models.config_base`` says where
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import field
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from models.config_base import Section, config_dataclass
 from pipeline.config.ids import CAMERA_ID_RULE, is_camera_id
@@ -209,6 +210,8 @@ class ApiCfg(Section):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     token: SecretStr | None = None           # from XREID_API__TOKEN, taken literally
+    admin_token: SecretStr | None = None     # erasure and the audit log (DELETE routes, GET /audit); from
+                                             # XREID_API__ADMIN_TOKEN; None: those routes answer 403
     store_path: str | None = None            # None: the store section's url, else its path
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: PosInt = 8 * 1024 * 1024  # per uploaded image
@@ -219,7 +222,7 @@ class ApiCfg(Section):
     decode_wait_s: Annotated[float, Field(ge=0, le=60)] = 2.0  # how long a search waits for a slot before 503
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
 
-    @field_validator("token")
+    @field_validator("token", "admin_token")
     @classmethod
     def _not_blank(cls, token: SecretStr | None) -> SecretStr | None:
         if token is not None and token.get_secret_value().strip().lower() in _EMPTY_TOKENS:
@@ -232,6 +235,9 @@ class ApiCfg(Section):
         if self.token is None and not is_loopback_host(self.host):
             raise ValueError(f"token is required to bind the non-loopback address {self.host!r} "
                              "(set XREID_API__TOKEN)")
+        if self.admin_token is not None and self.token is not None and \
+                self.admin_token.get_secret_value() == self.token.get_secret_value():
+            raise ValueError("admin_token must differ from token (a reader must not be able to erase)")
         return self
 
 
@@ -575,7 +581,7 @@ class TransitionCfg(Section):
 
 @config_dataclass
 class MatcherCfg(Section):
-    """Linking tracks into identities (DESIGN.md §4 Matcher)."""
+    """Linking tracks into identities (docs/design.md §4 Matcher)."""
 
     thresholds: PairThresholds = field(default_factory=PairThresholds)  # manual; unset pairs: calibration
     calibration: CalibrationCfg = field(default_factory=CalibrationCfg)
@@ -593,6 +599,79 @@ class MatcherCfg(Section):
     idle_block_ms: PosInt = 200
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: object) -> float | None:
+    """``"30d"``, ``"12h"``, ``"15m"``, ``"90s"``, ``"2w"`` or a number of seconds -> seconds; ``None``/``"forever"``
+    -> None (keep forever).
+
+    Raises:
+        ValueError: naming the accepted forms (pydantic turns it into one config error naming the key).
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("forever", "never", "none")):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"must be a duration such as 30d, 12h, 15m or 90s (or forever), got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if m is None:
+            raise ValueError(f"must be a duration such as 30d, 12h, 15m or 90s (or forever), got {str(value)[:40]!r}")
+        seconds = float(m[1]) * _UNIT_S[m[2]]
+    if not 0 <= seconds < 1e11:
+        raise ValueError(f"must be a duration between 0 and ~3000 years, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float | None, BeforeValidator(parse_duration)]
+
+
+@config_dataclass
+class CameraRetentionCfg(Section):
+    """One camera's horizons; a key left out (or null) follows the ``retention`` section's."""
+
+    crops: Duration = None
+    embeddings: Duration = None
+    tracks: Duration = None
+    events: Duration = None
+
+
+@config_dataclass
+class RetentionCfg(Section):
+    """How long personal data is kept (docs/privacy.md). Durations: ``30d``, ``12h``, ``15m``, ``90s``, ``2w``,
+    a number of seconds, or ``forever``. Ages count from when the store last wrote the item.
+
+    The matcher sweeps every ``sweep_every``; an embedded replay sweeps at its start and end.
+    """
+
+    crops: Duration = 30 * 86400.0         # crop files beside the store, track thumbnails, contact sheets, clips on the bus
+    embeddings: Duration = 90 * 86400.0    # track vectors (the gallery), calibration scores, embeddings on the bus
+    tracks: Duration = 90 * 86400.0        # tracks with their links and merges; identities left without tracks
+    events: Duration = 90 * 86400.0        # day/night modality events and camera status rows, camera-status stream
+    dead_letters: Duration = 7 * 86400.0   # dead-letter streams (they hold clips)
+    audit: Duration = 365 * 86400.0        # the query audit log and erasure tombstones
+    sweep_every: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 3600.0
+    embeddings_only: bool = False          # keep no crop after embedding (no crop files, no thumbnails)
+    cameras: dict[str, CameraRetentionCfg] = field(default_factory=dict)   # per-camera overrides
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_ids(cls, value: dict[str, CameraRetentionCfg]) -> dict[str, CameraRetentionCfg]:
+        bad = [k for k in value if not is_camera_id(k)]
+        if bad:
+            raise ValueError(f"keys must be camera ids ({CAMERA_ID_RULE}), got {bad[0]!r}")
+        return value
+
+    def horizon(self, kind: str, camera_id: str | None = None) -> float | None:
+        """Seconds ``kind`` is kept on ``camera_id`` (None: forever)."""
+        own = self.cameras.get(camera_id) if camera_id is not None else None
+        value = getattr(own, kind, None) if own is not None else None
+        return value if value is not None else getattr(self, kind)  # type: ignore[no-any-return]
+
+
 @config_dataclass
 class XreidCfg(Section):
     """Root of the pipeline configuration."""
@@ -607,3 +686,4 @@ class XreidCfg(Section):
     reid: ReidCfg = field(default_factory=ReidCfg)
     matcher: MatcherCfg = field(default_factory=MatcherCfg)
     cameras: list[CameraCfg] = field(default_factory=list)
+    retention: RetentionCfg = field(default_factory=RetentionCfg)

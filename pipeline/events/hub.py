@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.events.config import EventsCfg
 from pipeline.events.event import Event
 from pipeline.events.mqtt import MqttSink
-from pipeline.events.sink import Backoff, EventSink
+from pipeline.events.sink import EventSink, publisher_backoff
 from pipeline.events.sse import SseBroadcaster
 from pipeline.events.webhook import WebhookSink
 
@@ -96,12 +96,12 @@ def create_hub(cfg: EventsCfg, sse: SseBroadcaster | None = None) -> EventHub:
     if cfg.mqtt_url is not None:
         sinks.append(MqttSink(cfg.mqtt_url.get_secret_value(), topic_prefix=cfg.topic_prefix,
                               outbox_size=cfg.outbox_size, keepalive_s=cfg.mqtt_keepalive_s,
-                              backoff=Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)))
+                              backoff=publisher_backoff(cfg.backoff_initial_s, cfg.backoff_max_s)))
     secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else ""
     for i, url in enumerate(cfg.webhook_urls):
         sinks.append(WebhookSink(url.get_secret_value(), secret, outbox_size=cfg.outbox_size,
                                  timeout_s=cfg.webhook_timeout_s, max_attempts=cfg.webhook_max_attempts,
-                                 backoff=Backoff(cfg.backoff_initial_s, cfg.backoff_max_s), name=f"webhook{i}"))
+                                 backoff=publisher_backoff(cfg.backoff_initial_s, cfg.backoff_max_s), name=f"webhook{i}"))
     if sse is not None:
         sinks.append(sse)
     return EventHub(sinks, site=cfg.site)

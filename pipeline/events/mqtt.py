@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import select
 import socket
 import threading
@@ -27,7 +28,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pipeline.config.redact import redact_text, redact_url
 from pipeline.events.config import parse_mqtt_url
 from pipeline.events.event import Event
-from pipeline.events.sink import Backoff, Outbox, SinkCounters, log_drop
+from pipeline.events.sink import Outbox, SinkCounters, enqueue, publisher_backoff
+from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,9 @@ class MqttSink:
         self.counters = SinkCounters()
         self.last_error: str | None = None
         self.connect_attempts = 0
-        self._backoff = backoff or Backoff(0.5, 30.0)
+        self._backoff = backoff or publisher_backoff(0.5, 30.0)
+        self._failures = 0                       # since the last session came up
+        self._rng = random.Random()
         self._retry_at = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -88,11 +92,7 @@ class MqttSink:
     # -- caller side --------------------------------------------------------------------------
 
     def submit(self, event: Event) -> None:
-        self.counters.submitted += 1
-        dropped = self.outbox.put(event)
-        if dropped is not None:
-            self.counters.dropped += 1
-            log_drop(log, self.name, dropped, "outbox full", self.counters.dropped)
+        enqueue(self.outbox, self.counters, event, self.name, log)
 
     def flush(self, timeout_s: float) -> bool:
         return self.outbox.wait_empty(timeout_s)
@@ -205,7 +205,7 @@ class MqttSink:
         self._session_up = True
         self.counters.connected = True
         self.last_error = None
-        self._backoff.reset()
+        self._failures = 0
         if self._ever_connected:
             self.counters.reconnects += 1
         self._ever_connected = True
@@ -233,8 +233,9 @@ class MqttSink:
         was_connected = self.counters.connected
         self.counters.connected = False
         self.last_error = redact_text(reason)
-        level = logging.WARNING if was_connected or self._backoff.attempt == 0 else logging.DEBUG
-        delay = self._backoff.next_delay()
+        level = logging.WARNING if was_connected or self._failures == 0 else logging.DEBUG
+        self._failures += 1
+        delay = self._backoff.delay_s(self._failures, self._rng)
         self._retry_at = time.monotonic() + delay
         log.log(level, "events mqtt %s: %s (%d queued, retry in %.1fs)", self.display, self.last_error,
                 len(self.outbox), delay)

@@ -1,4 +1,4 @@
-"""What every event publisher shares: the ``EventSink`` seam, its counters, the outbox and the backoff.
+"""What every event publisher shares: the ``EventSink`` seam, its counters, the outbox and the retry policy.
 
 The matcher must never wait on a network: a sink's ``submit`` only puts the event in memory and
 returns; a background thread of the sink delivers it. What a sink cannot deliver yet waits in a
@@ -9,7 +9,6 @@ endpoint costs memory up to a fixed bound and never time on the caller's thread.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
 from pipeline.events.event import Event
+from pipeline.runtime.backoff import Backoff
 
 
 @dataclass
@@ -139,28 +139,12 @@ class Outbox:
             self._cond.notify_all()
 
 
-class Backoff:
-    """Exponential backoff with jitter: attempt n waits in [d/2, d], d = min(cap, initial * 2**n).
+def publisher_backoff(initial_s: float, max_s: float) -> Backoff:
+    """The publishers' retry policy: each wait drawn in [d/2, d], so ``backoff_max_s`` is a hard bound.
 
     The jitter spreads the retries of many publishers that lost the same broker at the same moment.
     """
-
-    def __init__(self, initial_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        if not 0 < initial_s <= max_s:
-            raise ValueError(f"backoff needs 0 < initial_s <= max_s, got {initial_s}, {max_s}")
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        """The wait before the next attempt; each call doubles the base up to ``max_s``."""
-        base = min(self.max_s, self.initial_s * 2 ** min(self.attempt, 62))
-        self.attempt += 1
-        return base / 2 + self._rng.uniform(0, base / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
+    return Backoff(initial_s, max_s, spread=(0.5, 1.0))
 
 
 def log_drop(logger: logging.Logger, sink: str, event: Event, reason: str, count: int) -> None:
@@ -168,3 +152,12 @@ def log_drop(logger: logging.Logger, sink: str, event: Event, reason: str, count
     level = logging.WARNING if count in (1, 10) or count % 100 == 0 else logging.DEBUG
     logger.log(level, "events %s dropped event=%s kind=%s reason=%s (dropped so far: %d)", sink, event.event_id,
                event.kind, reason, count)
+
+
+def enqueue(outbox: Outbox, counters: SinkCounters, event: Event, sink: str, logger: logging.Logger) -> None:
+    """``submit`` of a sink with an outbox: queue ``event``; a full outbox drops its oldest, counted and logged."""
+    counters.submitted += 1
+    dropped = outbox.put(event)
+    if dropped is not None:
+        counters.dropped += 1
+        log_drop(logger, sink, dropped, "outbox full", counters.dropped)

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import http.client
 import logging
+import random
 import ssl
 import threading
 import time
@@ -26,7 +27,8 @@ from urllib.parse import unquote, urlsplit
 from pipeline.config.redact import redact_text
 from pipeline.events.config import check_webhook_url
 from pipeline.events.event import Event
-from pipeline.events.sink import Backoff, Outbox, SinkCounters, log_drop
+from pipeline.events.sink import Outbox, SinkCounters, enqueue, publisher_backoff
+from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,9 @@ class WebhookSink:
         self.counters = SinkCounters(connected=True)   # until an attempt finds it unreachable
         self.last_error: str | None = None
         self.outbox = Outbox(outbox_size)
-        self._backoff = backoff or Backoff(0.5, 30.0)
+        self._backoff = backoff or publisher_backoff(0.5, 30.0)
+        self._failures = 0   # failed attempts since the last delivery got through
+        self._rng = random.Random()
         self._busy = False
         self._idle = threading.Condition()
         self._stop = threading.Event()
@@ -95,11 +99,7 @@ class WebhookSink:
     # -- caller side --------------------------------------------------------------------------
 
     def submit(self, event: Event) -> None:
-        self.counters.submitted += 1
-        dropped = self.outbox.put(event)
-        if dropped is not None:
-            self.counters.dropped += 1
-            log_drop(log, self.name, dropped, "outbox full", self.counters.dropped)
+        enqueue(self.outbox, self.counters, event, self.name, log)
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until the outbox is empty and no delivery is under way."""
@@ -151,7 +151,7 @@ class WebhookSink:
             status, reason = self._post(body, headers)
             if status is not None and 200 <= status < 300:
                 self.counters.published += 1
-                self._backoff.reset()
+                self._failures = 0
                 return
             retryable = status is None or status >= 500 or status in RETRY_STATUS
             self.last_error = reason
@@ -160,7 +160,8 @@ class WebhookSink:
             level = logging.WARNING if attempt == 1 else logging.DEBUG
             log.log(level, "events %s event=%s attempt %d/%d failed: %s; retrying", self.display, event.event_id,
                     attempt, self.max_attempts, reason)
-            if self._stop.wait(self._backoff.next_delay()):
+            self._failures += 1
+            if self._backoff.wait(self._failures, self._stop, self._rng):
                 break
         self.counters.failed += 1
         log.warning("events %s gave up on event=%s kind=%s after %d attempt(s): %s (failed so far: %d)",

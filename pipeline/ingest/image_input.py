@@ -11,6 +11,10 @@ The policy, in the order it is applied:
 4. decode: corrupt or truncated data is refused; EXIF orientation is applied (as OpenCV's ``imread``
    does), so a phone photo is upright whichever path it takes.
 
+``peek_header`` is the one header reader of the code base: the re-ID stage also reads each clip crop's
+declared size with it (a few hundred bytes of JPEG can declare 30,000 x 30,000 pixels, which OpenCV would
+allocate and decode: about 5 GB and 30 s) and applies its own crop bounds before ``cv2.imdecode``.
+
 Every refusal is an ``ImageRejected`` (a ``ContractError``: the CLI prints one line and exits 2) with a
 ``reason`` code the API maps to its status (413, 415 or 422) and counts as a metric.
 """
@@ -111,6 +115,17 @@ def _open(data: bytes, name: str) -> Image.Image:
         raise ImageRejected(f"{name}: {fmt} image with a broken header (corrupt or truncated)", "corrupt") from None
 
 
+def peek_header(data: bytes, name: str) -> ImageHeader:
+    """Format and declared dimensions, read from the header alone; no size or pixel limit is applied.
+
+    Raises:
+        ImageRejected: ``not_image``, ``wrong_type``, ``corrupt`` (a header Pillow cannot parse).
+    """
+    img = _open(data, name)
+    w, h = img.size
+    return ImageHeader(name, str(img.format), w, h)
+
+
 def read_header(data: bytes, name: str, limits: ImageLimits) -> ImageHeader:
     """Check size, type and pixel count from the header alone.
 
@@ -122,15 +137,15 @@ def read_header(data: bytes, name: str, limits: ImageLimits) -> ImageHeader:
     if len(data) > limits.max_bytes:
         raise ImageRejected(f"{name}: {len(data)} bytes exceeds the {limits.max_bytes}-byte limit per image",
                             "too_large")
-    img = _open(data, name)
-    w, h = img.size
+    header = peek_header(data, name)
+    w, h = header.width, header.height
     if w * h > limits.max_pixels:
         raise ImageRejected(f"{name}: the header claims {w}x{h} = {w * h} pixels, over the {limits.max_pixels}-pixel "
                             "limit per image (refused before decoding: a decompression bomb or an oversized photo)",
                             "too_many_pixels")
     if min(w, h) < limits.min_side:
         raise ImageRejected(f"{name}: image is too small ({w}x{h})", "too_small")
-    return ImageHeader(name, str(img.format), w, h)
+    return header
 
 
 def check_total_pixels(headers: list[ImageHeader], max_total: int) -> None:

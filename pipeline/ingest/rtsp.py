@@ -36,6 +36,7 @@ from models.errors import SourceError
 from pipeline.config.redact import redact_text, redact_url
 from pipeline.config.settings import RtspCfg
 from pipeline.ingest.sources import Frame, SourceState, SourceStatus
+from pipeline.runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +53,6 @@ def is_rtsp_url(source: str) -> bool:
 def ffmpeg_capture_options(cfg: RtspCfg) -> str:
     """Value for ``OPENCV_FFMPEG_CAPTURE_OPTIONS``; workers set it once per process at start."""
     return f"rtsp_transport;{cfg.transport}"
-
-
-def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random | None = None) -> float:
-    """Delay before reconnect ``attempt`` (1-based): ``initial * 2^(attempt-1)``, capped, +-50% jitter.
-
-    Jitter keeps a fleet of cameras that lost the same server from reconnecting in lockstep.
-    """
-    base = min(max_s, initial_s * (2.0 ** max(0, attempt - 1)))
-    return base * (rng or random).uniform(0.5, 1.5)
 
 
 class RtspSource:
@@ -91,6 +83,8 @@ class RtspSource:
         self._stop = stop_event or threading.Event()
         self._on_status = on_status
         self._clock = clock
+        # jitter keeps a fleet of cameras that lost the same server from reconnecting in lockstep
+        self._backoff = Backoff(self.cfg.backoff_initial_s, self.cfg.backoff_max_s)
         self._rng = random.Random()
         self._cap: cv2.VideoCapture | None = None
         self._status = SourceStatus("reconnecting", "not connected yet")
@@ -156,7 +150,7 @@ class RtspSource:
         if limit and self._failures > limit:
             self._set_status("failed", f"{reason}; gave up after {limit} reconnect attempts")
             return
-        delay = backoff_delay(self._failures, self.cfg.backoff_initial_s, self.cfg.backoff_max_s, self._rng)
+        delay = self._backoff.delay_s(self._failures, self._rng)
         self._next_attempt = time.monotonic() + delay
         self._set_status("reconnecting", f"{reason}; attempt {self._failures} in {delay:.1f}s")
 

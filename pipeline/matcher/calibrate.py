@@ -42,15 +42,12 @@ PAIRS = ("rgb_rgb", "ir_ir", "rgb_ir")
 
 @dataclass(frozen=True)
 class LabelledTrack:
-    """One stored track with its ground-truth person (None: matches no annotated person)."""
+    """One stored track as one observation (its whole-track unit mean) and its ground-truth person.
 
-    model_id: str
-    camera_id: str
-    track_uid: str
-    modality: str
-    t_start: float
-    t_end: float
-    vector: np.ndarray
+    ``label`` is None where the track matches no annotated person.
+    """
+
+    obs: Embedding
     label: str | None
 
 
@@ -104,9 +101,10 @@ def load_labelled(store: Store, labels: dict[str, str]) -> list[LabelledTrack]:
     the matcher finished them (by end time)."""
     out = []
     for t in sorted(load_matched_tracks(store), key=lambda t: (t.t_end, t.track_no)):
-        v = t.mean
-        out.append(LabelledTrack(t.model_id, t.camera_id, t.track_uid, t.modality, t.t_start, t.t_end,
-                                 v / max(float(np.linalg.norm(v)), 1e-12), labels.get(t.track_uid)))
+        v = t.mean / max(float(np.linalg.norm(t.mean)), 1e-12)
+        obs = Embedding(make_clip_id(t.camera_id, t.track_uid, 0), t.camera_id, t.modality, t.track_uid, 0,
+                        t.t_start, t.t_end, v, t.model_id)
+        out.append(LabelledTrack(obs, labels.get(t.track_uid)))
     return out
 
 
@@ -119,9 +117,8 @@ def partition(tracks: Sequence[LabelledTrack], cfg: MatcherCfg) -> list[int]:
     m = Matcher(dataclasses.replace(cfg, min_clips=1))
     out = []
     for i, t in enumerate(tracks):
-        uid = f"{t.track_uid}#{i}"
-        res = m.observe(Embedding(make_clip_id(t.camera_id, uid, 0), t.camera_id, t.modality, uid, 0, t.t_start,
-                                  t.t_end, t.vector, t.model_id))
+        uid = f"{t.obs.track_uid}#{i}"   # a fresh track per observation: runs may repeat a uid
+        res = m.observe(dataclasses.replace(t.obs, track_uid=uid, clip_id=make_clip_id(t.obs.camera_id, uid, 0)))
         out.append(res.track.key)
     return [m.identity_of(k) for k in out]
 

@@ -35,57 +35,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
 from pipeline.config.settings import PAIR_NAMES, MatcherCfg
+from pipeline.store.calibration import Evidence, PairCalibration
 
 GENUINE, IMPOSTOR = "genuine", "impostor"
 AUTO_PAIRS = ("rgb_rgb", "ir_ir")   # the pairs a site can calibrate on its own
 CROSS_PAIR = "rgb_ir"                # placed from cohort scores (stored as its impostor evidence)
 MAD_SIGMA = 1.4826                   # MAD to the sigma of a normal distribution
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """One free labelled score: ``kind`` genuine (``track_b`` None: a clip against its own track) or impostor."""
-
-    model_id: str
-    pair: str
-    kind: str
-    score: float
-    track_a: int
-    track_b: int | None
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class PairCalibration:
-    """The threshold a model uses for one modality pair, where it came from, and the evidence behind it.
-
-    Attributes:
-        source: ``manual`` (configured), ``auto`` (placed by the evidence) or ``default`` (the fallback:
-            too little evidence yet, calibration off, or a pair that cannot be calibrated on site).
-        impostor_rate: share of the impostor samples at or above ``threshold`` (None without samples).
-        genuine_rate: share of the genuine samples at or above ``threshold`` (None without samples).
-        updated_at: time of the newest evidence when this was computed (source clock, epoch seconds).
-    """
-
-    model_id: str
-    pair: str
-    threshold: float
-    source: str
-    n_genuine: int
-    n_impostor: int
-    impostor_rate: float | None
-    genuine_rate: float | None
-    target_fmr: float
-    updated_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def place_threshold(impostor: Sequence[float], target_fmr: float, floor: float, ceiling: float) -> float:

@@ -30,6 +30,19 @@ log = logging.getLogger(__name__)
 
 _PARALLEL_QUERIES = 16  # batches at least this large are searched on every OpenMP thread
 
+
+def l2_normalise(v: np.ndarray) -> np.ndarray:
+    """Unit-length float32 copy of ``v`` along its last axis, ready for ``Gallery``; zero rows stay zero.
+
+    Args:
+        v: (D,) one vector or (N, D) rows, any float dtype (normalised in it, then cast).
+    """
+    v = np.asarray(v)
+    # one vector: the dot-product norm; the per-row norm can round differently in the last bit
+    norms = np.linalg.norm(v, axis=-1, keepdims=True) if v.ndim > 1 else np.linalg.norm(v)
+    nonzero = norms > 0
+    return np.where(nonzero, v / np.where(nonzero, norms, 1), v).astype(np.float32)
+
 class Gallery:
     """Track embeddings of one model, searchable by inner product.
 

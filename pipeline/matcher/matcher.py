@@ -1,4 +1,4 @@
-"""Link track embeddings into global identities across cameras and modalities (DESIGN.md §4).
+"""Link track embeddings into global identities across cameras and modalities (docs/design.md §4).
 
 The matcher is pure in-memory logic, so the stage, restarts, calibration and tests share it:
 ``observe(embedding)`` folds one clip's vector into its track (running mean, re-normalised),
@@ -33,8 +33,9 @@ from models.errors import ContractError
 from pipeline.bus.messages import Embedding
 from pipeline.config.settings import MatcherCfg
 from pipeline.matcher.calibration import CROSS_PAIR, GENUINE, IMPOSTOR, Calibrator, Evidence, PairCalibration
-from pipeline.matcher.gallery import Gallery
+from pipeline.matcher.gallery import Gallery, l2_normalise
 from pipeline.matcher.unionfind import IdentityForest, Merge
+from pipeline.store.identities import Link
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +68,7 @@ class TrackState:
 
     @property
     def vector(self) -> np.ndarray:
-        return _unit(self.mean)
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One recorded decision about a track, with its evidence.
-
-    Attributes:
-        kind: ``join`` (joined ``identity``), ``new`` (founded ``identity``), ``blocked`` (a
-            candidate that passed the threshold but a constraint forbade), ``update`` (a later
-            clip of a known track; ``score`` is its similarity to the track so far).
-        matched_track: the candidate track behind ``score`` (None for ``new`` without one).
-        score: cosine similarity; ``threshold`` the bar of the modality ``pair``.
-    """
-
-    track_key: int
-    kind: str
-    identity: int
-    matched_track: int | None
-    score: float | None
-    threshold: float | None
-    pair: str | None
-    reason: str
-    ts: float
+        return l2_normalise(self.mean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +156,7 @@ class Matcher:
         space = self._spaces.get(model_id)
         if space is None:
             return []
-        scores, keys = space.gallery.search(_unit(np.asarray(vector, dtype=np.float32)), max(k * 4, self.cfg.top_k))
+        scores, keys = space.gallery.search(l2_normalise(np.asarray(vector, dtype=np.float32)), max(k * 4, self.cfg.top_k))
         best: dict[int, tuple[float, int]] = {}
         for s, key in zip(scores[0].tolist(), keys[0].tolist(), strict=True):
             if key < 0:
@@ -301,7 +279,7 @@ class Matcher:
 
     def _candidates(self, space: _Space, track: TrackState, vec: np.ndarray) -> list[Candidate]:
         """Best candidate track per identity, ranked by margin over its pair's threshold."""
-        scores, keys = space.gallery.search(_unit(vec), self.cfg.top_k)
+        scores, keys = space.gallery.search(l2_normalise(vec), self.cfg.top_k)
         best: dict[int, Candidate] = {}
         for s, k in zip(scores[0].tolist(), keys[0].tolist(), strict=True):
             if k < 0 or k == track.key:
@@ -503,8 +481,3 @@ class Matcher:
 
 def _overlap(span: tuple[float, float], other: TrackState) -> float:
     return min(span[1], other.t_end) - max(span[0], other.t_start)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)

@@ -12,12 +12,11 @@ import logging
 from collections.abc import Sequence
 
 from models.errors import StoreError
-from pipeline.matcher.calibration import Evidence
 from pipeline.matcher.matcher import Matcher, Outcome, TrackState
 from pipeline.matcher.unionfind import Merge
-from pipeline.store import calibration, identities, tracks
+from pipeline.store import calibration, erasure, identities, tracks
 from pipeline.store.base import Store
-from pipeline.store.schema import V_CALIBRATION, V_IDENTITIES
+from pipeline.store.schema import V_CALIBRATION, V_IDENTITIES, V_PRIVACY
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +38,9 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
         matched: list[tracks.MatchedTrack] = []   # written after the loop, in one statement per batch
         for out in outcomes:
             if calibrated:
-                calibration.add_evidence(store, [calibration.EvidenceRow(
-                    e.model_id, e.pair, e.kind, e.score, e.track_a, e.track_b, e.ts) for e in out.evidence])
+                calibration.add_evidence(store, out.evidence)
                 for c in out.calibration:
-                    calibration.save_threshold(store, calibration.ThresholdRow(
-                        c.model_id, c.pair, c.threshold, c.source, c.n_genuine, c.n_impostor, c.impostor_rate,
-                        c.genuine_rate, c.target_fmr, c.updated_at), keep_samples)
+                    calibration.save_threshold(store, c, keep_samples)
             if out.duplicate or out.track is None:
                 continue
             t = out.track
@@ -53,9 +49,7 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
             matched.append(tracks.MatchedTrack(
                 t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.key,
                 t.model_id, t.mean, t.n_clips, tuple(sorted(t.segments)), t.identity))
-            identities.add_links(store, [identities.LinkRow(
-                out.clip_id, ln.track_key, ln.kind, ln.identity, ln.matched_track, ln.score, ln.threshold, ln.pair,
-                ln.reason, ln.ts) for ln in out.links])
+            identities.add_links(store, out.clip_id, out.links)
             for m in out.merges:
                 identities.add_merge(store, identities.MergeRow(m.winner, m.loser, m.evidence_track, m.score, m.ts))
         tracks.save_matched_tracks(store, matched)   # after the identities they name (foreign keys)
@@ -69,9 +63,11 @@ def load_into(store: Store, matcher: Matcher) -> Matcher:
     states = [TrackState(t.track_no, t.model_id, t.camera_id, t.track_uid, t.modality, t.t_start, t.t_end, t.mean,
                          t.n_embedded, t.identity_id, set(t.segments), t.thumbnail or b"")
               for t in tracks.load_matched_tracks(store)]
-    evidence = [Evidence(e.model_id, e.pair, e.kind, e.score, e.track_a, e.track_b, e.ts)
-                for e in calibration.load_evidence(store)]
-    matcher.restore(identities.load_identities(store), states, merges, evidence)
+    matcher.restore(identities.load_identities(store), states, merges, calibration.load_evidence(store))
+    if store.schema_version >= V_PRIVACY:   # numbers of erased tracks and identities are never handed out again
+        next_track, next_identity = erasure.id_floors(store)
+        matcher.next_track = max(matcher.next_track, next_track)
+        matcher.next_identity = max(matcher.next_identity, next_identity)
     if store.schema_version >= V_CALIBRATION and not store.readonly:   # the recomputed thresholds, for readers
         thresholds = tuple(c for m in matcher.model_ids for c in matcher.calibrator.state(m))
         try:

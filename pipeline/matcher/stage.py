@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.errors import ContractError, StoreError
 from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, Bus, Message
@@ -22,8 +22,10 @@ from pipeline.bus.messages import Embedding
 from pipeline.config.settings import MatcherCfg
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher, Outcome
+from pipeline.matcher.privacy import PrivacyDuty
 from pipeline.runtime.counters import StageCounters
 from pipeline.runtime.stage_loop import StageLoop
+from pipeline.store import erasure
 from pipeline.store.base import Store
 from pipeline.store.crops import CropKeeper
 
@@ -49,23 +51,35 @@ class MatcherStage(StageLoop):
         consumer: this worker's consumer name in the group.
         claim_idle_ms: entries pending longer than this on another consumer are taken over.
         crops: keeps each clip's thumbnail beside the store for ``xreid adapt`` (pipeline/store/crops.py).
+        privacy: erasures and retention, run between batches (pipeline/matcher/privacy.py); None: neither.
+        keep_thumbnails: False in embeddings-only mode: an embedding's crop is dropped before anything keeps it.
     """
 
     def __init__(self, bus: Bus, store: Store, matcher: Matcher, cfg: MatcherCfg | None = None,
                  consumer: str = "matcher-0", claim_idle_ms: int = 30_000, stream: str = STREAM_EMBEDDINGS,
-                 group: str = GROUP_MATCHER, crops: CropKeeper | None = None) -> None:
-        self.crops = crops
+                 group: str = GROUP_MATCHER, crops: CropKeeper | None = None, privacy: PrivacyDuty | None = None,
+                 keep_thumbnails: bool = True) -> None:
+        self.crops, self.privacy, self.keep_thumbnails = crops, privacy, keep_thumbnails
         self.bus, self.store, self.cfg = bus, store, cfg or matcher.cfg
         self.consumer, self.claim_idle_ms, self.stream, self.group = consumer, claim_idle_ms, stream, group
         self.counters = StageCounters()
+        self.forgotten_dropped = 0   # clips of erased tracks that arrived after the erasure, acked unused
         self.matcher = records.load_into(store, matcher)
         self._stale = False   # memory ran ahead of the store: rebuild before the next batch
+        self.forgotten = erasure.forgotten_hashes(store)
         self.bus.ensure_group(stream, group)
+
+    def reload(self) -> None:
+        """Rebuild the matcher from the store (after an erasure or a sweep removed rows it holds)."""
+        self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
+        self.forgotten = erasure.forgotten_hashes(self.store)
 
     def step(self, block_ms: int | None = None) -> StepResult:
         """Handle one batch (claim/read → match → store → ack); returns what it did."""
+        if self.privacy is not None and self.privacy.tick():
+            self._stale = True   # an erasure or a sweep removed rows the matcher holds
         if self._stale:   # a failed rebuild raises again here, before any entry is read
-            self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
+            self.reload()
             self._stale = False
         msgs = self.bus.claim_stale(self.stream, self.group, self.consumer, self.claim_idle_ms, self.cfg.max_batch)
         if len(msgs) < self.cfg.max_batch:
@@ -82,6 +96,12 @@ class MatcherStage(StageLoop):
         for msg in msgs:
             try:
                 emb = Embedding.from_bytes(msg.data)
+                if self.forgotten and erasure.uid_hash(emb.track_uid) in self.forgotten:
+                    self.forgotten_dropped += 1   # erased while in flight: must not bring the track back
+                    done.append(msg.id)
+                    continue
+                if not self.keep_thumbnails and emb.thumbnail:
+                    emb = replace(emb, thumbnail=b"")
                 outcomes.append(self.matcher.observe(emb))
                 embs.append(emb)
                 done.append(msg.id)
@@ -95,7 +115,7 @@ class MatcherStage(StageLoop):
             # what did, and a redelivered clip already folded in is then recognised and only acked
             log.error("store write failed, %d entries stay pending for redelivery: %s", len(done), e)
             self._stale = True
-            self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
+            self.reload()
             self._stale = False
             raise
         if self.crops is not None:   # after the commit, before the ack: a redelivery rewrites the same files

@@ -27,7 +27,7 @@ from models.errors import ContractError
 from pipeline.bus import GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDINGS, Bus, Message
 from pipeline.bus.messages import Clip, Embedding
 from pipeline.config.settings import ReidCfg
-from pipeline.ingest.jpeg_size import jpeg_size
+from pipeline.ingest.image_input import ImageRejected, peek_header
 from pipeline.reid.camera_index import camera_key
 from pipeline.runtime.counters import StageCounters
 from pipeline.runtime.stage_loop import StageLoop
@@ -86,13 +86,14 @@ def decode_crops(clip: Clip, max_frames: int, min_px: int, max_px: int) -> list[
                                           f"are accepted (reid.max_clip_frames)")
     crops = []
     for i, jpeg in enumerate(clip.frames):
-        size = jpeg_size(jpeg)
-        if size is None:
-            raise PoisonClip("undecodable_jpeg", f"clip {clip.clip_id} frame {i} has no JPEG frame header")
-        if not (min_px <= size[0] <= max_px and min_px <= size[1] <= max_px):
+        try:  # Clip holds only data starting with a JPEG SOI, so the one format this can read is JPEG
+            header = peek_header(jpeg, f"clip {clip.clip_id} frame {i}")
+        except ImageRejected as e:
+            raise PoisonClip("undecodable_jpeg", str(e)) from None
+        if not (min_px <= header.height <= max_px and min_px <= header.width <= max_px):
             # checked before decoding: a few hundred bytes can declare an image of gigabytes
-            raise PoisonClip("bad_shape", f"clip {clip.clip_id} frame {i} declares {size[0]}x{size[1]}, sides must "
-                                          f"be in [{min_px}, {max_px}]")
+            raise PoisonClip("bad_shape", f"clip {clip.clip_id} frame {i} declares {header.height}x{header.width}, "
+                                          f"sides must be in [{min_px}, {max_px}]")
         try:
             img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # thermal gray -> 3 equal channels
         except cv2.error as e:  # a crafted JPEG header can make OpenCV raise instead of returning None

@@ -267,7 +267,7 @@ class Replay:
             for event in c.front.pop_switches():
                 record_switch(self.store, event)
         for s in c.proc.pop_summaries():
-            upsert_track(self.store, _row(s))
+            upsert_track(self.store, _row(s, keep_thumbnail=not self.cfg.retention.embeddings_only))
             if s.ended:
                 tracks_file.write(json.dumps(_track_json(s), separators=(",", ":")) + "\n")
 
@@ -335,8 +335,10 @@ def _mot_boxes(result: FrameResult, id_offset: int = 0) -> list[MotBox]:
             for tid, box, di in zip(tr.track_ids.tolist(), tr.xyxy, tr.det_index.tolist(), strict=True)]
 
 
-def _row(s: TrackSummary) -> TrackRow:
-    return TrackRow(s.track_uid, s.camera_id, s.modality, s.t_start, s.t_end, s.n_frames, s.n_clips, s.thumbnail)
+def _row(s: TrackSummary, keep_thumbnail: bool = True) -> TrackRow:
+    """The store row of a track summary (``keep_thumbnail`` False: embeddings-only mode keeps no crop)."""
+    return TrackRow(s.track_uid, s.camera_id, s.modality, s.t_start, s.t_end, s.n_frames, s.n_clips,
+                    s.thumbnail if keep_thumbnail else None)
 
 
 def _track_json(s: TrackSummary) -> dict[str, Any]:

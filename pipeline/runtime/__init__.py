@@ -1,1 +1,1 @@
-"""How stages run: the poll/drain loop, counters, health and Prometheus metrics, output folders."""
+"""How stages run: the poll/drain loop, the retry backoff, counters, health and Prometheus metrics, output folders."""

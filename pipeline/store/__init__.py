@@ -18,6 +18,11 @@ One module per thing kept (``tests/unit/test_store_owns_sql.py`` fails on SQL an
 * ``calibration``: the matcher's free evidence and each modality pair's threshold.
 * ``modality_events``: day/night switches and the modality timeline of a camera.
 * ``crops``: person crops kept beside the store (or in ``store.crops_dir``) for site adaptation (files).
+* ``erasure``: the one delete cascade, the forget queue and its tombstones, forgotten-track hashes,
+  the writer lease (schema v6); ``retention``: what a retention sweep may delete.
+* ``audit``: the API's query audit log, apart from the store (``<stem>.audit.sqlite``; PostgreSQL: the
+  ``xreid_audit`` schema of the same database).
+* ``outputs``: a replay's report files cleaned of erased tracks and identities (files).
 
 Callers pass the ``Store`` to named functions (``tracks.list_tracks(store, TrackFilter(...))``) and get
 dataclasses or plain dicts back; they never see SQL. The store knows none of its callers: the matcher

@@ -201,6 +201,15 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def flush_deleted(self) -> bool:
+        """After an erasure or a retention sweep (outside a transaction): leave no readable copy of the
+        deleted rows in the store's files that the backend can remove now.
+
+        Returns:
+            False when part of the work had to be left for later (SQLite: a reader's snapshot kept the WAL).
+        """
+
+    @abstractmethod
     def unreachable_for_s(self) -> float:
         """Seconds the database has been unreachable (0 when the last attempt got through), for health."""
 

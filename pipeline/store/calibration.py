@@ -3,13 +3,13 @@
 ``calibration_scores`` keeps labelled scores the matcher gets for free (impostor pairs: two tracks of one
 camera at once; genuine pairs: a later clip against its own track), per model and modality pair;
 ``calibration`` holds each pair's threshold as the matcher last computed it, for the CLI, the API and
-the metrics. The matcher translates its own ``Evidence``/``PairCalibration`` into these rows.
+the metrics. The matcher makes ``Evidence`` and ``PairCalibration`` and the store keeps them as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.store.base import Store
@@ -19,8 +19,10 @@ PAIR_ORDER = "CASE pair WHEN 'rgb_rgb' THEN 0 WHEN 'ir_ir' THEN 1 ELSE 2 END"
 
 
 @dataclass(frozen=True, slots=True)
-class EvidenceRow:
-    """One labelled score: ``kind`` genuine (``track_b`` None) or impostor, between matcher track numbers."""
+class Evidence:
+    """One free labelled score: ``kind`` genuine (``track_b`` None: a clip against its own track) or impostor.
+
+    The matcher makes these and the store keeps them as they are (one class for both: a row is the fact)."""
 
     model_id: str
     pair: str
@@ -32,8 +34,16 @@ class EvidenceRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdRow:
-    """A pair's threshold, where it came from (manual, auto, default) and the evidence behind it."""
+class PairCalibration:
+    """The threshold a model uses for one modality pair, where it came from, and the evidence behind it.
+
+    Attributes:
+        source: ``manual`` (configured), ``auto`` (placed by the evidence) or ``default`` (the fallback:
+            too little evidence yet, calibration off, or a pair that cannot be calibrated on site).
+        impostor_rate: share of the impostor samples at or above ``threshold`` (None without samples).
+        genuine_rate: share of the genuine samples at or above ``threshold`` (None without samples).
+        updated_at: time of the newest evidence when this was computed (source clock, epoch seconds).
+    """
 
     model_id: str
     pair: str
@@ -46,18 +56,21 @@ class ThresholdRow:
     target_fmr: float
     updated_at: float
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 _THRESHOLD_COLUMNS = ("model_id", "pair", "threshold", "source", "n_genuine", "n_impostor", "impostor_rate",
                       "genuine_rate", "target_fmr", "updated_at")
 
 
-def add_evidence(store: Store, rows: Sequence[EvidenceRow]) -> None:
+def add_evidence(store: Store, rows: Sequence[Evidence]) -> None:
     store.execute_many("INSERT INTO calibration_scores (model_id, pair, kind, score, track_a, track_b, ts) "
                        "VALUES (?,?,?,?,?,?,?)",
                        [(e.model_id, e.pair, e.kind, e.score, e.track_a, e.track_b, e.ts) for e in rows])
 
 
-def save_threshold(store: Store, c: ThresholdRow, keep_samples: int | None = None) -> None:
+def save_threshold(store: Store, c: PairCalibration, keep_samples: int | None = None) -> None:
     """Upsert a pair's threshold; with ``keep_samples``, prune that pair's evidence to the newest samples.
 
     Args:
@@ -79,11 +92,11 @@ def save_threshold(store: Store, c: ThresholdRow, keep_samples: int | None = Non
                           (c.model_id, c.pair, kind, c.model_id, c.pair, kind, keep_samples))
 
 
-def load_evidence(store: Store) -> list[EvidenceRow]:
+def load_evidence(store: Store) -> list[Evidence]:
     """Every stored sample, oldest first (empty before schema v5)."""
     if store.schema_version < V_CALIBRATION:
         return []
-    return [EvidenceRow(str(m), str(p), str(k), float(s), int(a), None if b is None else int(b), float(ts))
+    return [Evidence(str(m), str(p), str(k), float(s), int(a), None if b is None else int(b), float(ts))
             for m, p, k, s, a, b, ts in store.execute(
                 "SELECT model_id, pair, kind, score, track_a, track_b, ts FROM calibration_scores ORDER BY id")]
 

@@ -7,7 +7,7 @@ writer) keeps the thumbnail every ``Embedding`` carries (the clip's best-scored 
 over the clip, as they arrive (JPEG bytes as cut, nothing re-encoded). At most ``store.keep_crops``
 per track, the earliest clips first.
 
-Layout, one place for retention to purge (``drop_tracks``)::
+Layout, one place for retention and erasure to purge (``drop_tracks``, ``drop_older_than``)::
 
     <store dir>/<store stem>.crops/<track_uid>/<segment:06d>-<index:02d>_<t_start_ms>_<t_end_ms>.jpg
 
@@ -92,6 +92,7 @@ class CropKeeper:
             raise ValueError(f"per_track must be >= 1, got {per_track}")
         self.root = Path(root)
         self.per_track = per_track
+        self._erased: set[str] = set()   # tracks erased while this process runs: their late clips are not kept
 
     @classmethod
     def for_store(cls, location: str | Path, per_track: int, configured: str | None = None,
@@ -103,7 +104,7 @@ class CropKeeper:
 
     def keep(self, track_uid: str, segment: int, index: int, t_start: float, t_end: float, jpeg: bytes) -> bool:
         """Keep one crop of a clip unless the track already has ``per_track``; returns whether it was written."""
-        if not jpeg or not jpeg.startswith(_JPEG_SOI):
+        if not jpeg or not jpeg.startswith(_JPEG_SOI) or track_uid in self._erased:
             return False
         d = _track_dir(self.root, track_uid)
         name = f"{int(segment):06d}-{int(index):02d}_{round(t_start * 1000)}_{round(t_end * 1000)}.jpg"
@@ -143,12 +144,31 @@ class CropKeeper:
                 out.append(KeptCrop(int(m[1]), int(m[2]), int(m[3]) / 1000.0, int(m[4]) / 1000.0, f))
         return sorted(out, key=lambda c: (c.segment, c.index))
 
-    def drop_tracks(self, track_uids: Sequence[str]) -> int:
-        """Delete the crops of ``track_uids`` (retention); returns how many tracks had some."""
+    def drop_tracks(self, track_uids: Sequence[str], erased: bool = False) -> int:
+        """Delete the crops of ``track_uids`` (retention, erasure); returns how many tracks had some.
+
+        Args:
+            erased: the tracks were erased: clips of theirs still in flight are not kept either.
+        """
         n = 0
         for uid in track_uids:
+            if erased:
+                self._erased.add(uid)
             d = _track_dir(self.root, uid)
             if d.is_dir():
+                shutil.rmtree(d)
+                n += 1
+        return n
+
+    def drop_older_than(self, ts: float) -> int:
+        """Delete the crops of every track whose newest crop file was written before ``ts`` (UTC epoch
+        seconds; retention of crops whose track row is gone or has no thumbnail); returns how many tracks had some."""
+        if not self.root.is_dir():
+            return 0
+        n = 0
+        for d in self.root.iterdir():
+            files = [f for f in d.iterdir() if f.is_file()] if d.is_dir() else []
+            if d.is_dir() and max((f.stat().st_mtime for f in files), default=0.0) < ts:
                 shutil.rmtree(d)
                 n += 1
         return n

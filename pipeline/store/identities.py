@@ -79,14 +79,21 @@ def resolve(store: Store, ident: int, parents: Mapping[int, int] | None = None) 
 
 
 @dataclass(frozen=True, slots=True)
-class LinkRow:
-    """One recorded matcher decision about a track (``kind``: join, new, blocked or update)."""
+class Link:
+    """One decision of the matcher about a track, with its evidence, as the ``links`` table keeps it.
 
-    clip_id: str
-    track_no: int
+    Attributes:
+        kind: ``join`` (joined ``identity``), ``new`` (founded ``identity``), ``blocked`` (a
+            candidate that passed the threshold but a constraint forbade), ``update`` (a later
+            clip of a known track; ``score`` is its similarity to the track so far).
+        matched_track: the candidate track behind ``score`` (None for ``new`` without one).
+        score: cosine similarity; ``threshold`` the bar of the modality ``pair``.
+    """
+
+    track_key: int
     kind: str
-    identity_id: int
-    matched_track_no: int | None
+    identity: int
+    matched_track: int | None
     score: float | None
     threshold: float | None
     pair: str | None
@@ -110,10 +117,11 @@ def add_identity(store: Store, ident: int, model_id: str, created_at: float) -> 
                   (int(ident), model_id, float(created_at)))
 
 
-def add_links(store: Store, links: Sequence[LinkRow]) -> None:
+def add_links(store: Store, clip_id: str, links: Sequence[Link]) -> None:
+    """Record the decisions one clip caused (call inside a transaction)."""
     store.execute_many("INSERT INTO links (clip_id, track_no, kind, identity_id, matched_track_no, score, threshold, "
                        "pair, reason, ts) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       [(ln.clip_id, ln.track_no, ln.kind, ln.identity_id, ln.matched_track_no, ln.score,
+                       [(clip_id, ln.track_key, ln.kind, ln.identity, ln.matched_track, ln.score,
                          ln.threshold, ln.pair, ln.reason, ln.ts) for ln in links])
 
 

@@ -10,13 +10,14 @@ the same event twice is harmless.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.errors import ContractError, StoreError
 from pipeline.ingest.daynight import ModalitySwitch
 from pipeline.store.base import Store, where_clause
-from pipeline.store.schema import V_MODALITY_EVENTS
+from pipeline.store.schema import V_MODALITY_EVENTS, V_PRIVACY
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +41,15 @@ class ModalitySpan:
 
 def record_switch(store: Store, event: ModalitySwitch) -> None:
     """Write one modality event (idempotent)."""
+    stamped = store.schema_version >= V_PRIVACY   # retention ages count from the write
     store.execute(
-        "INSERT INTO modality_events (camera_id, ts, from_modality, to_modality, saturation, correlation) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (camera_id, ts) DO UPDATE SET "
+        "INSERT INTO modality_events (camera_id, ts, from_modality, to_modality, saturation, correlation"
+        f"{', stored_at' if stamped else ''}) VALUES (?, ?, ?, ?, ?, ?{', ?' if stamped else ''}) "
+        "ON CONFLICT (camera_id, ts) DO UPDATE SET "
         "from_modality = excluded.from_modality, to_modality = excluded.to_modality, "
         "saturation = excluded.saturation, correlation = excluded.correlation",
         (event.camera_id, float(event.ts), event.from_modality, event.to_modality,
-         _finite_or_none(event.saturation), _finite_or_none(event.correlation)))
+         _finite_or_none(event.saturation), _finite_or_none(event.correlation), *((time.time(),) if stamped else ())))
 
 
 def list_switches(store: Store, camera_id: str | None = None, t_from: float | None = None,

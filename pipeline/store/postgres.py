@@ -11,9 +11,15 @@ the migrations by ``dialect.postgres_ddl`` (vectors and thumbnails are ``bytea``
 * Transactions: ``BEGIN`` … ``COMMIT`` (read committed; there is one writer). Snapshots are
   ``REPEATABLE READ READ ONLY``: a page and its total come from one view while the matcher commits.
 * Outages: a connection refused or lost raises ``StoreUnreachable`` and is retried with capped
-  exponential backoff and jitter, as the Redis bus does, for ``NetworkOptions.give_up_s``;
+  exponential backoff and jitter (``runtime.backoff.Backoff``, as the Redis bus), for ``NetworkOptions.give_up_s``;
   ``unreachable_for_s`` tells health checks (degraded, not failed). Refused credentials or a missing
   database raise ``StoreRefused`` at once: retrying cannot fix them. Messages mask the password.
+* Schemas: a store lives in its database's current schema (``public``); ``in_schema`` names another one
+  of the same database (the query audit log keeps its own, ``pipeline/store/audit.py``), which a writer
+  creates on first connect.
+* Erased rows: PostgreSQL has no ``secure_delete``; ``flush_deleted`` vacuums the store's tables so
+  the dead row versions are pruned from their pages and indexes now rather than at autovacuum's leisure
+  (docs/privacy.md says what that does and does not guarantee).
 * One writer: ``hold_writer_lock`` takes a session advisory lock on a connection kept out of the pool
   for the process's lifetime, and every statement of that store then runs on it, so nothing is written
   without the lock. A second matcher fails to take it and refuses to start. If the database restarts,
@@ -24,7 +30,6 @@ the migrations by ``dialect.postgres_ddl`` (vectors and thumbnails are ``bytea``
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 import time
@@ -32,13 +37,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from models.errors import StoreError
 from pipeline.config.redact import redact_text
+from pipeline.runtime.backoff import Backoff
 from pipeline.store.base import (
     NetworkOptions,
     Store,
@@ -57,6 +63,7 @@ T = TypeVar("T")
 WRITER_LOCK_KEY = 0x2F1C_8E4B_61A3_7D05
 SCHEMA_LOCK_KEY = 0x2F1C_8E4B_61A3_7D06
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+_SEARCH_PATH = re.compile(r"-c\s*search_path=(\w+)")
 # the server answered, and the answer will not change by retrying (libpq gives these as text, no SQLSTATE)
 _REFUSED = ("password authentication failed", "authentication failed", "does not exist", "no pg_hba.conf entry",
             "permission denied", "password is required", "no password supplied", "invalid port number")
@@ -81,6 +88,7 @@ class PostgresStore(Store):
         self.path = describe(self.url)
         self._timeout_s = timeout_s
         self._net = network
+        self._backoff = Backoff(network.backoff_initial_s, network.backoff_max_s)   # the runtime's one retry policy
         self._down_since: float | None = None
         self._tx = threading.local()          # the connection a transaction or snapshot pinned
         self._writer: psycopg.Connection | None = None
@@ -91,12 +99,27 @@ class PostgresStore(Store):
                                   "application_name": "xreid"}
         # one direct connection first: refused credentials or a missing database are one clear line
         # now, not a pool that keeps retrying in the background
-        self._retrying("connect", lambda: psycopg.connect(self.url, **kwargs).close())
+        self._retrying("connect", lambda: self._first_connection(kwargs))
         self._pool = ConnectionPool(self.url, kwargs=kwargs, min_size=1, max_size=max(2, network.pool_size),
                                     open=False, check=ConnectionPool.check_connection, timeout=timeout_s,
                                     configure=self._read_only if self.readonly else None,
                                     reconnect_timeout=max(2.0, network.backoff_max_s), name=f"xreid {self.path}")
         self._pool.open(wait=False)
+
+    def _first_connection(self, kwargs: dict[str, Any]) -> None:
+        """Connect once; a writer on a schema of its own (``in_schema``) creates it, so it can migrate."""
+        with psycopg.connect(self.url, **kwargs) as conn:
+            named = _SEARCH_PATH.findall(" ".join(v for k, v in parse_qsl(urlsplit(self.url).query) if k == "options"))
+            if not named or self.readonly:
+                return   # a reader of a schema not created yet sees version 0: an empty store
+            try:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{named[-1]}"')   # the last -c wins, as in libpq
+            except psycopg.errors.UniqueViolation:
+                pass   # another process created it at the same moment
+            except psycopg.OperationalError:
+                raise   # the connection was lost: retried
+            except psycopg.Error as e:
+                raise StoreError(f"store {self.path}: cannot create schema {named[-1]}: {_one_line(e)}") from None
 
     @staticmethod
     def _read_only(conn: psycopg.Connection) -> None:
@@ -124,11 +147,10 @@ class PostgresStore(Store):
                 if give_up is not None and waited >= give_up:
                     raise StoreUnreachable(f"store {self.path} unreachable for {waited:.0f}s: {_one_line(e)}") \
                         from None
-                delay = min(self._net.backoff_initial_s * 2 ** min(attempt - 1, 32), self._net.backoff_max_s)
-                delay *= random.uniform(0.5, 1.5)   # a fleet that lost the server does not retry in lockstep
+                # capped doubling, +-50 % jitter: a fleet that lost the server does not retry in lockstep
                 if stop is None:
-                    time.sleep(delay)
-                elif stop.wait(delay):
+                    time.sleep(self._backoff.delay_s(attempt))
+                elif self._backoff.wait(attempt, stop):
                     raise StoreUnreachable(f"gave up {what}: shutting down while store {self.path} is unreachable") \
                         from None
                 continue
@@ -335,6 +357,22 @@ class PostgresStore(Store):
         for table in self.table_names():
             self.execute(f'VACUUM (ANALYZE) "{table}"')   # autocommit: VACUUM cannot run inside a transaction
 
+    def flush_deleted(self) -> bool:
+        """No ``secure_delete`` here: vacuum the tables so erased rows leave their pages and indexes now.
+
+        Plain ``VACUUM`` (not ``FULL``, whose exclusive lock would stall every API reader): it prunes the
+        dead row versions and their index entries now, not at autovacuum's leisure, and their space is
+        reused; it does not overwrite the freed bytes in the table files, nor the WAL segments, archives
+        and base backups that still hold them (docs/privacy.md). Runs outside a transaction (autocommit), on the writer's
+        connection when it holds the lock; a table owned by another role is skipped with a warning.
+        """
+        if self.readonly:
+            return True
+        tables = [t for t in self.table_names() if t != "meta"]
+        if tables:
+            self.execute("VACUUM " + ", ".join(f'"{t}"' for t in tables))
+        return True
+
     def close(self) -> None:
         with self._writer_mutex:
             conn, self._writer, self._writer_held = self._writer, None, False
@@ -348,6 +386,21 @@ class PostgresStore(Store):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+def in_schema(url: str, schema: str) -> str:
+    """``url`` with its sessions in ``schema`` of the same database (``search_path``, libpq ``options``).
+
+    A ``Store`` on that URL keeps its own tables and ``meta`` there, apart from the store in ``public``;
+    a writer creates the schema on first connect.
+    """
+    if not schema.replace("_", "").isalnum():
+        raise StoreError(f"schema name must be letters, digits and _, got {schema!r}")
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "options"]
+    options = " ".join(v for k, v in parse_qsl(parts.query) if k == "options")
+    query.append(("options", f"{options} -csearch_path={schema}".strip()))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), parts.fragment))
 
 
 def create_database(server_url: str, name: str) -> str:

@@ -38,6 +38,7 @@ V_IDENTITIES = 2        # identities, links, merges; the matcher's columns on tr
 V_MODALITY_EVENTS = 3   # modality_events (day/night cameras)
 V_CAMERAS = 4           # cameras (source status)
 V_CALIBRATION = 5       # calibration_scores, calibration
+V_PRIVACY = 6           # erasures, forgotten_tracks, writer_lease; tracks/modality_events.stored_at
 
 
 class SchemaTooNew(StoreError):
@@ -182,6 +183,72 @@ CREATE TABLE calibration (
 );
 """
 
+# v6: privacy (pipeline/store/erasure.py, retention.py, audit.py; docs/privacy.md). ``erasures`` is the
+# queue of forget requests and, once executed, their tombstones (what, when, who, how much; never a vector,
+# a crop or a raw track uid: a track's target is replaced by its hash). ``forgotten_tracks`` keeps those
+# hashes so an erased track's clips still in flight are dropped instead of bringing it back.
+# ``writer_lease`` tells a requester whether a live matcher will execute its request (on PostgreSQL the
+# matcher's advisory lock also keeps a second matcher out; the lease is what a requester can read).
+# ``stored_at`` (UTC epoch seconds of the last write; NULL on older rows: their footage time counts) is
+# what retention ages are measured from. Both backends run this DDL (PostgreSQL with its type words:
+# ``erasures.id`` becomes an identity column, so ``INSERT ... RETURNING id`` numbers requests on both).
+_V6_PRIVACY = """
+CREATE TABLE erasures (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL CHECK (kind IN ('identity', 'track', 'camera')),
+    target       TEXT NOT NULL,
+    before_ts    REAL,
+    requested_by TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    executed_by  TEXT,
+    claimed_at   REAL,
+    done_at      REAL,
+    n_tracks     INTEGER NOT NULL DEFAULT 0,
+    n_identities INTEGER NOT NULL DEFAULT 0,
+    n_crops      INTEGER NOT NULL DEFAULT 0,
+    n_files      INTEGER NOT NULL DEFAULT 0,
+    n_dead       INTEGER NOT NULL DEFAULT 0,
+    reason       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX erasures_status ON erasures (status, id);
+CREATE TABLE forgotten_tracks (
+    uid_hash   TEXT PRIMARY KEY,
+    erasure_id INTEGER NOT NULL,
+    ts         REAL NOT NULL
+);
+CREATE TABLE writer_lease (
+    role         TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
+ALTER TABLE tracks ADD COLUMN stored_at REAL;
+ALTER TABLE modality_events ADD COLUMN stored_at REAL;
+CREATE INDEX tracks_camera_end ON tracks (camera_id, t_end);
+"""
+
+# The query audit log (pipeline/store/audit.py) has its own migrations. With SQLite it lives in a file
+# beside the store (``<stem>.audit.sqlite``): the API appends to it on every query, and a write there must
+# never wait for the matcher's transactions nor block them (one writer per SQLite file). With PostgreSQL,
+# whose writers do not exclude each other, it is the ``xreid_audit`` schema of the store's own database
+# (its own ``meta``, so the two version numbers never mix).
+_AUDIT_LOG = """
+CREATE TABLE audit_log (
+    id           INTEGER PRIMARY KEY,
+    ts           REAL NOT NULL,
+    token_id     TEXT NOT NULL,
+    method       TEXT NOT NULL,
+    route        TEXT NOT NULL,
+    params       TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    result_count INTEGER NOT NULL,
+    client       TEXT
+);
+CREATE INDEX audit_log_ts ON audit_log (ts);
+"""
+
+AUDIT_MIGRATIONS: list[Migration] = [Migration(1, "audit_log", _AUDIT_LOG)]
+
 # Ordered, append-only. Versions must be 1, 2, 3, ... without gaps.
 MIGRATIONS: list[Migration] = [
     Migration(1, "tracks", _V1_TRACKS),
@@ -189,6 +256,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "modality_events", _V3_MODALITY_EVENTS),
     Migration(4, "cameras", _V4_CAMERAS),
     Migration(5, "calibration", _V5_CALIBRATION),
+    Migration(6, "privacy", _V6_PRIVACY),
 ]
 
 

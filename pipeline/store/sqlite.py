@@ -46,6 +46,8 @@ class SqliteStore(Store):
             else:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")
+                # deleted rows are overwritten, not left in free pages: erasure must not leave crops in the file
+                self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"cannot open store {self.path}: {e}") from None
@@ -109,6 +111,19 @@ class SqliteStore(Store):
                 yield
             finally:
                 self._conn.execute("COMMIT")
+
+    def flush_deleted(self) -> bool:
+        """Move committed changes from the WAL into the file and empty the WAL, so deleted rows (already
+        overwritten in the file by ``secure_delete``) leave no copy in the WAL either; returns False when a
+        reader's snapshot kept part of the WAL (a later call finishes the job)."""
+        if self.readonly or self.path == ":memory:":
+            return True
+        with self._lock:
+            try:
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as e:
+                raise StoreError(f"store {self.path}: {e}") from None
+            return not busy
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,9 +19,11 @@ import numpy as np
 
 from models.errors import StoreError
 from pipeline.bus.messages import MODALITIES
+from pipeline.camera.clipbuffer import TrackSpan
 from pipeline.store.base import Store, marks, where_clause
+from pipeline.store.erasure import uid_hash
 from pipeline.store.identities import find_root, members, merged_parents, resolve
-from pipeline.store.schema import V_IDENTITIES
+from pipeline.store.schema import V_IDENTITIES, V_PRIVACY
 
 _JPEG_SOI = b"\xff\xd8"
 
@@ -62,21 +65,27 @@ def upsert_track(store: Store, row: TrackRow) -> None:
     """Insert a track, or widen an existing one: its span grows, counts take the larger value.
 
     Idempotent: writing the same row twice leaves the store as after one write. The matcher's
-    columns (identity, embedding) are left untouched.
+    columns (identity, embedding) are left untouched. A track that was erased is not written again
+    (a camera may still be following the person when the erasure runs).
 
     Raises:
         StoreError: the store refused the write (read-only, disk full, ...).
     """
+    stamped = store.schema_version >= V_PRIVACY   # retention ages count from the last write
+    if stamped and store.execute("SELECT 1 FROM forgotten_tracks WHERE uid_hash = ?", (uid_hash(row.track_uid),)):
+        return
     try:
         # the stored row's columns are named by table: PostgreSQL finds a bare name ambiguous next to excluded's
         store.execute(
-            "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_frames, n_clips, thumbnail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(track_uid) DO UPDATE SET "
+            "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_frames, n_clips, thumbnail"
+            f"{', stored_at' if stamped else ''}) VALUES (?, ?, ?, ?, ?, ?, ?, ?{', ?' if stamped else ''}) "
+            "ON CONFLICT(track_uid) DO UPDATE SET "
             "t_start = min(tracks.t_start, excluded.t_start), t_end = max(tracks.t_end, excluded.t_end), "
             "n_frames = max(tracks.n_frames, excluded.n_frames), n_clips = max(tracks.n_clips, excluded.n_clips), "
-            "thumbnail = coalesce(excluded.thumbnail, tracks.thumbnail)",
+            "thumbnail = coalesce(excluded.thumbnail, tracks.thumbnail)"
+            f"{', stored_at = excluded.stored_at' if stamped else ''}",
             (row.track_uid, row.camera_id, row.modality, float(row.t_start), float(row.t_end),
-             int(row.n_frames), int(row.n_clips), row.thumbnail))
+             int(row.n_frames), int(row.n_clips), row.thumbnail, *((time.time(),) if stamped else ())))
     except StoreError as e:
         raise type(e)(f"cannot write track {row.track_uid}: {e}") from None   # keeps the kind: unreachable, ...
 
@@ -99,7 +108,7 @@ class TrackFilter:
 
 
 @dataclass(frozen=True)
-class Track:
+class Track(TrackSpan):
     """One stored track as readers see it.
 
     Attributes:
@@ -109,13 +118,6 @@ class Track:
         assigned_identity: the identity the matcher assigned when it linked the track.
     """
 
-    track_uid: str
-    camera_id: str
-    modality: str
-    t_start: float
-    t_end: float
-    n_frames: int
-    n_clips: int
     has_thumbnail: bool
     track_no: int | None
     model_id: str | None
@@ -323,26 +325,31 @@ def save_matched_tracks(store: Store, batch: Sequence[MatchedTrack]) -> None:
     for t in batch:
         if stored.get(t.track_uid, t.model_id) != t.model_id:
             raise StoreError(f"track {t.track_uid} is embedded by model {stored[t.track_uid]}, not {t.model_id}")
+    stamped = store.schema_version >= V_PRIVACY   # retention ages count from the last write
+    now = time.time()
     store.execute_many(
         "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_clips, thumbnail, track_no, "
-        "model_id, embedding, n_embedded, segments, identity_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"model_id, embedding, n_embedded, segments, identity_id{', stored_at' if stamped else ''}) "
+        f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?{',?' if stamped else ''}) "
         "ON CONFLICT(track_uid) DO UPDATE SET t_start = min(tracks.t_start, excluded.t_start), "
         "t_end = max(tracks.t_end, excluded.t_end), n_clips = max(tracks.n_clips, excluded.n_clips), "
         "thumbnail = coalesce(tracks.thumbnail, excluded.thumbnail), track_no = excluded.track_no, "
         "model_id = excluded.model_id, embedding = excluded.embedding, n_embedded = excluded.n_embedded, "
-        "segments = excluded.segments, identity_id = excluded.identity_id",
+        "segments = excluded.segments, identity_id = excluded.identity_id"
+        f"{', stored_at = excluded.stored_at' if stamped else ''}",
         [(t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.track_no,
           t.model_id, np.asarray(t.mean).astype("<f4").tobytes(), t.n_embedded, json.dumps(sorted(t.segments)),
-          t.identity_id) for t in batch])
+          t.identity_id, *((now,) if stamped else ())) for t in batch])
 
 
 def load_matched_tracks(store: Store) -> list[MatchedTrack]:
-    """Every track the matcher numbered, by number (what a restarting matcher rebuilds from)."""
+    """Every track the matcher numbered that still has its vector, by number (what a restarting matcher
+    rebuilds from; a track whose vector retention dropped stays on its identity's timeline, out of the gallery)."""
     if store.schema_version < V_IDENTITIES:
         return []
     rows = store.execute("SELECT track_uid, camera_id, modality, t_start, t_end, n_clips, thumbnail, track_no, "
                          "model_id, embedding, n_embedded, segments, identity_id FROM tracks "
-                         "WHERE track_no IS NOT NULL ORDER BY track_no")
+                         "WHERE track_no IS NOT NULL AND embedding IS NOT NULL ORDER BY track_no")
     return [MatchedTrack(str(uid), str(cam), str(mod), float(t0), float(t1), int(nc), bytes(th) if th else None,
                          int(no), str(model), _vector(emb), int(ne), tuple(json.loads(str(seg))), int(ident))
             for uid, cam, mod, t0, t1, nc, th, no, model, emb, ne, seg, ident in rows]

@@ -19,7 +19,7 @@ from pipeline.bus import GROUP_MATCHER, STREAM_CLIPS, STREAM_EMBEDDINGS, create_
 from pipeline.bus.messages import Embedding
 from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent
 from pipeline.config.settings import BusCfg, ReidCfg, XreidCfg
-from pipeline.ingest.jpeg_size import jpeg_size
+from pipeline.ingest.image_input import ImageRejected, peek_header
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
@@ -156,11 +156,14 @@ def test_a_jpeg_declaring_a_huge_image_is_refused_before_decoding(redis_server):
 
 
 @pytest.mark.parametrize(("h", "w", "progressive"), [(1, 1, False), (96, 48, False), (300, 2000, True), (50, 60, True)])
-def test_jpeg_size_reads_what_opencv_decodes(h, w, progressive):
+def test_jpeg_header_size_is_what_opencv_decodes(h, w, progressive):
     flags = [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
     ok, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8), flags)
     data = buf.tobytes()
-    assert jpeg_size(data) == (h, w) == cv2.imdecode(buf, cv2.IMREAD_COLOR).shape[:2]
-    assert jpeg_size(_declaring(data, 30000, 123)) == (30000, 123)
+    header = peek_header(data, "crop")
+    assert header.format == "JPEG" and (header.height, header.width) == (h, w) == cv2.imdecode(buf, cv2.IMREAD_COLOR).shape[:2]
+    declared = peek_header(_declaring(data, 30000, 123), "bomb")
+    assert (declared.height, declared.width) == (30000, 123)
     for broken in (b"", b"\xff\xd8", data[:20], b"\x00" + data[1:], b"\xff\xd8\xff\xd9"):
-        assert jpeg_size(broken) is None
+        with pytest.raises(ImageRejected):
+            peek_header(broken, "broken")

@@ -1,6 +1,6 @@
 """Generated config values (hypothesis): any value for any known key, from a YAML file or XREID_*.
 
-The contract (DESIGN.md, issue 19): a config either loads or fails with one ``ConfigError`` line
+The contract (docs/design.md, issue 19): a config either loads or fails with one ``ConfigError`` line
 that names the key (or its section, for checks that span fields), and the CLI turns that into
 exit 2 with one line on stderr; never a traceback, never a secret echoed. Corpus sizes are the
 ``max_examples`` below; docs/hardening.md records them with the results.

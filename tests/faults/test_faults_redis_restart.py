@@ -22,9 +22,9 @@ FAST_BUS = dict(backoff_initial_s=0.05, backoff_max_s=0.5, socket_timeout_s=2.0,
 class Producer:
     """Publishes clips through ``RedisBus`` (the camera worker's client) from a thread."""
 
-    def __init__(self, url: str, total: int) -> None:
+    def __init__(self, url: str, total: int, park_at: int = 15) -> None:
         self.bus = create_bus(url, BusCfg(**FAST_BUS))
-        self.total = total
+        self.total, self.park_at = total, park_at
         self.published: list[str] = []
         self.go = threading.Event()  # cleared: the producer parks before its next clip
         self.go.set()
@@ -33,6 +33,8 @@ class Producer:
 
     def _run(self) -> None:
         for i in range(self.total):
+            if i == self.park_at:
+                self.go.clear()   # parks itself: a fast producer cannot finish before the test holds it
             if not self.go.is_set():
                 self.parked.set()
                 self.go.wait()
@@ -69,10 +71,8 @@ def _restart_mid_run(server: RedisServer, producer: Producer, workers: list[Work
 
     Returns how many clips were published before the server went down.
     """
-    producer.thread.start()
-    wait_until(lambda: len(producer.published) >= 15, timeout=30, what="first clips published")
-    producer.go.clear()  # hold the producer so "before the outage" is well defined
-    wait_until(producer.parked.is_set, timeout=10, what="producer parked")
+    producer.thread.start()   # it parks after park_at clips, so "before the outage" is well defined
+    wait_until(producer.parked.is_set, timeout=30, what="producer parked after its first clips")
     server.stop()
     before = len(producer.published)
     producer.go.set()
@@ -90,6 +90,15 @@ def _restart_mid_run(server: RedisServer, producer: Producer, workers: list[Work
     producer.thread.join(timeout=60)
     assert len(producer.published) == producer.total and before < producer.total
     return before
+
+
+
+def _sigterm_and_wait(workers) -> None:
+    """Every worker gets SIGTERM and must drain and exit 0 (a clean stop after the fault)."""
+    for w in workers:
+        w.sigterm()
+    for w in workers:
+        assert w.wait(timeout=10) == 0
 
 
 def test_redis_restart_with_aof_loses_nothing(tmp_path):
@@ -111,10 +120,7 @@ def test_redis_restart_with_aof_loses_nothing(tmp_path):
         check = create_bus(server.url)
         assert check.pending(STREAM_CLIPS, GROUP_REID) == 0
         check.close()
-        for w in workers:
-            w.sigterm()
-        for w in workers:
-            assert w.wait(timeout=10) == 0
+        _sigterm_and_wait(workers)
     finally:
         for w in workers:
             w.stop()
@@ -140,10 +146,7 @@ def test_redis_restart_without_persistence_reports_the_loss_and_keeps_flowing(re
         assert _bus_event(matcher, "groups_recreated") >= 1
         assert "lost" in reid.output() and "restart without persistence" in reid.output()
         print(f"no-persistence restart: {len(lost)} of {len(producer.published)} clips lost (reported)")
-        for w in workers:
-            w.sigterm()
-        for w in workers:
-            assert w.wait(timeout=10) == 0
+        _sigterm_and_wait(workers)
     finally:
         for w in workers:
             w.stop()

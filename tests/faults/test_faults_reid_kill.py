@@ -69,7 +69,7 @@ def test_killed_reid_worker_entries_are_reclaimed_and_stored_exactly_once(redis_
         # fully acked entries are trimmed by the workers (bus.trim_every_s), and only those
         wait_until(lambda: bus.length(STREAM_CLIPS) == 0, timeout=10, what="acked clips trimmed")
 
-        # SIGTERM (DESIGN.md §7): finish the batch, ack, exit 0 within 10 s
+        # SIGTERM (docs/design.md §7): finish the batch, ack, exit 0 within 10 s
         for w in (rescuer, matcher):
             w.sigterm()
         for w in (rescuer, matcher):

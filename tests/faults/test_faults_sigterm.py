@@ -1,4 +1,4 @@
-"""Shutdown (DESIGN.md §7): a camera worker told to stop publishes every open track as clips first."""
+"""Shutdown (docs/design.md §7): a camera worker told to stop publishes every open track as clips first."""
 
 from __future__ import annotations
 

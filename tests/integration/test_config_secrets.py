@@ -37,7 +37,7 @@ def _one_line_error(proc: subprocess.CompletedProcess, command: str) -> str:
 
 
 def test_the_secret_fields_are_marked_in_one_place():
-    assert secret_paths(XreidCfg) == {"api.token", "bus.url", "store.url"}
+    assert secret_paths(XreidCfg) == {"api.token", "api.admin_token", "bus.url", "store.url"}
     assert secret_paths(SiteCfg) == {"redis_url"}
 
 
@@ -142,3 +142,12 @@ def test_replay_output_folder_holds_no_secret(short_clip, tmp_path):
         data = p.read_bytes()
         assert TOKEN.encode() not in data and PASSWORD.encode() not in data, p
     assert TOKEN not in proc.stdout + proc.stderr and PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_the_admin_token_is_a_literal_secret_like_the_read_token():
+    cfg = load_config(XreidCfg, env={"XREID_API__TOKEN": "reader", "XREID_API__ADMIN_TOKEN": "12345678901"})
+    assert cfg.api.admin_token.get_secret_value() == "12345678901"
+    assert "12345678901" not in repr(cfg) and "12345678901" not in str(to_dict(cfg))
+    with pytest.raises(ConfigError) as e:
+        load_config(XreidCfg, env={"XREID_API__TOKEN": "same-secret", "XREID_API__ADMIN_TOKEN": "same-secret"})
+    assert "admin_token must differ" in str(e.value) and "same-secret" not in str(e.value)

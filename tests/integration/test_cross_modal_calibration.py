@@ -12,14 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.errors import ConfigError
 from pipeline.api import create_app
-from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
+from pipeline.bus import MemoryBus
 from pipeline.config.loader import load_config
 from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds, XreidCfg
 from pipeline.matcher.calibration import IMPOSTOR, cohort_threshold, robust_location
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store.base import Store
-from tests.support.matcher_helpers import emb, unit
+from tests.support.matcher_helpers import drain_matcher, emb, unit
 from workers.cli import main
 from workers.lifecycle import Shutdown
 from workers.matcher import MatcherWorker
@@ -147,11 +147,7 @@ def test_cohort_scores_persist_and_show_in_the_cli_api_and_metrics(tmp_path, cap
     cfg = MatcherCfg(min_clips=1, min_gap=0.0, calibration=CFG)
     embs, _, _ = _site(np.random.default_rng(5))
     with Store(tmp_path / "x.sqlite") as store:
-        bus = MemoryBus()
-        stage = MatcherStage(bus, store, Matcher(cfg))
-        for e in embs:
-            bus.publish(STREAM_EMBEDDINGS, e.to_bytes())
-        stage.drain()
+        stage = drain_matcher(store, cfg, embs)
         before = _rgb_ir(stage.matcher)
         [(n,)] = store.execute("SELECT count(*) FROM calibration_scores WHERE pair = 'rgb_ir' AND kind = 'impostor'")
         assert n == before.n_impostor >= CFG.min_cohort

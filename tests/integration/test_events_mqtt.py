@@ -7,13 +7,14 @@ import threading
 import time
 
 from pipeline.events import Event, EventHub, EventsCfg, MqttSink, create_hub
-from pipeline.events.sink import Backoff
+from pipeline.events.sink import publisher_backoff
+from pipeline.runtime.backoff import Backoff
 from tests.support.events import PAYLOADS, MosquittoBroker, MqttCollector, track_event
 from tests.support.services import free_port, wait_until
 
 
 def fast_backoff() -> Backoff:
-    return Backoff(0.05, 0.3)
+    return publisher_backoff(0.05, 0.3)
 
 
 def test_events_arrive_on_their_topics_as_json(mosquitto):

@@ -7,8 +7,9 @@ import socket
 import time
 
 from pipeline.events import Event, EventHub, WebhookSink, sign, verify_signature
-from pipeline.events.sink import Backoff
+from pipeline.events.sink import publisher_backoff
 from pipeline.events.webhook import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER
+from pipeline.runtime.backoff import Backoff
 from tests.support.events import PAYLOADS, WebhookReceiver, track_event
 from tests.support.services import free_port, wait_until
 
@@ -16,7 +17,7 @@ SECRET = "shared-secret-0123456789"
 
 
 def fast_backoff() -> Backoff:
-    return Backoff(0.02, 0.1)
+    return publisher_backoff(0.02, 0.1)
 
 
 def accounted(sink: WebhookSink) -> int:
@@ -88,7 +89,7 @@ def test_client_errors_fail_at_once_and_persistent_errors_give_up():
 
 def test_dead_endpoint_never_blocks_the_caller_and_counts_drops():
     sink = WebhookSink(f"http://127.0.0.1:{free_port()}/hook", SECRET, outbox_size=3, max_attempts=3,
-                       backoff=Backoff(0.2, 0.4))
+                       backoff=publisher_backoff(0.2, 0.4))
     hub = EventHub([sink], site="lobby")
     try:
         t0 = time.perf_counter()

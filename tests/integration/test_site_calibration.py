@@ -18,7 +18,7 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store.base import Store
 from pipeline.store.calibration import list_thresholds
-from tests.support.matcher_helpers import emb, unit
+from tests.support.matcher_helpers import drain_matcher, emb, unit
 from workers.cli import main
 
 DIM = 32
@@ -129,11 +129,7 @@ def test_evidence_and_thresholds_persist_and_a_restart_recomputes_the_same(tmp_p
     cfg = MatcherCfg(calibration=SMALL)
     embs = list(_crowd(np.random.default_rng(2)))
     with Store(tmp_path / "x.sqlite") as store:
-        bus = MemoryBus()
-        stage = MatcherStage(bus, store, Matcher(cfg))
-        for e in embs:
-            bus.publish(STREAM_EMBEDDINGS, e.to_bytes())
-        stage.drain()
+        stage = drain_matcher(store, cfg, embs)
         stored = list_thresholds(store)
         assert [(r["pair"], r["source"]) for r in stored][0] == ("rgb_rgb", "auto")
         before = stage.matcher.calibrator.recompute("test@0")   # what all the evidence gives now

@@ -8,7 +8,8 @@ import pytest
 
 from pipeline.store.base import Store
 from pipeline.store.copy import copy_store
-from pipeline.store.identities import LinkRow, add_identity, add_links
+from pipeline.store.erasure import Selector, add_request
+from pipeline.store.identities import Link, add_identity, add_links
 from pipeline.store.schema import MIGRATIONS, V_MODALITY_EVENTS
 from pipeline.store.tracks import TrackRow, upsert_track
 from tests.support.api_helpers import populate
@@ -28,6 +29,7 @@ def test_a_store_goes_to_postgresql_and_back_unchanged(tmp_path, pg_url):
         add_identity(store, 900, "test@0", 1.0)
         add_identity(store, 800, "test@0", 2.0)
         store.execute("UPDATE identities SET merged_into = 900 WHERE id = 800")
+        add_request(store, Selector("track", world.track_uids[0]), "test", 3.0)   # v6: a queued erasure
     before = _contents(src)
     assert world.merged and len(before["links"]) >= len(world.track_uids)
 
@@ -38,10 +40,12 @@ def test_a_store_goes_to_postgresql_and_back_unchanged(tmp_path, pg_url):
 
     with Store(pg_url) as store:   # the copied ids are behind the sequences: new rows get fresh ids
         n_links = len(before["links"])
-        add_links(store, [LinkRow("c-new", 1, "update", 800, None, None, None, None, "test", 5.0)])
+        add_links(store, "c-new", [Link(1, "update", 800, None, None, None, None, "test", 5.0)])
         ids = [r[0] for r in store.execute("SELECT id FROM links ORDER BY id")]
         assert len(set(ids)) == n_links + 1 and ids[-1] > max(r[0] for r in before["links"])
         store.execute("DELETE FROM links WHERE clip_id = 'c-new'")
+        assert add_request(store, Selector("identity", "1"), "test", 4.0) == 2   # past the copied request
+        store.execute("DELETE FROM erasures WHERE id = 2")
 
     back = str(tmp_path / "back.sqlite")
     copy_store(pg_url, back)

@@ -95,11 +95,14 @@ def test_api_replicas_read_consistent_pages_while_the_writer_commits(pg_url):
 
     def read(k: int) -> None:
         client = replicas[k]
-        while not done.is_set() or len(seen[k]) < 3:
+        while True:
+            finished = done.is_set()   # read before the request: its page then holds every commit
             page = client.get("/tracks", params={"limit": 500}).json()
             if len(page["items"]) != page["total"] or page["total"] % BATCH:
                 problems.append(f"replica {k}: {len(page['items'])} items, total {page['total']}")
             seen[k].append(page["total"])
+            if finished and len(seen[k]) >= 3:
+                break
 
     threads = [threading.Thread(target=write)] + [threading.Thread(target=read, args=(k,)) for k in range(2)]
     for c in replicas:

@@ -28,20 +28,10 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.store.base import Store
 from pipeline.store.identities import resolve
 from pipeline.store.tracks import TrackRow, upsert_track
+from tests.support.matcher_helpers import view
 
-DIM = 16
 TEST_MODEL = "test@0"
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z: epoch seconds of the test footage
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return (np.asarray(v, np.float64) / np.linalg.norm(v)).astype(np.float32)
-
-
-def view(person: int, cos: float, axis: int) -> np.ndarray:
-    """A vector at cosine ``cos`` from person ``person``'s axis, leaning towards ``axis``."""
-    eye = np.eye(DIM, dtype=np.float32)
-    return unit(cos * eye[person] + np.sqrt(1 - cos ** 2) * eye[axis])
 
 
 def crop_jpeg(color: tuple[int, int, int], modality: str = "rgb", hw: tuple[int, int] = (128, 64)) -> bytes:

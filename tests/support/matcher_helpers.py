@@ -27,3 +27,17 @@ def emb(camera: str, uid: str, vec: np.ndarray, t0: float, t1: float, modality: 
         model: str = "test@0") -> Embedding:
     return Embedding(make_clip_id(camera, uid, segment), camera, modality, uid, segment, float(t0), float(t1),
                      unit(vec), model)
+
+
+def drain_matcher(store, cfg, embs):
+    """A matcher stage over ``store`` that has taken every embedding of ``embs`` through an in-memory bus."""
+    from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
+    from pipeline.matcher.matcher import Matcher
+    from pipeline.matcher.stage import MatcherStage
+
+    bus = MemoryBus()
+    stage = MatcherStage(bus, store, Matcher(cfg))
+    for e in embs:
+        bus.publish(STREAM_EMBEDDINGS, e.to_bytes())
+    stage.drain()
+    return stage

@@ -46,8 +46,7 @@ def _scene() -> list:
 
 
 def _labelled(embs) -> list[LabelledTrack]:
-    return [LabelledTrack(e.model_id, e.camera_id, e.track_uid, e.modality, e.t_start, e.t_end, e.vector,
-                          e.track_uid.split("-")[0]) for e in embs]
+    return [LabelledTrack(e, e.track_uid.split("-")[0]) for e in embs]
 
 
 def test_pairwise_f1_counts_pairs():

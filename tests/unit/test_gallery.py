@@ -5,18 +5,14 @@ import pytest
 
 from models.errors import ContractError
 from pipeline.config.settings import GalleryCfg
-from pipeline.matcher.gallery import Gallery
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+from pipeline.matcher.gallery import Gallery, l2_normalise
 
 
 def _clustered(n_ids: int, views: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    centres = _unit(rng.standard_normal((n_ids, dim)))
+    centres = l2_normalise(rng.standard_normal((n_ids, dim)))
     ids = np.repeat(np.arange(n_ids), views)
-    return _unit(centres[ids] + 0.3 * _unit(rng.standard_normal((len(ids), dim)))), ids
+    return l2_normalise(centres[ids] + 0.3 * l2_normalise(rng.standard_normal((len(ids), dim)))), ids
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
@@ -83,3 +79,11 @@ def test_ivf_gallery_grown_one_track_at_a_time_retrains_its_cells():
     assert nlist > 1, "trained on one vector at first, retrained once the gallery grew"
     _, keys = g.search(x[:50], 5)
     assert np.mean([set(ids[k]) == {ids[i]} for i, k in enumerate(keys)]) >= 0.95
+
+
+def test_l2_normalise_gives_unit_float32_rows_and_keeps_zero_rows():
+    rows = np.array([[3.0, 4.0], [0.0, 0.0]])
+    out = l2_normalise(rows)
+    assert out.dtype == np.float32 and np.allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+    one = l2_normalise(np.array([0.0, 2.0], np.float32))
+    assert one.shape == (2,) and np.array_equal(one, [0.0, 1.0])

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.store.audit import AUDIT_SCHEMA, AuditEntry, list_entries, open_audit, record
 from pipeline.store.base import Store
+from pipeline.store.copy import copy_store
 from pipeline.store.dialect import postgres_ddl, postgres_sql
-from pipeline.store.schema import MIGRATIONS
+from pipeline.store.schema import AUDIT_MIGRATIONS, MIGRATIONS
 
 # what SQLite's type words become on PostgreSQL; anything else is a 32-bit or otherwise narrower column
 PG_TYPES = {"bigint", "double precision", "text", "bytea"}
@@ -29,11 +31,33 @@ def test_every_sqlite_migration_has_a_postgresql_counterpart_with_the_same_table
                 Store(pg_url, migrations=steps) as pg:
             assert lite.schema_version == pg.schema_version == m.version
             assert _schema(pg) == _schema(lite), f"schemas differ at v{m.version} ({m.name})"
-    rows = Store(pg_url, readonly=True).query(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = current_schema()")
+    with Store(pg_url, readonly=True) as reader:
+        rows = reader.query("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                            "WHERE table_schema = current_schema()")
     narrow = [f"{r['table_name']}.{r['column_name']}: {r['data_type']}" for r in rows if r["data_type"] not in PG_TYPES]
     assert not narrow, f"columns PostgreSQL keeps in other types than SQLite's: {narrow}"
+
+
+def test_the_audit_log_has_the_same_table_on_both_backends_in_its_own_schema_of_the_database(tmp_path, pg_url):
+    """SQLite: ``<stem>.audit.sqlite`` beside the store; PostgreSQL: the ``xreid_audit`` schema, with its own
+    ``meta``, so the store's tables, version and ``store copy`` never see it."""
+    lite_store = tmp_path / "xreid.sqlite"
+    with Store(lite_store), Store(pg_url) as pg_store:
+        with open_audit(lite_store) as lite, open_audit(pg_url) as pg:
+            assert lite.schema_version == pg.schema_version == len(AUDIT_MIGRATIONS)
+            assert _schema(pg) == _schema(lite) == {"meta": ["key", "value"], "audit_log": [
+                "id", "ts", "token_id", "method", "route", "params", "status", "result_count", "client"]}
+            for log in (lite, pg):   # ids numbered by each backend
+                record(log, AuditEntry(1.0, "abc", "GET", "/tracks", {"camera": "c1"}, 200, 3, "10.0.0.1"))
+                record(log, AuditEntry(2.0, "abc", "GET", "/tracks", {}, 200, 0, None))
+            assert [e.as_dict() for e in list_entries(lite)[0]] == [e.as_dict() for e in list_entries(pg)[0]]
+            assert [e.id for e in list_entries(pg)[0]] == [2, 1]
+        assert "audit_log" not in pg_store.table_names() and pg_store.schema_version == len(MIGRATIONS)
+        with Store(pg_url, readonly=True) as reader:
+            where = reader.query("SELECT table_schema FROM information_schema.tables WHERE table_name = 'audit_log'")
+        assert where == [{"table_schema": AUDIT_SCHEMA}]
+    copied = copy_store(pg_url, str(tmp_path / "copy.sqlite"))
+    assert "erasures" in copied.rows and "audit_log" not in copied.rows
 
 
 def test_two_processes_migrating_one_database_at_once_both_succeed(pg_url):

@@ -116,3 +116,18 @@ def test_scene_videos_have_mot_ground_truth_with_global_ids(tmp_path):
         assert (rows[:, 4] > 0).all() and (rows[:, 5] > 0).all() and ((rows[:, 8] > 0) & (rows[:, 8] <= 1)).all()
         ids_per_cam.append(set(rows[:, 1].astype(int)))
     assert ids_per_cam[0] == ids_per_cam[1] == {1, 2}            # the same people cross both cameras
+
+
+def test_cli_size_is_height_by_width_for_scenes_and_crops(tmp_path, capsys):
+    from workers.cli import main
+
+    assert main(["synth", "--scenes", "--out", str(tmp_path / "s"), "--identities", "1", "--frames", "10",
+                 "--size", "120x160"]) == 0
+    meta = json.loads(next((tmp_path / "s").rglob("scenes.json")).read_text())
+    assert (meta["height"], meta["width"]) == (120, 160)
+    assert main(["synth", "--out", str(tmp_path / "d"), "--identities", "3", "--test-identities", "1",
+                 "--rgb-cameras", "1", "--ir-cameras", "1", "--frames", "2", "--presence", "1", "--size", "48x24"]) == 0
+    crop = next(p for p in sorted((tmp_path / "d").rglob("*")) if p.suffix in (".jpg", ".png"))
+    assert cv2.imread(str(crop)).shape[:2] == (48, 24)
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--size", "48-24"]) == 2
+    assert "--size must look like HxW" in capsys.readouterr().err

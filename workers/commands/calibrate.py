@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 labels[f"{cam}-{summary['run_id']}-{tid}"] = str(person)
         with Store(store_path, readonly=True) as store:
             tracks = load_labelled(store, labels)
-        tracks = [t for t in tracks if t.track_uid.split("-")[-2] == summary["run_id"] or t.track_uid in extra]
+        tracks = [t for t in tracks if t.obs.track_uid.split("-")[-2] == summary["run_id"] or t.obs.track_uid in extra]
         runs.append(tracks)
     fit = fit_thresholds(runs, cfg.matcher)
     th = fit.thresholds

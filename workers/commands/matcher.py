@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.matcher.stage import MatcherStage
     from pipeline.runtime.metrics import MetricsServer
     from pipeline.store.configured import open_store, store_location
-    from pipeline.store.crops import CropKeeper
     from workers.commands.reid_worker import load_worker_config
+    from workers.identity_chain import keeps_crops, privacy_duty
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
     from workers.matcher import MatcherWorker
 
@@ -42,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
     if not store.hold_writer_lock():   # PostgreSQL: a second matcher stops here with the holder named
         log.info("store %s: one matcher per file is not enforced on SQLite; run exactly one", store.path)
     bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
+    privacy = privacy_duty(cfg, store, bus, consumer)   # forget requests, retention sweeps (docs/privacy.md)
     stage = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, consumer=consumer,
                          claim_idle_ms=cfg.bus.claim_idle_ms,
-                         crops=CropKeeper.for_store(store.location, cfg.store.keep_crops, cfg.store.crops_dir))
+                         crops=privacy.eraser.crops if keeps_crops(cfg) else None, privacy=privacy,
+                         keep_thumbnails=not cfg.retention.embeddings_only)
     worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s)
     host = args.metrics_host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1")
     metrics = MetricsServer(worker.registry, worker.health, host, args.metrics_port).start()

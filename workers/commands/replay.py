@@ -115,22 +115,36 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     if getattr(args, "redis", None) is not None:
         return Replay(cfg, cameras, options, bus=deployment_bus(args.redis, cfg)).run()
     if args.no_identities:
-        return Replay(cfg, cameras, options).run()
+        from pipeline.replay.embedded import STORE_NAME
+        from workers.identity_chain import sweep_store
+
+        swept = location or str(Path(args.out) / STORE_NAME)
+        sweep_store(cfg, swept, args.out)   # retention at the start and the end of the replay
+        summary = Replay(cfg, cameras, options).run()
+        sweep_store(cfg, swept, args.out)
+        return summary
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
     prepare_out_dir(args.out)  # ... and so is an unwritable --out (Replay checks it for the other paths)
     from pipeline.bus import create_bus
     from pipeline.replay.embedded import STORE_NAME
     from pipeline.store.configured import open_store
-    from workers.identity_chain import align_clip_length, identity_stages, load_encoder, write_identities
+    from workers.identity_chain import align_clip_length, identity_stages, load_encoder, privacy_duty, write_identities
 
     encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp,
                            cfg.reid.camera_index)
     cfg = align_clip_length(cfg, encoder.seq_len)
     bus = create_bus(None, cfg.bus)  # in-process, trimming what every stage has acked
     with open_store(location or str(Path(args.out) / STORE_NAME), cfg.store) as store:
-        stages = identity_stages(cfg, encoder, bus, store, args.out)
+        privacy = privacy_duty(cfg, store, bus, f"replay-{os.getpid()}", args.out)
+        privacy.sweep.run()   # retention at the start (before the matcher loads the store) ...
+        stages = identity_stages(cfg, encoder, bus, store, privacy, args.out)
         replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=stages)
-        summary = replay.run()
+        try:
+            summary = replay.run()
+            privacy.sweep.run()   # ... and at the end, before the report is written
+        finally:
+            privacy.close()
+        summary["retention"] = privacy.sweep.totals.as_dict()
         summary["identities"] = write_identities(store, args.out, replay.run_id, stages)
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

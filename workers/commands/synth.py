@@ -20,19 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ir-cameras", type=int, default=None, help="thermal cameras (dataset 3, scenes 1)")
     p.add_argument("--tracklets-per-camera", type=int, default=1)
     p.add_argument("--frames", type=int, default=None, help="frames per tracklet (12) / per scene video (160)")
-    p.add_argument("--size", default=None, help="crop HxW (dataset, default 128x64) / frame WxH (scenes, default 480x360)")
+    p.add_argument("--size", default=None, metavar="HxW",
+                   help="height x width: crops (dataset, default 128x64) / frames (scenes, default 360x480)")
     p.add_argument("--presence", type=float, default=0.85, help="probability an identity passes a given camera")
     p.set_defaults(func=run)
 
 
-def _pair(text: str, what: str) -> tuple[int, int]:
+def _height_width(text: str) -> tuple[int, int]:
+    """``--size`` is height x width in both modes, the order of array shapes (``(H, W, 3)``)."""
     from models.errors import ConfigError
 
     try:
-        a, b = (int(v) for v in text.lower().split("x"))
+        h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--size must look like {what}, got {text!r}") from None
-    return a, b
+        raise ConfigError(f"--size must look like HxW, e.g. 128x64, got {text!r}") from None
+    return h, w
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if args.frames is not None:
             kw["num_frames"] = args.frames
         if args.size:
-            kw["width"], kw["height"] = _pair(args.size, "WxH, e.g. 480x360")
+            kw["height"], kw["width"] = _height_width(args.size)
             lo = max(32, int(kw["height"] * 0.45))
             kw["person_height"] = (lo, max(lo, int(kw["height"] * 0.64)))
         root = write_scenes(args.out, SceneCfg(**kw))
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames is not None:
         kw["frames_per_tracklet"] = args.frames
     if args.size:
-        kw["height"], kw["width"] = _pair(args.size, "HxW, e.g. 128x64")
+        kw["height"], kw["width"] = _height_width(args.size)
     cfg = SynthCfg(**kw)
     root = write_synth_vcm(args.out, cfg)
     print(f"synthetic HITSZ-VCM tree written to {root}: {cfg.num_identities} identities "

@@ -31,6 +31,7 @@ def list_identities(
         rows, total = snap.identities(TrackFilter(camera, modality, span.t_from, span.t_to), page.limit, page.offset)
         thumbs = snap.thumbnail_modalities([r["identity_id"] for r in rows])
     items = [Identity.from_row(r, thumbs.get(r["identity_id"], set())) for r in rows]
+    request.state.audit_count = len(items)
     return Page[Identity](items=items, total=total, limit=page.limit, offset=page.offset,
                           next_offset=page.next_offset(total))
 

@@ -49,6 +49,8 @@ async def search(
     cfg = request.app.state.cfg
     metrics = request.app.state.metrics
     images = [f for f in images or [] if f is not None]
+    # what was asked, for the audit log (never the images themselves)
+    request.state.audit_params = {"track_id": track_id, "modality": modality, "k": k, "n_images": len(images)}
     if bool(images) == (track_id is not None):
         raise HTTPException(422, "give either images or track_id (exactly one)")
     if track_id is not None:
@@ -116,5 +118,6 @@ def _answer(request: Request, query: np.ndarray, model_id: str, k: int, exclude:
         out.append(SearchHit(identity_id=h.identity_id, score=round(h.score, 6), track_uid=h.track_uid,
                              camera_id=h.camera_id, modality=h.modality, n_tracks=s["n_tracks"],
                              last_seen=to_iso(s["last_seen"]), thumbnails=Thumbnails(**urls)))
+    request.state.audit_count = len(out)
     return SearchResult(query=kind, n_images=n_images, track_uid=track_uid, modality=modality, model_id=model_id,
                         hits=out)

@@ -29,6 +29,7 @@ def list_tracks(
     f = TrackFilter(camera, modality, span.t_from, span.t_to, identity)
     with snapshot(request) as snap:
         rows, total = snap.tracks(f, page.limit, page.offset)
+    request.state.audit_count = len(rows)
     return Page[Track](items=[Track.from_row(r) for r in rows], total=total, limit=page.limit,
                        offset=page.offset, next_offset=page.next_offset(total))
 

@@ -82,7 +82,8 @@ function askToken() {
 // An <img> whose bytes come through api(), so the token travels with them.
 function authImg(url, cls, alt) {
   const img = h("img", { class: cls, alt: alt || "" });
-  if (!url) return h("div", { class: cls }, "none");
+  // no crop stored (embeddings-only mode, retention, or none taken): a placeholder, not a broken image
+  if (!url) return h("div", { class: `${cls} placeholder`, title: "no crop kept" }, "no crop");
   api(url)
     .then((resp) => (resp.ok ? resp.blob() : null))
     .then((blob) => {
