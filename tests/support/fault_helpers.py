@@ -101,7 +101,7 @@ def store_clip_counts(store: Path | str) -> dict[str, int]:
     """
     from pipeline.store.base import Store
 
-    with Store(str(store), readonly=True) as s:
+    with Store(str(store), readonly=True) as s, s.snapshot():   # one view: the matcher commits meanwhile
         rows = s.execute("SELECT clip_id, count(*) FROM links WHERE kind IN ('new', 'join', 'update') "
                          "GROUP BY clip_id")
         n_embedded = s.execute("SELECT coalesce(sum(n_embedded), 0) FROM tracks")[0][0]
