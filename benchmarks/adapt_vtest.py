@@ -38,8 +38,8 @@ from benchmarks.identity_vtest import LAST_FRAME, LOOKS, SPLITS, build_probe, ch
 from models.weights import DEFAULT_CHECKPOINT  # noqa: E402
 from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
 from pipeline.ingest.looks import NightNirLook, OtherRgbLook  # noqa: E402
+from pipeline.store.base import Store  # noqa: E402
 from pipeline.store.modality_events import list_switches  # noqa: E402
-from pipeline.store.sqlite import Store  # noqa: E402
 from pipeline.store.tracks import list_tracks  # noqa: E402
 
 NIGHT_FROM = 201     # camera b's first near-infrared frame

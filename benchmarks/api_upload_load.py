@@ -61,7 +61,7 @@ def main() -> int:
     blobs = [png(args.side, i) for i in range(args.images)]
     tmp = Path(tempfile.mkdtemp(prefix="xreid-upload-"))
     store = tmp / "xreid.sqlite"
-    subprocess.run([sys.executable, "-c", f"from pipeline.store.sqlite import Store; Store({str(store)!r}).close()"],
+    subprocess.run([sys.executable, "-c", f"from pipeline.store.base import Store; Store({str(store)!r}).close()"],
                    check=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -49,7 +49,7 @@ from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store import event_log
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 
 SECRET = "bench-secret-0123456789"
 TARGET_P99_S = 1.0

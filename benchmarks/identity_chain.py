@@ -50,8 +50,8 @@ from pipeline.ingest.pseudo_thermal import estimate_background  # noqa: E402
 from pipeline.matcher.identity_eval import run_labels, score_partition, score_run  # noqa: E402
 from pipeline.matcher.matcher import Matcher  # noqa: E402
 from pipeline.replay.embedded import STORE_NAME, Replay, ReplayOptions, parse_camera_spec  # noqa: E402
+from pipeline.store.base import Store  # noqa: E402
 from pipeline.store.calibration import list_thresholds  # noqa: E402
-from pipeline.store.sqlite import Store  # noqa: E402
 from pipeline.store.tracks import list_tracks  # noqa: E402
 from pipeline.tracking.mot import read_mot  # noqa: E402
 from workers.identity_chain import align_clip_length, identity_stages, load_encoder  # noqa: E402

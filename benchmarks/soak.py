@@ -38,7 +38,7 @@ from pipeline.bus import GROUP_MATCHER, GROUP_REID, STREAM_CLIPS, STREAM_EMBEDDI
 from pipeline.bus.messages import Clip  # noqa: E402
 from pipeline.bus.redis import FIELD_DATA  # noqa: E402
 from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
-from pipeline.store.sqlite import Store  # noqa: E402
+from pipeline.store.base import Store  # noqa: E402
 from pipeline.store.tracks import load_matched_tracks  # noqa: E402
 
 AUDIT_GROUP = "soak-audit"

@@ -45,3 +45,22 @@ def mosquitto(tmp_path):
     broker.start()
     yield broker
     broker.stop()
+
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database on the machine's server (``tests/support/postgres.py``), dropped after."""
+    from tests.support.postgres import create_database, drop_database
+
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """Where a store test keeps its store, once per backend: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "xreid.sqlite")
+    return request.getfixturevalue("pg_url")

@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "calibrate",
     "calibration",
     "watch",
+    "store",
     "forget",
     "audit",
     "retention",
@@ -63,6 +64,8 @@ def setup_logging(verbosity: int) -> None:
         level = getattr(logging, env_level.upper(), level)
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # the pool logs every failed reconnect of every slot; the store reports an outage itself, rate-limited
+    logging.getLogger("psycopg.pool").setLevel(max(level, logging.ERROR))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

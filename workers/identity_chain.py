@@ -58,37 +58,55 @@ def align_clip_length(cfg: Any, seq_len: int) -> Any:
     return dataclasses.replace(cfg, clips=clips)
 
 
-def crop_keeper(cfg: Any, store_path: str) -> Any:
-    """The store's crop keeper; None when no crop is kept (``store.keep_crops: 0``, ``retention.embeddings_only``)."""
+def crop_keeper(cfg: Any, location: str, out_dir: str | Path | None = None) -> Any:
+    """The store's crop keeper; None when no crop is kept (``store.keep_crops: 0``, ``retention.embeddings_only``).
+
+    Args:
+        out_dir: the replay's ``--out``: where a PostgreSQL store's crops go unless ``store.crops_dir`` is set.
+    """
     from pipeline.store.crops import CropKeeper
 
-    return None if cfg.retention.embeddings_only else CropKeeper.for_store(store_path, cfg.store.keep_crops)
+    return None if cfg.retention.embeddings_only else \
+        CropKeeper.for_store(location, cfg.store.keep_crops, cfg.store.crops_dir, out_dir)
 
 
-def privacy_duty(cfg: Any, store: Any, bus: Any, name: str) -> Any:
-    """Erasures and retention for the store's writer (``pipeline/matcher/privacy.py``)."""
+def keeps_crops(cfg: Any) -> bool:
+    """Whether the pipeline keeps crops at all (the eraser's keeper also exists to delete old ones)."""
+    return cfg.store.keep_crops > 0 and not cfg.retention.embeddings_only
+
+
+def privacy_duty(cfg: Any, store: Any, bus: Any, name: str, out_dir: str | Path | None = None) -> Any:
+    """Erasures and retention for the store's writer (``pipeline/matcher/privacy.py``).
+
+    Args:
+        out_dir: the replay's ``--out`` (its report files and, for a PostgreSQL store, its crops); None: the
+            SQLite store's folder, and no report files for a PostgreSQL store (the matcher worker writes none).
+    """
     from pipeline.matcher.forget import Eraser
     from pipeline.matcher.privacy import PrivacyDuty
     from pipeline.matcher.retention import RetentionSweep
-    from pipeline.store.crops import CropKeeper, crops_dir
+    from pipeline.store.crops import CropKeeper, crops_root
 
     # erasure reaches crops kept earlier under another setting too
-    crops = crop_keeper(cfg, store.path) or (CropKeeper(crops_dir(store.path)) if store.path != ":memory:" else None)
-    eraser = Eraser(store, crops, bus, name)
+    crops = crop_keeper(cfg, store.location, out_dir) or (
+        CropKeeper(crops_root(store.location, cfg.store.crops_dir, out_dir)) if store.location != ":memory:" else None)
+    eraser = Eraser(store, crops, bus, name, reports_dir=out_dir)
     return PrivacyDuty(eraser, RetentionSweep(eraser, cfg.retention))
 
 
-def sweep_store(cfg: Any, path: Any) -> Any:
-    """One retention sweep of the store at ``path`` (nothing when there is none yet); returns its result."""
-    from pipeline.store.sqlite import Store
+def sweep_store(cfg: Any, location: str, out_dir: str | Path | None = None) -> Any:
+    """One retention sweep of the store at ``location`` (nothing when there is no SQLite file yet); its result."""
+    from pipeline.store.base import is_postgres
+    from pipeline.store.configured import open_store
 
-    if not Path(path).is_file():
+    if not is_postgres(location) and not Path(location).is_file():
         return None
-    with Store(path) as store:
-        return privacy_duty(cfg, store, None, f"replay-{os.getpid()}").sweep.run()
+    with open_store(location, cfg.store) as store:
+        return privacy_duty(cfg, store, None, f"replay-{os.getpid()}", out_dir).sweep.run()
 
 
-def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, privacy: Any = None, hub: Any = None) -> list[Any]:
+def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, privacy: Any = None, hub: Any = None,
+                    out_dir: str | Path | None = None) -> list[Any]:
     """The re-ID, matcher and camera-report stages on ``bus``/``store``, in the order the replay must drain them.
 
     The matcher and the report sink announce their decisions as live events (the store's event log,
@@ -97,6 +115,7 @@ def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, privacy: Any =
 
     Args:
         privacy: the matcher's ``PrivacyDuty`` (erasures requested during the replay, retention).
+        out_dir: the replay's ``--out`` (a PostgreSQL store's crops go there unless ``store.crops_dir`` is set).
     """
     from pipeline.matcher.announce import Announcer
     from pipeline.matcher.matcher import Matcher
@@ -104,8 +123,8 @@ def identity_stages(cfg: Any, encoder: Any, bus: Any, store: Any, privacy: Any =
     from pipeline.matcher.status_sink import CameraStatusSink
     from pipeline.reid.stage import ReidStage
 
-    crops = privacy.eraser.crops if privacy is not None and not cfg.retention.embeddings_only \
-        else crop_keeper(cfg, store.path)   # one keeper: an erasure stops it keeping the erased tracks' clips
+    crops = privacy.eraser.crops if privacy is not None and keeps_crops(cfg) \
+        else crop_keeper(cfg, store.location, out_dir)   # one keeper: an erasure stops it keeping the erased tracks' clips
     announcer = Announcer.for_config(cfg.events, store, hub)
     matcher = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, privacy=privacy,
                            keep_thumbnails=not cfg.retention.embeddings_only, announcer=announcer)

@@ -131,13 +131,17 @@ def event_samples(hub: Any, announcer: Any) -> Iterable[Sample]:
 
 
 def run_loop(step: Callable[[], object], shutdown: Shutdown, heartbeat: Callable[[], None],
-             what: str, retry_s: float = 1.0, transient: tuple[type[Exception], ...] = (BusError,)) -> None:
+             what: str, retry_s: float = 1.0, transient: tuple[type[Exception], ...] = (BusError,),
+             fatal: tuple[type[Exception], ...] = ()) -> None:
     """Call ``step`` until ``shutdown.stop``; a ``transient`` error (Redis gone past the retry
     budget, a locked store) is logged and retried after ``retry_s`` instead of killing the worker.
-    The step that failed acked nothing, so its entries are redelivered."""
+    The step that failed acked nothing, so its entries are redelivered. A ``fatal`` error (a subclass
+    of a transient one that retrying cannot fix: refused credentials, a lost writer lock) propagates."""
     while not shutdown.stop.is_set():
         try:
             step()
+        except fatal:
+            raise
         except transient as e:
             if shutdown.abort.is_set() or shutdown.stop.is_set():
                 log.warning("%s: stopping with the bus unavailable: %s", what, e)

@@ -1,8 +1,10 @@
-"""The distributed matcher worker: ``MatcherStage`` over Redis into the SQLite store.
+"""The distributed matcher worker: ``MatcherStage`` over Redis into the store (SQLite or PostgreSQL).
 
-The matcher is the store's single writer (docs/design.md §4 Store): run exactly one per store. It
-acks an embedding only after the transaction holding its outcome has committed, so a crash
-redelivers instead of losing; redelivered clips are recognised and only acked. It announces its
+The matcher is the store's single writer (docs/design.md §4 Store): run exactly one per store (a
+PostgreSQL store enforces it with an advisory lock). It acks an embedding only after the transaction
+holding its outcome has committed, so a crash, or a database lost mid-batch, redelivers instead of
+losing; redelivered clips are recognised and only acked. While the store's database is unreachable the
+worker waits it out with backoff and reports itself degraded, not failed. It announces its
 decisions as live events (the store's event log, which the API streams, and MQTT and webhooks when
 ``events:`` configures them); a broker or endpoint that cannot be reached makes ``/health``
 degraded and never stops the matching.
@@ -21,7 +23,7 @@ from pipeline.events.hub import EventHub
 from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.runtime.metrics import Health, MetricsServer, Sample, SnapshotCollector, histogram_from_counts
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store, StoreRefused, WriterLockHeld
 from workers.lifecycle import Shutdown, StageMonitor, bus_samples, event_samples, run_loop
 
 log = logging.getLogger(__name__)
@@ -98,14 +100,20 @@ class MatcherWorker:
         yield from bus_samples(self.bus, "matcher")
         if self.stage.announcer is not None:
             yield from event_samples(self.hub, self.stage.announcer)
+        yield Sample("xreid_store_unreachable_seconds", round(self.store.unreachable_for_s(), 1), "gauge",
+                     {"worker": "matcher"}, "how long the store's database has been unreachable (0 when reachable)")
 
     def health(self) -> Health:
         """``degraded`` also while an event broker or endpoint is unreachable: matching goes on, events queue."""
         status, stale, bus = self.monitor.liveness()
+        store_down = self.store.unreachable_for_s()
+        if store_down > 0:
+            status = "degraded"   # waiting out the database: restarting would not help
         unreachable = self.hub.degraded() if self.hub is not None else []
         if unreachable and status == "ok":
             status = "degraded"
         return Health(status, {"worker": "matcher", "consumer": self.consumer, "store": self.store.path,
+                               "store_reachable": store_down == 0, "store_unreachable_s": round(store_down, 1),
                                "since_last_step_s": round(stale, 1), **bus,
                                "events_unreachable": unreachable,
                                "snapshot": self.stage.counters.snapshot()})
@@ -114,7 +122,8 @@ class MatcherWorker:
         """Match until SIGTERM; the batch in hand is committed and acked first. Returns 0."""
         log.info("matcher %s consuming %s into %s", self.consumer, STREAM_EMBEDDINGS, self.store.path)
         try:
-            run_loop(self._step, self.shutdown, self.monitor.beat, "matcher", transient=(BusError, StoreError))
+            run_loop(self._step, self.shutdown, self.monitor.beat, "matcher", transient=(BusError, StoreError),
+                     fatal=(StoreRefused, WriterLockHeld))
         finally:
             if metrics is not None:
                 metrics.stop()

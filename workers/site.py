@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import field
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -49,7 +50,7 @@ class SiteCfg(Section):
 
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")  # may carry a password: never printed in clear
     cameras: str = "configs/cameras.example.yaml"
-    store: str = "xreid-out/site/xreid.sqlite"
+    store: str = "xreid-out/site/xreid.sqlite"   # or postgresql://user@host:port/db (password: PGPASSWORD)
     reid_workers: Annotated[int, Field(ge=0, le=64)] = 1
     reid_device: str = "auto"
     checkpoint: str | None = None
@@ -67,6 +68,15 @@ class SiteCfg(Section):
             shown = redact_url(url.get_secret_value())
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {shown!r}")
         return url
+
+    @field_validator("store")
+    @classmethod
+    def _no_password_in_argv(cls, store: str) -> str:
+        # the store is passed to the matcher and the API as --store: a password there would show in ps
+        if urlsplit(store).password is not None:
+            raise ValueError(f"holds a password, which would show in `ps` as an argument of the matcher and the API: "
+                             f"put it in PGPASSWORD instead ({redact_url(store)})")
+        return store
 
     @model_validator(mode="after")
     def _drain_needs_reid(self) -> Self:

@@ -24,9 +24,9 @@ from pipeline.config.settings import MatcherCfg
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
 from pipeline.reid.camera_index import camera_key
+from pipeline.store.base import Store
 from pipeline.store.crops import CropKeeper, KeptCrop, crops_dir
 from pipeline.store.identities import reset_identities
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import assigned_identities, list_tracks, model_ids
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import numpy as np
 from models.errors import ConfigError
 from pipeline.ingest.looks import NightNirLook
 from pipeline.ingest.pseudo_thermal import PseudoThermal
+from pipeline.store.base import Store
 from pipeline.store.crops import CropKeeper, crops_dir
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import list_tracks, model_ids
 
 log = logging.getLogger(__name__)

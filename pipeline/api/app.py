@@ -1,6 +1,6 @@
 """The FastAPI application: routes, auth, limits, metrics and the dashboard, wired in one place.
 
-``create_app`` takes everything it needs as arguments (config section, store path, an optional
+``create_app`` takes everything it needs as arguments (config section, store location, an optional
 encoder) so tests, ``xreid serve`` and the distributed API container build the same app.
 Middleware order, outermost first: metrics (so refusals are counted) → CORS (only when origins
 are configured) → bearer auth (before routing: unknown paths get 401 too) → audit trail (every
@@ -20,7 +20,7 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from pipeline.api.audit import AuditTrail
+from pipeline.api.audit import AuditLog, AuditTrail
 from pipeline.api.auth import BearerAuth
 from pipeline.api.event_tail import EventTail
 from pipeline.api.limits import BodyLimit, DecodeGate
@@ -31,11 +31,12 @@ from pipeline.api.search import SearchIndex
 from pipeline.config.events import EventsCfg
 from pipeline.config.settings import ApiCfg, GalleryCfg
 from pipeline.events.hub import create_sse
+from pipeline.store.base import NetworkOptions
 
 log = logging.getLogger(__name__)
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # multipart boundaries and small fields on top of the images
-CORS_METHODS = [m.value for m in (HTTPMethod.GET, HTTPMethod.POST, HTTPMethod.DELETE)]   # DELETE: erasure, watchlists
+CORS_METHODS = (HTTPMethod.GET, HTTPMethod.POST, HTTPMethod.DELETE)  # DELETE: the admin's erasure routes, watchlists
 
 
 class QueryEncoder(Protocol):
@@ -47,19 +48,23 @@ class QueryEncoder(Protocol):
 
 
 def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None = None,
-               gallery: GalleryCfg | None = None, events_cfg: EventsCfg | None = None) -> FastAPI:
-    """Build the API over the store file at ``store_path``.
+               gallery: GalleryCfg | None = None, events_cfg: EventsCfg | None = None,
+               network: NetworkOptions | None = None) -> FastAPI:
+    """Build the API over the store at ``store_path``.
 
     Args:
         cfg: the ``api`` config section (token, admin token, limits, CORS).
-        store_path: SQLite store the replay or matcher writes; it may not exist yet.
+        store_path: the SQLite file or ``postgresql://`` URL the replay or matcher writes; it may not exist yet.
         encoder: encodes uploaded images for ``/search`` and watchlist entries; ``None`` limits search to
             track ids and watchlists to identities.
         gallery: faiss index settings of the search galleries (the matcher's, ideally).
         events_cfg: the ``events`` section (SSE buffers, how often the store's event log is read).
+        network: pool size and backoff of a PostgreSQL store.
     """
     events_cfg = events_cfg or EventsCfg()
     sse = create_sse(events_cfg)
+    reader = StoreReader(store_path, network=network)
+    audit_log = AuditLog(store_path, reader.network)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +76,8 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
         finally:
             tail.stop()
             sse.close()
+            reader.close()   # a PostgreSQL store's pools
+            audit_log.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -82,9 +89,9 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
         docs_url="/docs",
         redoc_url=None,
     )
-    reader = StoreReader(store_path)
     app.state.cfg = cfg
     app.state.reader = reader
+    app.state.audit_log = audit_log
     app.state.encoder = encoder
     app.state.search_index = SearchIndex(gallery)
     app.state.decode_gate = DecodeGate(cfg.max_concurrent_decodes, cfg.decode_wait_s)
@@ -98,15 +105,15 @@ def create_app(cfg: ApiCfg, store_path: str | Path, encoder: QueryEncoder | None
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(BodyLimit, max_bytes=cfg.max_upload_files * cfg.max_upload_bytes + FORM_OVERHEAD_BYTES)
-    app.add_middleware(AuditTrail, store_path=reader.path, public_paths=dashboard.public_paths(),
+    app.add_middleware(AuditTrail, audit_log=audit_log, public_paths=dashboard.public_paths(),
                        on_failure=metrics.audit_failures.inc)
     if cfg.token is not None:
         admin = cfg.admin_token.get_secret_value() if cfg.admin_token is not None else None
         app.add_middleware(BearerAuth, token=cfg.token.get_secret_value(), public_paths=dashboard.public_paths(),
                            on_failure=metrics.auth_failures.inc, admin_token=admin)
     if cfg.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=CORS_METHODS,
-                           allow_headers=["authorization", "content-type"])
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins),
+                           allow_methods=[m.value for m in CORS_METHODS], allow_headers=["authorization", "content-type"])
     app.add_middleware(RequestMetrics, metrics=metrics)
     log.info("api over store %s (auth %s, search model %s)", reader.path, "on" if cfg.token is not None else "off",
              encoder.model_id if encoder is not None else "none")

@@ -1,8 +1,8 @@
 """The API's read view of the store: one read-only snapshot per request, rows shaped for the responses.
 
-The API never writes. Every request opens its own read-only ``Store`` and reads inside one
-snapshot, so a page and its total come from the same WAL state while the matcher keeps
-committing. The API may start before the writer has created or migrated the file: the store's
+The API never writes. Every request reads inside one read-only snapshot (its own ``Store`` on a
+SQLite file; a pooled connection of a PostgreSQL store), so a page and its total come from the
+same state while the matcher keeps committing; several API replicas can read one PostgreSQL store. The API may start before the writer has created or migrated the file: the store's
 readers answer by schema version, so identity routes simply find nothing in a store that has no
 identities yet. The SQL lives in ``pipeline/store/``; this module only shapes its rows as dicts.
 """
@@ -10,8 +10,10 @@ identities yet. The SQL lives in ``pipeline/store/``; this module only shapes it
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,9 @@ import numpy as np
 
 from models.errors import StoreError
 from pipeline.store import cameras, identities, modality_events, summaries, tracks
+from pipeline.store.base import NetworkOptions, Store, describe, is_postgres
 from pipeline.store.calibration import list_thresholds
-from pipeline.store.schema import V_TRACKS, SchemaTooNew
-from pipeline.store.sqlite import Store
+from pipeline.store.schema import V_TRACKS, SchemaTooNew, check_schema_version
 from pipeline.store.tracks import Track, TrackFilter
 
 log = logging.getLogger(__name__)
@@ -35,16 +37,25 @@ class StoreTooNew(StoreUnavailable):
 
 
 class StoreReader:
-    """Opens read-only snapshots of the store at ``path``.
+    """Opens read-only snapshots of the store at ``location``.
+
+    A SQLite file is opened per request (cheap, and a file that appears later is found). A PostgreSQL
+    store is opened once, lazily, and its pool serves every request; while the database is unreachable
+    a request fails at once (503) instead of queueing, and the pool reconnects in the background.
 
     Args:
-        path: the SQLite file the writer (replay or matcher) maintains.
-        timeout_s: how long a read waits on a lock (WAL readers rarely wait at all).
+        location: the SQLite file or ``postgresql://`` URL the writer (replay or matcher) maintains.
+        timeout_s: how long a read waits on a lock (WAL readers rarely wait at all) or for a connection.
+        network: pool size and backoff of a PostgreSQL store (``give_up_s`` is forced to 0: answer now).
     """
 
-    def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
-        self.path = Path(path)
+    def __init__(self, location: str | Path, timeout_s: float = 5.0, network: NetworkOptions | None = None) -> None:
+        self.location = str(location)
+        self.path = describe(location)
         self.timeout_s = timeout_s
+        self.network = replace(network or NetworkOptions(), give_up_s=0.0)
+        self._shared: Store | None = None
+        self._lock = threading.Lock()
 
     def check_schema(self) -> None:
         """Refuse a store from a newer build; a missing or unreadable one may still appear (the
@@ -61,28 +72,53 @@ class StoreReader:
         except StoreUnavailable:
             return
 
-    @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """A consistent read view; raises ``StoreUnavailable`` when the store cannot be read."""
-        if not self.path.is_file():
-            raise StoreUnavailable(f"store {self.path} does not exist yet (has the replay or matcher run?)")
+    def _open(self) -> Store:
         try:
-            store = Store(self.path, readonly=True, timeout_s=self.timeout_s)
+            return Store(self.location, readonly=True, timeout_s=self.timeout_s, network=self.network)
         except SchemaTooNew as e:
             raise StoreTooNew(str(e)) from None
         except StoreError as e:
             raise StoreUnavailable(str(e)) from None
+
+    def _network_store(self) -> Store:
+        with self._lock:
+            if self._shared is None:
+                self._shared = self._open()
+            return self._shared
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A consistent read view; raises ``StoreUnavailable`` when the store cannot be read."""
+        shared = is_postgres(self.location)
+        if shared:
+            store = self._network_store()
+        elif not Path(self.location).is_file():
+            raise StoreUnavailable(f"store {self.path} does not exist yet (has the replay or matcher run?)")
+        else:
+            store = self._open()
         try:
             with store.snapshot():
                 if store.schema_version < V_TRACKS:
                     raise StoreUnavailable("the store has no tracks table yet (schema not created)")
+                try:
+                    check_schema_version(store.path, store.schema_version, store.latest_version)
+                except SchemaTooNew as e:   # migrated by a newer writer while this server ran
+                    raise StoreTooNew(str(e)) from None
                 yield Snapshot(store)
         except StoreUnavailable:
             raise
         except StoreError as e:
             raise StoreUnavailable(f"cannot read store {self.path}: {e}") from None
         finally:
-            store.close()
+            if not shared:
+                store.close()
+
+    def close(self) -> None:
+        """Close a PostgreSQL store's pool (at server shutdown)."""
+        with self._lock:
+            if self._shared is not None:
+                self._shared.close()
+                self._shared = None
 
 
 class Snapshot:

@@ -215,7 +215,7 @@ class ApiCfg(Section):
     token: SecretStr | None = None           # from XREID_API__TOKEN, taken literally
     admin_token: SecretStr | None = None     # erasure and the audit log (DELETE routes, GET /audit); from
                                              # XREID_API__ADMIN_TOKEN; None: those routes answer 403
-    store_path: str | None = None            # None: the store section's path
+    store_path: str | None = None            # None: the store section's url, else its path
     checkpoint: str | None = None            # re-ID checkpoint for image search; None: the committed tiny model
     max_upload_bytes: PosInt = 8 * 1024 * 1024  # per uploaded image
     max_upload_files: PosInt = 8             # images per search request
@@ -360,10 +360,43 @@ class CameraCfg(Section):
 
 @config_dataclass
 class StoreCfg(Section):
-    """Where the track store lives, and how many crops per track it keeps beside it."""
+    """Where the track store lives, how a PostgreSQL store connects, and how many crops per track are kept.
 
-    path: str = "xreid-out/xreid.sqlite"
+    The store is a SQLite file (``path``, the embedded default) or, for deployments on several nodes,
+    a PostgreSQL database: ``url`` (``XREID_STORE__URL``) takes a path or a
+    ``postgresql://user@host:port/db`` URL and wins over ``path``. Give the password through
+    ``PGPASSWORD`` (or inside ``XREID_STORE__URL``), never on a command line (docs/store.md).
+    """
+
+    path: str = "xreid-out/xreid.sqlite"   # the embedded SQLite store, used while url is unset
+    url: SecretStr | None = None           # a path or postgresql://user@host:port/db (wins over path)
     keep_crops: NonNegInt = 16   # crops kept per track beside the store for `xreid adapt` / `reembed` (0: none)
+    crops_dir: str | None = None  # where crops go; None: <stem>.crops beside a SQLite file, xreid-out/<db>.crops
+                                  # for PostgreSQL (the replay: <--out>/<db>.crops)
+    pool_size: Annotated[int, Field(ge=2)] = 4  # PostgreSQL: connections per process (API threads read in parallel)
+    connect_timeout_s: Annotated[float, Field(ge=2)] = 5.0  # PostgreSQL: per connection attempt / pool checkout
+    backoff_initial_s: PosFloat = 0.1  # PostgreSQL unreachable: retry delays double up to backoff_max_s (jitter)
+    backoff_max_s: PosFloat = 5.0
+    retry_timeout_s: NonNegFloat = 0.0  # give up an operation after this long unreachable; 0 = never (the
+                                        # query CLI gives up after 10 s then)
+
+    @field_validator("url")
+    @classmethod
+    def _path_or_postgres(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is None:
+            return None
+        text = url.get_secret_value().strip()
+        if text.lower() in _EMPTY_TOKENS:
+            raise ValueError("is set but empty (blank, or a YAML null spelling such as null or ~); unset it to use "
+                             "store.path")
+        if "://" in text and not text.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"must be a file path or a postgresql:// URL, got a {text.split('://')[0]}:// URL")
+        return url
+
+    @property
+    def location(self) -> str:
+        """The store to open: ``url`` when set, else ``path``."""
+        return self.url.get_secret_value() if self.url is not None else self.path
 
 
 @config_dataclass

@@ -35,7 +35,7 @@ from pipeline.ingest.daynight import ModalitySwitch
 from pipeline.matcher.matcher import Matcher, Outcome, TrackState
 from pipeline.matcher.watchlist import WatchHit, Watchlist
 from pipeline.store import event_log
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.watchlists import add_hits
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from models.errors import ConfigError
 from pipeline.bus.messages import Embedding, make_clip_id
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher.matcher import Matcher
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.tracks import load_matched_tracks
 from pipeline.tracking.mot import read_mot
 

@@ -33,10 +33,10 @@ from pipeline.bus import STREAM_CLIPS, STREAM_EMBEDDINGS, Bus
 from pipeline.bus.messages import payload_owner
 from pipeline.camera.status import STREAM_CAMERA_STATUS
 from pipeline.store import erasure
+from pipeline.store.base import Store
 from pipeline.store.crops import CropKeeper
 from pipeline.store.erasure import Counts, Erasure, Selector, TrackRef
 from pipeline.store.outputs import scrub_outputs
-from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,21 @@ class Eraser:
         crops: the store's crop keeper (None: no crops are kept, or the store lives in memory).
         bus: where dead letters of the erased tracks are looked for (None: not reachable from here).
         name: who executes (``matcher-host-123``, ``cli:alice``), recorded in the tombstone.
+        reports_dir: the folder of a replay's report files (``tracks.jsonl``, ``identities.json``, contact
+            sheets); None: the SQLite store's own folder, where a replay writes them. A PostgreSQL store has
+            no folder: its reports are cleaned only where a folder is given (the replay's ``--out``).
         clock: UTC epoch seconds (tests inject one).
     """
 
     def __init__(self, store: Store, crops: CropKeeper | None, bus: Bus | None, name: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 reports_dir: str | Path | None = None, clock: Callable[[], float] = time.time) -> None:
         self.store, self.crops, self.bus, self.name, self.clock = store, crops, bus, name, clock
-        self.folder = Path(store.path).parent if store.path != ":memory:" else None
+        if reports_dir is not None:
+            self.folder: Path | None = Path(reports_dir)
+        elif store.dialect == "sqlite" and store.location != ":memory:":
+            self.folder = Path(store.location).parent
+        else:
+            self.folder = None
 
     def remove(self, refs: Sequence[TrackRef], erased: bool,
                then: Callable[[Counts], None] | None = None) -> Counts:
@@ -153,13 +161,15 @@ class ForgetOutcome:
         return {"state": self.state, **self.erasure.as_dict()}
 
 
-def request_forget(store: Store, sel: Selector, requested_by: str, make_eraser: Callable[[], Eraser],
+def request_forget(store: Store, sel: Selector, requested_by: str, make_eraser: Callable[[], Eraser] | None,
                    wait_s: float = 30.0, clock: Callable[[], float] = time.time, poll_s: float = 0.1) -> ForgetOutcome:
     """Forget what ``sel`` names: queue the request, then let the live matcher run it or run it here.
 
     Args:
         store: a writable store (the requester writes the request row).
-        make_eraser: builds the executor used when no matcher is live.
+        make_eraser: builds the executor used when no matcher is live; None: this process cannot reach what
+            the matcher keeps (the API of a PostgreSQL store, on another machine than the matcher's crops), so
+            the request waits in the queue for a matcher (``pending`` at once when none is live).
         wait_s: how long to wait for a live matcher to finish it.
 
     Raises:
@@ -172,12 +182,15 @@ def request_forget(store: Store, sel: Selector, requested_by: str, make_eraser: 
             return ForgetOutcome("already", tomb)
         raise UnknownTarget(f"no {sel.describe()} in store {store.path}")
     eid = erasure.add_request(store, sel, requested_by, clock())
-    if erasure.live_holder(store, MATCHER_ROLE, clock(), LEASE_S) is None:
-        eraser = make_eraser()
-        if erasure.claim(store, eid, eraser.name, clock(), STALE_CLAIM_S):
-            done = eraser.execute(erasure.get_erasure(store, eid))  # type: ignore[arg-type]
-            return ForgetOutcome(done.status, done)
     deadline = time.monotonic() + wait_s
+    if erasure.live_holder(store, MATCHER_ROLE, clock(), LEASE_S) is None:
+        if make_eraser is None:
+            deadline = time.monotonic()   # nobody will run it before a matcher starts: say so now
+        else:
+            eraser = make_eraser()
+            if erasure.claim(store, eid, eraser.name, clock(), STALE_CLAIM_S):
+                done = eraser.execute(erasure.get_erasure(store, eid))  # type: ignore[arg-type]
+                return ForgetOutcome(done.status, done)
     while True:
         e = erasure.get_erasure(store, eid)
         assert e is not None

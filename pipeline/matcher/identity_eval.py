@@ -20,7 +20,7 @@ from itertools import combinations
 from pathlib import Path
 
 from pipeline.matcher.calibrate import label_tracks
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.tracks import list_tracks
 
 

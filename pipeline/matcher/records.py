@@ -15,8 +15,8 @@ from models.errors import StoreError
 from pipeline.matcher.matcher import Matcher, Outcome, TrackState
 from pipeline.matcher.unionfind import Merge
 from pipeline.store import calibration, erasure, identities, tracks
+from pipeline.store.base import Store
 from pipeline.store.schema import V_CALIBRATION, V_IDENTITIES, V_PRIVACY
-from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
         raise StoreError(f"store {store.path} is at schema v{store.schema_version}; the matcher needs v2")
     calibrated = store.schema_version >= V_CALIBRATION
     with store.transaction():
+        matched: list[tracks.MatchedTrack] = []   # written after the loop, in one statement per batch
         for out in outcomes:
             if calibrated:
                 calibration.add_evidence(store, out.evidence)
@@ -47,12 +48,13 @@ def save(store: Store, outcomes: Sequence[Outcome], keep_samples: int | None = N
             t = out.track
             if out.new_identity is not None:
                 identities.add_identity(store, out.new_identity, t.model_id, t.t_end)
-            tracks.save_matched_track(store, tracks.MatchedTrack(
+            matched.append(tracks.MatchedTrack(
                 t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.key,
                 t.model_id, t.mean, t.n_clips, tuple(sorted(t.segments)), t.identity))
             identities.add_links(store, out.clip_id, out.links)
             for m in out.merges:
                 identities.add_merge(store, identities.MergeRow(m.winner, m.loser, m.evidence_track, m.score, m.ts))
+        tracks.save_matched_tracks(store, matched)   # after the identities they name (foreign keys)
         if also is not None:
             also(store)
 

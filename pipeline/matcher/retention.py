@@ -14,7 +14,8 @@ demand. One sweep, in this order (``retention`` section, per camera where the da
   event was logged; the log has no camera column, so the shortest ``events`` horizon applies);
 * ``watchlists``: watchlist entries created, and watchlist hits recorded, before their horizon (the
   hits of expired tracks already went with them);
-* ``audit``: the query log (``<stem>.audit.sqlite``), erasure tombstones, forgotten-track hashes;
+* ``audit``: the query log (``<stem>.audit.sqlite``, or a PostgreSQL store's ``xreid_audit`` schema),
+  erasure tombstones, forgotten-track hashes;
 * the bus: ``xreid:clips`` past the crop horizon, ``xreid:embeddings`` past the embedding horizon,
   ``xreid:camera-status`` past the event horizon, every dead-letter stream past ``dead_letters``
   (``XTRIM MINID``). A stream has no camera, so the shortest horizon of the kind applies.
@@ -34,7 +35,7 @@ from pipeline.camera.status import STREAM_CAMERA_STATUS
 from pipeline.config.settings import RetentionCfg
 from pipeline.matcher.forget import Eraser
 from pipeline.store import event_log, retention, watchlists
-from pipeline.store.audit import audit_path, delete_before, open_audit
+from pipeline.store.audit import audit_exists, delete_before, open_audit
 from pipeline.store.erasure import TrackRef
 from pipeline.store.identities import find_root, merged_parents
 from pipeline.store.outputs import scrub_outputs
@@ -120,8 +121,8 @@ class RetentionSweep:
                     watchlists.delete_hits_older_than(self.store, cut)
             if self.cfg.audit is not None:
                 out.audit = retention.delete_tombstones(self.store, now - self.cfg.audit)
-        if self.cfg.audit is not None and self.eraser.folder is not None and audit_path(self.store.path).is_file():
-            with open_audit(self.store.path) as log_store:
+        if self.cfg.audit is not None and self.store.location != ":memory:" and audit_exists(self.store.location):
+            with open_audit(self.store.location) as log_store:
                 out.audit += delete_before(log_store, now - self.cfg.audit)
         if self.eraser.bus is not None:
             self._bus(out, self.eraser.bus, now)

@@ -5,7 +5,8 @@ worker (over ``RedisBus``) unchanged. One ``step`` handles one batch: claim stal
 new ones, decode, match each in order, write every outcome in one transaction, then ack. A
 malformed embedding is dead-lettered with its reason and never stops the loop; a failed store
 write leaves the batch pending (redelivered later) and reloads the matcher from the store so
-memory never runs ahead of what is durable. Redelivery is idempotent: a clip already folded
+memory never runs ahead of what is durable (a rebuild that fails too, the database being down, is
+retried before the next batch). Redelivery is idempotent: a clip already folded
 into its track is recognised by its segment and only acked. With an ``Announcer`` the batch's
 events are logged in the same transaction and published once it has committed
 (``pipeline/matcher/announce.py``); a redelivered clip announces nothing again.
@@ -28,8 +29,8 @@ from pipeline.matcher.privacy import PrivacyDuty
 from pipeline.runtime.counters import StageCounters
 from pipeline.runtime.stage_loop import StageLoop
 from pipeline.store import erasure
+from pipeline.store.base import Store
 from pipeline.store.crops import CropKeeper
-from pipeline.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class MatcherStage(StageLoop):
 
     Args:
         bus: the message bus (memory or Redis).
-        store: the SQLite store (schema v2); the matcher's state is rebuilt from it here.
+        store: the store (schema v2, SQLite or PostgreSQL); the matcher's state is rebuilt from it here.
         matcher: a fresh ``Matcher``; ``records.load_into`` fills it from ``store``.
         cfg: batch size and read wait.
         consumer: this worker's consumer name in the group.
@@ -69,6 +70,7 @@ class MatcherStage(StageLoop):
         self.counters = StageCounters()
         self.forgotten_dropped = 0   # clips of erased tracks that arrived after the erasure, acked unused
         self.matcher = records.load_into(store, matcher)
+        self._stale = False   # memory ran ahead of the store: rebuild before the next batch
         self.forgotten = erasure.forgotten_hashes(store)
         self.bus.ensure_group(stream, group)
 
@@ -82,7 +84,10 @@ class MatcherStage(StageLoop):
     def step(self, block_ms: int | None = None) -> StepResult:
         """Handle one batch (claim/read → match → store → ack); returns what it did."""
         if self.privacy is not None and self.privacy.tick():
+            self._stale = True   # an erasure or a sweep removed rows the matcher holds
+        if self._stale:   # a failed rebuild raises again here, before any entry is read
             self.reload()
+            self._stale = False
         msgs = self.bus.claim_stale(self.stream, self.group, self.consumer, self.claim_idle_ms, self.cfg.max_batch)
         if len(msgs) < self.cfg.max_batch:
             wait = self.cfg.idle_block_ms if block_ms is None else block_ms
@@ -119,10 +124,14 @@ class MatcherStage(StageLoop):
             records.save(self.store, outcomes, self.matcher.cfg.calibration.max_samples,
                          also=announcer.writer(ann) if announcer is not None and ann is not None else None)
         except StoreError as e:
+            # the batch may or may not have committed (a connection lost at COMMIT): the rebuild reads
+            # what did, and a redelivered clip already folded in is then recognised and only acked
             log.error("store write failed, %d entries stay pending for redelivery: %s", len(done), e)
             if announcer is not None and ann is not None:
                 announcer.abort(ann)
-            self.matcher = records.load_into(self.store, Matcher(self.matcher.cfg))
+            self._stale = True
+            self.reload()
+            self._stale = False
             raise
         if announcer is not None and ann is not None:   # durable now: tell the world (queued, never blocks)
             announcer.publish(ann)

@@ -29,10 +29,10 @@ from pipeline.camera.status import (
 from pipeline.ingest.daynight import ModalitySwitch
 from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
+from pipeline.store.base import Store
 from pipeline.store.cameras import upsert_statuses
 from pipeline.store.erasure import is_forgotten
 from pipeline.store.modality_events import record_switch
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import TrackRow, upsert_track
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from models.errors import StoreError
 from pipeline.matcher.matcher import TrackState
 from pipeline.store import watchlists
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 
 log = logging.getLogger(__name__)
 

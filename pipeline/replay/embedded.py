@@ -37,8 +37,9 @@ from pipeline.detection import Detector, create_detector
 from pipeline.ingest.sources import FileSource
 from pipeline.replay.annotate import AnnotatedWriter
 from pipeline.runtime.out_dir import prepare_out_dir
+from pipeline.store.base import Store
+from pipeline.store.configured import open_store
 from pipeline.store.modality_events import record_switch
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import TrackRow, upsert_track
 from pipeline.tracking.mot import MotBox, MotWriter
 
@@ -67,6 +68,8 @@ class ReplayOptions:
         annotate: write ``<camera>.annotated.mp4`` with boxes and track ids.
         mot_out: write ``<camera>.mot.txt`` (MOTChallenge format, 1-based frames).
         poll_every: camera rounds between two ``poll()`` calls of the downstream stages.
+        store: where tracks go when the replay opens the store itself: a SQLite path or a
+            ``postgresql://`` URL (``None``: ``<out_dir>/xreid.sqlite``).
     """
 
     out_dir: Path = Path("xreid-out")
@@ -76,6 +79,7 @@ class ReplayOptions:
     mot_out: bool = False
     progress: bool = True
     poll_every: int = 4
+    store: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:
@@ -149,7 +153,7 @@ class Replay:
         cfg: pipeline configuration (detector, tracker, clips sections are used).
         cameras: the files to replay; ids must be unique.
         bus: where clips go (default: a new in-process bus).
-        store: the track store (default: ``<out_dir>/xreid.sqlite``, closed by ``run``).
+        store: the track store (default: ``options.store``, else ``<out_dir>/xreid.sqlite``; closed by ``run``).
         downstream: later stages polled from the loop.
         reports_on_bus: publish camera reports on ``bus`` for a status sink among ``downstream``.
 
@@ -196,8 +200,9 @@ class Replay:
                 c.source.close()
             raise
         prepare_out_dir(self.out_dir)
-        self.store = store if store is not None else Store(self.out_dir / STORE_NAME)
         self._owns_store = store is None
+        self.store = store if store is not None else open_store(options.store or str(self.out_dir / STORE_NAME),
+                                                                cfg.store)
 
     def run(self) -> dict[str, Any]:
         """Replay every file to its end; returns the summary (also written to ``summary.json``).
@@ -340,7 +345,7 @@ class Replay:
             "fps": totals["frames"] / wall_s if wall_s > 0 else None,
             **totals,
             "cameras": cams,
-            "outputs": {"store": str(Path(self.store.path)), "tracks": str(self.out_dir / "tracks.jsonl"),
+            "outputs": {"store": self.store.path, "tracks": str(self.out_dir / "tracks.jsonl"),
                         "summary": str(self.out_dir / "summary.json")},
             "config": to_dict(self.cfg),
         }

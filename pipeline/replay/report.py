@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.store.base import Store
 from pipeline.store.identities import merged_parents
-from pipeline.store.sqlite import Store
 from pipeline.store.summaries import identity_detail, identity_ids
 from pipeline.store.tracks import thumbnails
 

@@ -5,9 +5,15 @@ SHA-256, never the token), the method and route template, the parameters (what w
 an uploaded image), the status, the number of results and the client's address. The API writes it
 (``pipeline/api/audit.py``); ``xreid audit`` and ``GET /audit`` read it; retention deletes old rows.
 
-It is kept beside the store in its own SQLite file, ``<stem>.audit.sqlite`` (``audit_path``), with its
-own migrations (``schema.AUDIT_MIGRATIONS``): every query appends to it, and one SQLite file has one
-writer at a time, so in the store's file an audited read would wait for the matcher's transactions.
+Where it lives (``audit_location``), with its own migrations (``schema.AUDIT_MIGRATIONS``):
+
+* a SQLite store: its own SQLite file beside the store, ``<stem>.audit.sqlite`` (``audit_path``). Every
+  query appends to it, and one SQLite file has one writer at a time, so in the store's file an audited
+  read would wait for the matcher's transactions;
+* a PostgreSQL store: the schema ``xreid_audit`` of the same database. PostgreSQL's writers do not
+  exclude each other, so an audit insert never waits for the matcher; every API replica writes there,
+  and no API needs a volume for it. Its own schema keeps it apart from the store's tables (its own
+  ``meta`` and version; ``xreid store copy`` copies the store, not the log).
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import StoreError
+from pipeline.store.base import NetworkOptions, Store, is_postgres, where_clause
 from pipeline.store.schema import AUDIT_MIGRATIONS
-from pipeline.store.sqlite import Store, where_clause
 
 MAX_PARAMS_CHARS = 2000   # a query string is short; anything longer is cut (and says so)
+AUDIT_SCHEMA = "xreid_audit"   # a PostgreSQL store's audit log: this schema of the store's database
 
 
 @dataclass(frozen=True)
@@ -65,16 +72,34 @@ def audit_path(store_path: str | Path) -> Path:
     return p.with_name(p.stem + ".audit.sqlite")
 
 
-def open_audit(store_path: str | Path, readonly: bool = False) -> Store:
-    """The audit log of a store, created (and migrated) on first write.
+def audit_location(store_location: str | Path) -> str | Path:
+    """Where the audit log of the store at ``store_location`` lives (see the module doc)."""
+    if is_postgres(store_location):
+        from pipeline.store.postgres import in_schema
+
+        return in_schema(str(store_location), AUDIT_SCHEMA)
+    return audit_path(store_location)
+
+
+def audit_exists(store_location: str | Path) -> bool:
+    """Whether there may be entries to read (a SQLite store's log file is made by the first query; a
+    PostgreSQL store's schema is always looked at: an empty or absent one reads as no entries)."""
+    return is_postgres(store_location) or audit_path(store_location).is_file()
+
+
+def open_audit(store_location: str | Path, readonly: bool = False, network: NetworkOptions | None = None) -> Store:
+    """The audit log of the store at ``store_location``, created (and migrated) on first write.
+
+    Args:
+        network: a PostgreSQL store's pool and outage policy (the API's: answer now, 503 when down).
 
     Raises:
-        StoreError: it cannot be opened (for reading: it does not exist yet).
+        StoreError: it cannot be opened (for reading a SQLite store's: it does not exist yet).
     """
-    path = audit_path(store_path)
-    if readonly and not path.is_file():
-        raise StoreError(f"no audit log at {path}: nothing was queried yet")
-    return Store(path, migrations=AUDIT_MIGRATIONS, readonly=readonly)
+    if readonly and not audit_exists(store_location):
+        raise StoreError(f"no audit log at {audit_path(store_location)}: nothing was queried yet")
+    return Store(audit_location(store_location), migrations=AUDIT_MIGRATIONS, readonly=readonly,
+                 network=network)
 
 
 def _params_json(params: Mapping[str, Any]) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.store.base import Store
 from pipeline.store.schema import V_CALIBRATION
-from pipeline.store.sqlite import Store
 
 PAIR_ORDER = "CASE pair WHEN 'rgb_rgb' THEN 0 WHEN 'ir_ir' THEN 1 ELSE 2 END"
 

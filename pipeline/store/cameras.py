@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.camera.status import CameraStatusEvent
+from pipeline.store.base import Store
 from pipeline.store.modality_events import camera_modalities
 from pipeline.store.schema import V_CAMERAS
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import per_camera
 
 

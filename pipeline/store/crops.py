@@ -11,6 +11,10 @@ Layout, one place for retention and erasure to purge (``drop_tracks``, ``drop_ol
 
     <store dir>/<store stem>.crops/<track_uid>/<segment:06d>-<index:02d>_<t_start_ms>_<t_end_ms>.jpg
 
+A PostgreSQL store has no folder of its own: its crops go to ``store.crops_dir`` when set, else
+``xreid-out/<database>.crops`` (the replay: ``<--out>/<database>.crops``), on the machine of the process
+that writes them (the matcher in a deployment: give it a volume, docs/store.md).
+
 ``t_start``/``t_end`` are the clip's; ``index`` the crop's place in the clip (99: the matcher's thumbnail).
 
 Files are written under a temporary name and renamed, so a crash never leaves half a JPEG; writing the
@@ -26,6 +30,9 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from pipeline.store.base import is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,21 @@ def crops_dir(store_path: str | Path) -> Path:
     """The crops folder of the store at ``store_path`` (``xreid-out/xreid.sqlite`` -> ``xreid-out/xreid.crops``)."""
     p = Path(store_path)
     return p.with_name(p.stem + ".crops")
+
+
+def crops_root(location: str | Path, configured: str | None = None, out_dir: str | Path | None = None) -> Path:
+    """Where the crops of the store at ``location`` go (see the module docstring).
+
+    Args:
+        configured: ``store.crops_dir`` (wins when set).
+        out_dir: the run's output folder (the replay's ``--out``), for a PostgreSQL store.
+    """
+    if configured:
+        return Path(configured)
+    if is_postgres(location):
+        database = urlsplit(str(location)).path.strip("/") or "xreid"
+        return Path(out_dir or "xreid-out") / f"{database}.crops"
+    return crops_dir(location)
 
 
 def _track_dir(root: Path, track_uid: str) -> Path:
@@ -73,11 +95,12 @@ class CropKeeper:
         self._erased: set[str] = set()   # tracks erased while this process runs: their late clips are not kept
 
     @classmethod
-    def for_store(cls, store_path: str | Path, per_track: int) -> CropKeeper | None:
-        """The keeper of a file store; None when keeping is off (0) or the store lives in memory."""
-        if per_track <= 0 or str(store_path) == ":memory:":
+    def for_store(cls, location: str | Path, per_track: int, configured: str | None = None,
+                  out_dir: str | Path | None = None) -> CropKeeper | None:
+        """The keeper of a store (``crops_root``); None when keeping is off (0) or the store lives in memory."""
+        if per_track <= 0 or str(location) == ":memory:":
             return None
-        return cls(crops_dir(store_path), per_track)
+        return cls(crops_root(location, configured, out_dir), per_track)
 
     def keep(self, track_uid: str, segment: int, index: int, t_start: float, t_end: float, jpeg: bytes) -> bool:
         """Keep one crop of a clip unless the track already has ``per_track``; returns whether it was written."""

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 from models.errors import StoreError
 from pipeline.store import event_log, watchlists
+from pipeline.store.base import Store, marks
 from pipeline.store.identities import find_root, members, merged_parents, resolve
 from pipeline.store.schema import V_CALIBRATION, V_PRIVACY
-from pipeline.store.sqlite import Store, marks
 
 KINDS = ("identity", "track", "camera")
 EVIDENCE_ERASED = 0      # merges.evidence_track_no of a merge whose evidence track was erased

@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pipeline.store.base import Store, marks
 from pipeline.store.schema import V_EVENTS
-from pipeline.store.sqlite import Store, marks
 
 _CHUNK = 500   # values per IN (...) list
 

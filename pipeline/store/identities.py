@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from models.errors import StoreError
+from pipeline.store.base import Store, marks
 from pipeline.store.schema import V_IDENTITIES
-from pipeline.store.sqlite import Store, marks
 
 
 def find_root(parents: Mapping[int, int], ident: int) -> int:

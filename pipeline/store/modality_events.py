@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from models.errors import ContractError, StoreError
 from pipeline.ingest.daynight import ModalitySwitch
+from pipeline.store.base import Store, where_clause
 from pipeline.store.schema import V_MODALITY_EVENTS, V_PRIVACY
-from pipeline.store.sqlite import Store, where_clause
 
 
 @dataclass(frozen=True, slots=True)

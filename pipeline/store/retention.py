@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.store.base import Store, marks
 from pipeline.store.erasure import TrackRef
 from pipeline.store.schema import V_CALIBRATION, V_CAMERAS, V_MODALITY_EVENTS, V_PRIVACY
-from pipeline.store.sqlite import Store, marks
 
 _TRACK_AGE = "coalesce(stored_at, t_end)"
 

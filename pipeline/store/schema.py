@@ -7,8 +7,16 @@ the schema, append a ``Migration`` (never edit a released one)::
     MIGRATIONS.append(Migration(6, "notes", "ALTER TABLE tracks ADD COLUMN note TEXT;"))
 
 A migration is either SQL (one or more statements) or a callable taking the open ``Store``, for
-changes SQL alone cannot express (backfills computed in Python). The DDL is SQLite's; a PostgreSQL
-backend would bring its own list with the same version numbers.
+changes SQL alone cannot express (backfills computed in Python). Both backends run the same list, so a
+version means the same tables on SQLite and PostgreSQL. The DDL is written once, in SQLite's words;
+PostgreSQL runs it with its own type words (``dialect.postgres_ddl``: ``REAL`` → ``DOUBLE PRECISION``,
+``BLOB`` → ``BYTEA``, ...), and a callable's statements go through the store, which translates them.
+Where the two truly differ (a trigger, say), the step carries its PostgreSQL text too::
+
+    Migration(8, "audit_trigger", SQLITE_TRIGGER, postgres=PLPGSQL_FUNCTION_AND_TRIGGER)
+
+``tests/unit/test_store_schema.py`` migrates both backends and compares their tables and columns,
+version by version.
 
 Readers ask ``store.schema_version >= V_IDENTITIES`` (and so on) rather than probing tables: a
 migration commits whole, so a version names exactly the tables present.
@@ -23,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import StoreError
+from pipeline.store.dialect import postgres_ddl
 
 V_TRACKS = 1            # tracks
 V_IDENTITIES = 2        # identities, links, merges; the matcher's columns on tracks
@@ -42,11 +51,21 @@ class Migration:
     """One schema step: ``apply`` takes the schema from ``version - 1`` to ``version``.
 
     A callable ``apply`` receives the open ``Store`` (its ``execute`` runs inside the step's transaction).
+    ``postgres`` replaces ``apply`` on PostgreSQL where the type-word translation is not enough.
     """
 
     version: int
     name: str
     apply: str | Callable[[Any], None]
+    postgres: str | Callable[[Any], None] | None = None
+
+    def for_dialect(self, dialect: str) -> str | Callable[[Any], None]:
+        """What this step runs on ``dialect`` (``"sqlite"`` or ``"postgresql"``)."""
+        if dialect == "sqlite":
+            return self.apply
+        if self.postgres is not None:
+            return self.postgres
+        return postgres_ddl(self.apply) if isinstance(self.apply, str) else self.apply
 
 
 _V1_TRACKS = """
@@ -169,8 +188,11 @@ CREATE TABLE calibration (
 # queue of forget requests and, once executed, their tombstones (what, when, who, how much; never a vector,
 # a crop or a raw track uid: a track's target is replaced by its hash). ``forgotten_tracks`` keeps those
 # hashes so an erased track's clips still in flight are dropped instead of bringing it back.
-# ``writer_lease`` tells a requester whether a live matcher will execute its request. ``stored_at`` (UTC epoch seconds of the last write; NULL on older rows: their footage time
-# counts) is what retention ages are measured from. Portable DDL: a PostgreSQL backend runs it as written.
+# ``writer_lease`` tells a requester whether a live matcher will execute its request (on PostgreSQL the
+# matcher's advisory lock also keeps a second matcher out; the lease is what a requester can read).
+# ``stored_at`` (UTC epoch seconds of the last write; NULL on older rows: their footage time counts) is
+# what retention ages are measured from. Both backends run this DDL (PostgreSQL with its type words:
+# ``erasures.id`` becomes an identity column, so ``INSERT ... RETURNING id`` numbers requests on both).
 _V6_PRIVACY = """
 CREATE TABLE erasures (
     id           INTEGER PRIMARY KEY,
@@ -264,8 +286,9 @@ CREATE INDEX watchlist_hits_stored ON watchlist_hits (stored_at);
 
 # The query audit log (pipeline/store/audit.py) has its own migrations. With SQLite it lives in a file
 # beside the store (``<stem>.audit.sqlite``): the API appends to it on every query, and a write there must
-# never wait for the matcher's transactions nor block them (one writer per SQLite file). A PostgreSQL
-# backend, whose writers do not exclude each other, may run these in the store's own database.
+# never wait for the matcher's transactions nor block them (one writer per SQLite file). With PostgreSQL,
+# whose writers do not exclude each other, it is the ``xreid_audit`` schema of the store's own database
+# (its own ``meta``, so the two version numbers never mix).
 _AUDIT_LOG = """
 CREATE TABLE audit_log (
     id           INTEGER PRIMARY KEY,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.store.base import Store, marks
 from pipeline.store.identities import (
     find_root,
     identity_model,
@@ -23,7 +24,6 @@ from pipeline.store.identities import (
     resolve,
 )
 from pipeline.store.schema import V_IDENTITIES
-from pipeline.store.sqlite import Store, marks
 from pipeline.store.tracks import TrackFilter, assigned_identities, list_tracks, thumbnail_modalities
 
 

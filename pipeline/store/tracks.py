@@ -20,10 +20,10 @@ import numpy as np
 from models.errors import StoreError
 from pipeline.bus.messages import MODALITIES
 from pipeline.camera.clipbuffer import TrackSpan
+from pipeline.store.base import Store, marks, where_clause
 from pipeline.store.erasure import uid_hash
 from pipeline.store.identities import find_root, members, merged_parents, resolve
 from pipeline.store.schema import V_IDENTITIES, V_PRIVACY
-from pipeline.store.sqlite import Store, marks, where_clause
 
 _JPEG_SOI = b"\xff\xd8"
 
@@ -75,17 +75,19 @@ def upsert_track(store: Store, row: TrackRow) -> None:
     if stamped and store.execute("SELECT 1 FROM forgotten_tracks WHERE uid_hash = ?", (uid_hash(row.track_uid),)):
         return
     try:
+        # the stored row's columns are named by table: PostgreSQL finds a bare name ambiguous next to excluded's
         store.execute(
             "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_frames, n_clips, thumbnail"
             f"{', stored_at' if stamped else ''}) VALUES (?, ?, ?, ?, ?, ?, ?, ?{', ?' if stamped else ''}) "
             "ON CONFLICT(track_uid) DO UPDATE SET "
-            "t_start = min(t_start, excluded.t_start), t_end = max(t_end, excluded.t_end), "
-            "n_frames = max(n_frames, excluded.n_frames), n_clips = max(n_clips, excluded.n_clips), "
-            f"thumbnail = coalesce(excluded.thumbnail, thumbnail){', stored_at = excluded.stored_at' if stamped else ''}",
+            "t_start = min(tracks.t_start, excluded.t_start), t_end = max(tracks.t_end, excluded.t_end), "
+            "n_frames = max(tracks.n_frames, excluded.n_frames), n_clips = max(tracks.n_clips, excluded.n_clips), "
+            "thumbnail = coalesce(excluded.thumbnail, tracks.thumbnail)"
+            f"{', stored_at = excluded.stored_at' if stamped else ''}",
             (row.track_uid, row.camera_id, row.modality, float(row.t_start), float(row.t_end),
              int(row.n_frames), int(row.n_clips), row.thumbnail, *((time.time(),) if stamped else ())))
     except StoreError as e:
-        raise StoreError(f"cannot write track {row.track_uid}: {e}") from None
+        raise type(e)(f"cannot write track {row.track_uid}: {e}") from None   # keeps the kind: unreachable, ...
 
 
 # -- the lister -----------------------------------------------------------------------------------
@@ -299,23 +301,45 @@ def save_matched_track(store: Store, t: MatchedTrack) -> None:
     Raises:
         StoreError: the track is already embedded by another model (vectors of two models never mix).
     """
-    existing = store.execute("SELECT model_id FROM tracks WHERE track_uid = ?", (t.track_uid,))
-    if existing and existing[0][0] is not None and existing[0][0] != t.model_id:
-        raise StoreError(f"track {t.track_uid} is embedded by model {existing[0][0]}, not {t.model_id}")
-    stamped = store.schema_version >= V_PRIVACY
-    store.execute(
+    save_matched_tracks(store, [t])
+
+
+def save_matched_tracks(store: Store, batch: Sequence[MatchedTrack]) -> None:
+    """Write the matcher's view of several tracks, in order (a later state of one track wins).
+
+    The model check reads the batch's tracks in one query, so on a network store a batch costs a few
+    round trips, not one per track.
+
+    Raises:
+        StoreError: a track is already embedded by another model (vectors of two models never mix).
+    """
+    if not batch:
+        return
+    uids = sorted({t.track_uid for t in batch})
+    stored: dict[str, str] = {}
+    for i in range(0, len(uids), 500):
+        chunk = uids[i:i + 500]
+        stored.update((str(u), str(m)) for u, m in store.execute(
+            f"SELECT track_uid, model_id FROM tracks WHERE track_uid IN ({marks(len(chunk))}) "
+            "AND model_id IS NOT NULL", chunk))
+    for t in batch:
+        if stored.get(t.track_uid, t.model_id) != t.model_id:
+            raise StoreError(f"track {t.track_uid} is embedded by model {stored[t.track_uid]}, not {t.model_id}")
+    stamped = store.schema_version >= V_PRIVACY   # retention ages count from the last write
+    now = time.time()
+    store.execute_many(
         "INSERT INTO tracks (track_uid, camera_id, modality, t_start, t_end, n_clips, thumbnail, track_no, "
         f"model_id, embedding, n_embedded, segments, identity_id{', stored_at' if stamped else ''}) "
         f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?{',?' if stamped else ''}) "
-        "ON CONFLICT(track_uid) DO UPDATE SET t_start = min(t_start, excluded.t_start), "
-        "t_end = max(t_end, excluded.t_end), n_clips = max(n_clips, excluded.n_clips), "
-        "thumbnail = coalesce(thumbnail, excluded.thumbnail), track_no = excluded.track_no, "
+        "ON CONFLICT(track_uid) DO UPDATE SET t_start = min(tracks.t_start, excluded.t_start), "
+        "t_end = max(tracks.t_end, excluded.t_end), n_clips = max(tracks.n_clips, excluded.n_clips), "
+        "thumbnail = coalesce(tracks.thumbnail, excluded.thumbnail), track_no = excluded.track_no, "
         "model_id = excluded.model_id, embedding = excluded.embedding, n_embedded = excluded.n_embedded, "
-        f"segments = excluded.segments, identity_id = excluded.identity_id"
+        "segments = excluded.segments, identity_id = excluded.identity_id"
         f"{', stored_at = excluded.stored_at' if stamped else ''}",
-        (t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.track_no,
-         t.model_id, np.asarray(t.mean).astype("<f4").tobytes(), t.n_embedded, json.dumps(sorted(t.segments)),
-         t.identity_id, *((time.time(),) if stamped else ())))
+        [(t.track_uid, t.camera_id, t.modality, t.t_start, t.t_end, t.n_clips, t.thumbnail or None, t.track_no,
+          t.model_id, np.asarray(t.mean).astype("<f4").tobytes(), t.n_embedded, json.dumps(sorted(t.segments)),
+          t.identity_id, *((now,) if stamped else ())) for t in batch])
 
 
 def load_matched_tracks(store: Store) -> list[MatchedTrack]:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.errors import StoreError
+from pipeline.store.base import Store, marks
 from pipeline.store.identities import find_root, members, merged_parents
 from pipeline.store.schema import V_EVENTS
-from pipeline.store.sqlite import Store, marks
 
 MAX_REFS = 64          # reference vectors per entry (a watchlist hit lists one score per reference)
 MAX_NAME_CHARS = 200
@@ -95,10 +95,11 @@ def add_entry(store: Store, name: str, model_id: str, threshold: float, refs: np
     refs = refs / norms
     nos = list(track_nos) if track_nos is not None else [None] * len(refs)
     with store.transaction():
-        store.execute("INSERT INTO watchlists (name, model_id, threshold, identity_id, created_at) "
-                      "VALUES (?, ?, ?, ?, ?)", (name, model_id, float(threshold), identity_id,
-                                                  time.time() if created_at is None else float(created_at)))
-        entry_id = int(store.execute("SELECT max(id) FROM watchlists")[0][0])
+        # RETURNING, not max(id): on PostgreSQL several API replicas may add entries at once
+        entry_id = int(store.execute("INSERT INTO watchlists (name, model_id, threshold, identity_id, created_at) "
+                                     "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                                     (name, model_id, float(threshold), identity_id,
+                                      time.time() if created_at is None else float(created_at)))[0][0])
         store.execute_many("INSERT INTO watchlist_refs (watchlist_id, idx, vector, track_no) VALUES (?, ?, ?, ?)",
                            [(entry_id, i, v.astype("<f4").tobytes(), no) for i, (v, no) in enumerate(zip(refs, nos,
                                                                                                           strict=True))])

@@ -25,7 +25,7 @@ from pipeline.config.settings import BusCfg, MatcherCfg, ReidCfg
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.reid.stage import ReidStage
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from tests.support.hostile_payloads import reframe, split
 from tests.support.matcher_helpers import emb, person
 from tests.support.reid_helpers import CodeEncoder, make_clip

@@ -24,7 +24,7 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.reid.stage import ReidStage
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.tracks import get_track
 from tests.support.hostile_payloads import REPROS
 from tests.support.matcher_helpers import emb, person

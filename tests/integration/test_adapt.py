@@ -25,8 +25,8 @@ from pipeline.config.settings import MatcherCfg, ReidCfg
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.reid.stage import ReidStage
+from pipeline.store.base import Store
 from pipeline.store.crops import CropKeeper, crops_dir
-from pipeline.store.sqlite import Store
 from tests.support.services import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,11 +1,13 @@
-"""The query API through FastAPI's test client, over a store written by the real matcher."""
+"""The query API through FastAPI's test client, over a store written by the real matcher.
+
+The whole suite runs once per backend (``world``: a SQLite file, then a PostgreSQL database).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import re
-import sqlite3
 
 import cv2
 import numpy as np
@@ -14,14 +16,17 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from models.errors import StoreError
 from models.xreid.encoder import ReidEncoder
 from models.xreid.registry import create_model
 from pipeline.api import create_app
 from pipeline.config.settings import ApiCfg
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store, is_postgres
+from pipeline.store.copy import copy_store
 from pipeline.store.tracks import TrackRow, upsert_track
 from tests.support.api_helpers import SEARCH_CROPS, T0, TRACKS, crop_jpeg, crop_rgb, populate
 from tests.support.hostile_images import bmp_header, jpeg_header, png_1bit_bomb, png_header
+from tests.support.postgres import create_database, drop_database
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -32,9 +37,23 @@ def encoder() -> ReidEncoder:
     return ReidEncoder.from_model(create_model("xreid_tiny"), "xreid_tiny.apitest", device="cpu")
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, encoder):
-    return populate(tmp_path_factory.mktemp("api") / "xreid.sqlite", encoder)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request, tmp_path_factory, encoder):
+    if request.param == "sqlite":
+        return populate(str(tmp_path_factory.mktemp("api") / "xreid.sqlite"), encoder)
+    url = create_database()
+    request.addfinalizer(lambda: drop_database(url))
+    return populate(url, encoder)
+
+
+@pytest.fixture
+def world_copy(world, tmp_path):
+    """A copy of the world's store on the same backend, for tests that write to it."""
+    dst = create_database() if is_postgres(world.path) else str(tmp_path / "copy.sqlite")
+    copy_store(world.path, dst)
+    yield dst
+    if is_postgres(dst):
+        drop_database(dst)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +103,23 @@ def test_missing_store_degrades_health_and_data_routes_answer_503_with_reason(tm
         assert resp.status_code == 503 and "does not exist" in detail(resp)
         metrics = c.get("/metrics").text
         assert "xreid_store_up 0.0" in metrics
+
+
+def test_an_unreachable_or_empty_database_degrades_health_and_data_routes_answer_503(pg_url):
+    from tests.support.services import free_port
+
+    for url, reason in ((f"postgresql://xreid:pw@127.0.0.1:{free_port()}/xreid", "Connection refused"),
+                        (pg_url, "no tracks table yet")):   # the writer has not created the schema yet
+        with TestClient(create_app(ApiCfg(), url)) as c:
+            health = c.get("/health").json()
+            assert health["status"] == "degraded" and reason in health["store"]["error"], health
+            assert "pw@" not in health["store"]["path"] + health["store"]["error"]
+            resp = c.get("/tracks")
+            assert resp.status_code == 503 and reason in detail(resp)
+            assert "xreid_store_up 0.0" in c.get("/metrics").text
+    Store(pg_url).close()   # the writer arrives: the same server now answers
+    with TestClient(create_app(ApiCfg(), pg_url)) as c:
+        assert c.get("/health").json()["status"] == "ok" and c.get("/tracks").json()["total"] == 0
 
 
 def test_cameras_lists_every_camera_with_modalities_and_time_span(client):
@@ -470,11 +506,9 @@ def test_dashboard_loads_only_local_assets(client):
 # --------------------------------------------------------------------------- the API is a reader
 
 
-def test_the_api_never_writes_and_reads_while_a_writer_holds_a_transaction(tmp_path, world):
-    path = tmp_path / "live.sqlite"
-    with sqlite3.connect(world.path) as src, sqlite3.connect(path) as dst:
-        src.backup(dst)
-    with Store(path) as writer:  # WAL mode, like the matcher's
+def test_the_api_never_writes_and_reads_while_a_writer_holds_a_transaction(world_copy):
+    path = world_copy
+    with Store(path) as writer:  # SQLite in WAL mode, like the matcher's; PostgreSQL's snapshots
         with TestClient(create_app(ApiCfg(), path)) as c:
             before = c.get("/tracks").json()["total"]
             with writer.transaction() as conn:  # an open write transaction does not block readers
@@ -484,23 +518,24 @@ def test_the_api_never_writes_and_reads_while_a_writer_holds_a_transaction(tmp_p
             assert c.get("/tracks").json()["total"] == before + 1
             upsert_track(writer, TrackRow("later", "cam-z", "ir", 3.0, 4.0))
             assert "cam-z" in {cam["camera_id"] for cam in c.get("/cameras").json()}
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if is_postgres(path):   # the API's connections refuse writes
+        with Store(path, readonly=True) as reader, pytest.raises(StoreError, match="read-only transaction"):
+            upsert_track(reader, TrackRow("sneaky", "cam-z", "ir", 5.0, 6.0))
+        return
+    from pathlib import Path
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     with TestClient(create_app(ApiCfg(), path)) as c:
         for url in ("/tracks", "/identities", "/cameras", "/metrics", "/health"):
             assert c.get(url).status_code == 200
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
 
 
-def test_cameras_show_the_current_day_night_modality_and_a_recorded_status(tmp_path, world):
-    path = tmp_path / "copy.sqlite"
-    with sqlite3.connect(world.path) as src, sqlite3.connect(path) as dst:
-        src.backup(dst)
+def test_cameras_show_the_current_day_night_modality_and_a_recorded_status(world_copy):
+    path = world_copy
     with Store(path) as store, store.transaction() as conn:
         conn.execute("INSERT INTO modality_events (camera_id, ts, from_modality, to_modality) "
                      "VALUES ('cam-a', ?, NULL, 'rgb'), ('cam-a', ?, 'rgb', 'ir')", (T0 + 900, T0 + 1350))
         # camera source status (the `cameras` table the matcher keeps from camera workers' reports)
-        conn.execute("CREATE TABLE IF NOT EXISTS cameras (camera_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
-                     "reason TEXT NOT NULL DEFAULT '', source TEXT, modality TEXT, updated_at REAL NOT NULL)")
         conn.execute("INSERT INTO cameras (camera_id, status, reason, source, updated_at) VALUES "
                      "('cam-b', 'reconnecting', 'read timeout after 5 s', 'rtsp://***@10.0.0.8/s1', ?), "
                      "('cam-new', 'failed', 'HTTP 401 from rtsp://***@10.0.0.9/s1', NULL, ?)", (T0 + 2000, T0 + 2001))
@@ -512,10 +547,8 @@ def test_cameras_show_the_current_day_night_modality_and_a_recorded_status(tmp_p
     assert cams["cam-new"]["status"] == "failed" and cams["cam-new"]["n_tracks"] == 0
 
 
-def test_merge_chains_resolve_to_the_last_survivor(tmp_path, world):
-    path = tmp_path / "chain.sqlite"
-    with sqlite3.connect(world.path) as src, sqlite3.connect(path) as dst:
-        src.backup(dst)
+def test_merge_chains_resolve_to_the_last_survivor(world, world_copy):
+    path = world_copy
     winner, loser = world.merged
     p2 = world.identity_of[world.track_uids[5]]
     with Store(path) as store, store.transaction() as conn:  # a later merge folds the winner into P2

@@ -122,7 +122,7 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
 def test_serve_refuses_a_store_from_a_newer_build_with_the_cli_reason(tmp_path):
     import sqlite3
 
-    from pipeline.store.sqlite import Store
+    from pipeline.store.base import Store
 
     path = tmp_path / "future.sqlite"
     Store(path).close()
@@ -151,6 +151,36 @@ def test_sigterm_stops_the_server_cleanly(tmp_path):
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_two_serve_replicas_answer_from_one_postgresql_store_named_in_the_environment(pg_url):
+    world = populate(pg_url)
+    env = {**os.environ, "XREID_STORE__URL": pg_url}   # the URL (and PGPASSWORD) in the environment, not argv
+    replicas = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            proc = subprocess.Popen([*XREID, "serve", "--port", str(port), "--no-image-search"], cwd=REPO, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            replicas.append((f"http://127.0.0.1:{port}", proc))
+        for url, proc in replicas:
+            wait_until(lambda u=url, p=proc: _healthy(u) or p.poll() is not None, timeout=60, what="serve replica")
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert httpx.get(f"{url}/health").json()["store"]["path"].startswith("postgresql://***@")
+        totals = {httpx.get(f"{url}/tracks").json()["total"] for url, _ in replicas}
+        assert totals == {len(world.track_uids) + 1}
+        ident = world.identity_of[world.track_uids[0]]
+        assert {httpx.get(f"{url}/identities/{ident}").json()["n_tracks"] for url, _ in replicas} == {3}
+        for _, proc in replicas:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+    finally:
+        for _, proc in replicas:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
 
 
 # --------------------------------------------------------------------------- property-based run

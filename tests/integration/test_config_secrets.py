@@ -37,8 +37,8 @@ def _one_line_error(proc: subprocess.CompletedProcess, command: str) -> str:
 
 
 def test_the_secret_fields_are_marked_in_one_place():
-    assert secret_paths(XreidCfg) == {"api.token", "api.admin_token", "bus.url", "events.mqtt_url", "events.webhook_urls",
-                                      "events.webhook_secret"}
+    assert secret_paths(XreidCfg) == {"api.token", "api.admin_token", "bus.url", "store.url", "events.mqtt_url",
+                                      "events.webhook_urls", "events.webhook_secret"}
     assert secret_paths(SiteCfg) == {"redis_url"}
 
 
@@ -46,6 +46,17 @@ def test_the_secret_fields_are_marked_in_one_place():
 def test_secret_environment_values_are_literal_strings(raw):
     cfg = load_config(XreidCfg, env={"XREID_API__TOKEN": raw, "XREID_BUS__URL": f"redis://:{raw}@h:1/0"})
     assert cfg.api.token.get_secret_value() == raw and cfg.bus.url.get_secret_value() == f"redis://:{raw}@h:1/0"
+
+
+def test_a_store_url_from_the_environment_is_literal_masked_and_never_null():
+    url = "postgresql://xreid:p4ss:w0rd@db:5432/xreid"
+    cfg = load_config(XreidCfg, env={"XREID_STORE__URL": url})
+    assert cfg.store.location == url and "p4ss" not in repr(cfg.store) and "p4ss" not in str(to_dict(cfg))
+    for raw in ("null", "~", " "):
+        with pytest.raises(ConfigError, match="store.url is set but empty"):
+            load_config(XreidCfg, env={"XREID_STORE__URL": raw})
+    with pytest.raises(ConfigError, match="store.url must be a file path or a postgresql:// URL, got a mysql://"):
+        load_config(XreidCfg, env={"XREID_STORE__URL": "mysql://u:secretpw@db/x"})
 
 
 def test_a_null_bus_url_from_the_environment_is_not_the_default():

@@ -18,7 +18,7 @@ from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds,
 from pipeline.matcher.calibration import IMPOSTOR, cohort_threshold, robust_location
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from tests.support.matcher_helpers import drain_matcher, emb, unit
 from workers.cli import main
 from workers.lifecycle import Shutdown

@@ -174,7 +174,7 @@ def _match_a_new_person(store_path: Path) -> int:
     from pipeline.matcher.announce import Announcer
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
-    from pipeline.store.sqlite import Store
+    from pipeline.store.base import Store
 
     vec = np.eye(16, dtype=np.float32)[3]
     with Store(store_path) as store:

@@ -19,8 +19,8 @@ from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
 from pipeline.ingest.daynight import simulate_near_infrared
 from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec
+from pipeline.store.base import Store
 from pipeline.store.modality_events import list_switches
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import TrackFilter, list_tracks
 from tests.support.thermal_scenes import render_scene
 

@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from models.errors import ConfigError
+from models.errors import ConfigError, StoreError
 from models.xreid import ReidEncoder, create_model
 from pipeline.ingest.daynight import ModalitySwitch
 from pipeline.reid.camera_index import camera_key, expand_camera_index
+from pipeline.store.base import Store
 from pipeline.store.modality_events import cameras_with_events, list_switches, modality_timeline, record_switch
-from pipeline.store.sqlite import Store
 
 T0 = 1_700_000_000.0
 
 
-def test_switch_events_round_trip_and_rewrites_are_idempotent(tmp_path):
-    with Store(tmp_path / "s.sqlite") as store:
+def test_switch_events_round_trip_and_rewrites_are_idempotent(store_url):
+    with Store(store_url) as store:
         events = [ModalitySwitch("gate", T0, None, "rgb", 0.4, 0.92),
                   ModalitySwitch("gate", T0 + 3600, "rgb", "ir", 0.01, 0.999),
                   ModalitySwitch("lobby", T0 + 10, None, "ir", float("nan"), float("nan"))]
@@ -28,12 +28,12 @@ def test_switch_events_round_trip_and_rewrites_are_idempotent(tmp_path):
             ("gate", T0, None, "rgb"), ("gate", T0 + 3600, "rgb", "ir"), ("lobby", T0 + 10, None, "ir")]
         assert got[1].saturation == pytest.approx(0.01) and np.isnan(got[2].saturation)
         assert cameras_with_events(store) == ["gate", "lobby"]
-    with Store(tmp_path / "s.sqlite", readonly=True) as reader:           # the API reads it read-only
+    with Store(store_url, readonly=True) as reader:           # the API reads it read-only
         assert len(list_switches(reader, "gate")) == 2
 
 
-def test_timeline_spans_cover_colour_and_infrared_periods(tmp_path):
-    with Store(tmp_path / "s.sqlite") as store:
+def test_timeline_spans_cover_colour_and_infrared_periods(store_url):
+    with Store(store_url) as store:
         for ev in (ModalitySwitch("gate", T0, None, "rgb", 0.4, 0.9),
                    ModalitySwitch("gate", T0 + 100, "rgb", "ir", 0.0, 1.0),
                    ModalitySwitch("gate", T0 + 500, "ir", "rgb", 0.4, 0.9)):
@@ -46,11 +46,10 @@ def test_timeline_spans_cover_colour_and_infrared_periods(tmp_path):
         assert spans[1].as_dict()["modality"] == "ir"
 
 
-def test_store_schema_has_the_modality_events_table(tmp_path):
-    with Store(tmp_path / "s.sqlite") as store:
-        names = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "modality_events" in names
-        with pytest.raises(Exception, match="CHECK constraint"):
+def test_store_schema_has_the_modality_events_table(store_url):
+    with Store(store_url) as store:
+        assert "modality_events" in store.table_names()
+        with pytest.raises(StoreError, match="(?i)check constraint"):
             store.execute("INSERT INTO modality_events (camera_id, ts, to_modality) VALUES ('c', 1, 'thermal')")
 
 
@@ -83,14 +82,14 @@ def test_a_switching_camera_is_two_cameras_to_the_model():
     assert np.abs(unseen_day - unseen_night).max() > 1e-3          # ... which is not the colour one
 
 
-def test_api_shows_each_cameras_modality_timeline(tmp_path):
+def test_api_shows_each_cameras_modality_timeline(store_url):
     from fastapi.testclient import TestClient
 
     from pipeline.api import create_app
     from pipeline.config.settings import ApiCfg
     from pipeline.store.tracks import TrackRow, upsert_track
 
-    path = tmp_path / "s.sqlite"
+    path = store_url
     with Store(path) as store:
         for ev in (ModalitySwitch("gate", T0, None, "rgb", 0.4, 0.9),
                    ModalitySwitch("gate", T0 + 100, "rgb", "ir", 0.0, 1.0),

@@ -28,17 +28,21 @@ def _parses(argv: list[str]) -> None:
 def test_compose_file_is_valid_for_docker_compose():
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose missing: run `bash scripts/system-deps.sh`"
-    env = {**os.environ, "REDIS_PASSWORD": "test-password", "XREID_API_TOKEN": "test-token"}
+    env = {**os.environ, "REDIS_PASSWORD": "test-password", "POSTGRES_PASSWORD": "pg-password",
+           "XREID_API_TOKEN": "test-token"}
     proc = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], env=env,
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_compose_refuses_to_start_without_secrets():
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_PASSWORD", "XREID_API_TOKEN")}
-    proc = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode != 0 and "REDIS_PASSWORD" in proc.stderr
+    secrets = {"REDIS_PASSWORD": "x", "POSTGRES_PASSWORD": "y", "XREID_API_TOKEN": "z"}
+    base = {k: v for k, v in os.environ.items() if k not in secrets}
+    for missing in secrets:
+        env = {**base, **{k: v for k, v in secrets.items() if k != missing}}
+        proc = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], env=env,
+                              capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode != 0 and missing in proc.stderr, missing
 
 
 def test_compose_file_holds_no_secret_values():
@@ -60,6 +64,28 @@ def test_compose_services_run_documented_xreid_commands():
     assert "appendonly yes" in " ".join(services["redis"]["command"])
 
 
+def test_compose_keeps_the_store_in_postgres_with_the_password_in_the_environment_only():
+    env = {**os.environ, "REDIS_PASSWORD": "r-pass", "POSTGRES_PASSWORD": "pg-s3cret", "XREID_API_TOKEN": "t"}
+    proc = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"], env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    services = yaml.safe_load(proc.stdout)["services"]
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pg-s3cret"
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    for name in ("matcher", "api"):
+        svc = services[name]
+        env_ = svc["environment"]
+        assert env_["XREID_STORE__URL"].startswith("postgresql://") and "pg-s3cret" not in env_["XREID_STORE__URL"]
+        assert env_["PGPASSWORD"] == "pg-s3cret"
+        assert "pg-s3cret" not in " ".join(svc["command"]) and "--store" not in svc["command"]
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert not any("sqlite" in str(v) for v in svc.get("volumes", [])), "no store file is shared"
+    cfg = load_config(XreidCfg, None, env={k: v for k, v in services["matcher"]["environment"].items()
+                                           if k.startswith("XREID_STORE__")})
+    assert cfg.store.location == "postgresql://xreid@postgres:5432/xreid" and cfg.store.crops_dir == "/data/crops"
+
+
 def test_kubernetes_example_runs_documented_xreid_commands():
     docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "xreid.yaml").read_text()) if d]
     deployments = [d for d in docs if d["kind"] == "Deployment"]
@@ -69,11 +95,31 @@ def test_kubernetes_example_runs_documented_xreid_commands():
             _parses([a.replace("$(REDIS_PASSWORD)", "x") for a in container["args"]])
 
 
+def test_kubernetes_keeps_the_store_in_a_postgres_statefulset_with_the_password_from_the_secret():
+    text = (ROOT / "deploy" / "k8s" / "xreid.yaml").read_text()
+    assert "ReadWriteMany" not in text and "sqlite" not in text, "no store file shared between pods"
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    (pg,) = [d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "postgres"]
+    assert any(d["kind"] == "Service" and d["metadata"]["name"] == "postgres" for d in docs)
+    (server,) = pg["spec"]["template"]["spec"]["containers"]
+    pw = {e["name"]: e for e in server["env"]}["POSTGRES_PASSWORD"]
+    assert pw["valueFrom"]["secretKeyRef"]["key"] == "postgres-password"
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert deployments["xreid-matcher"]["spec"]["replicas"] == 1 and deployments["xreid-api"]["spec"]["replicas"] >= 2
+    for name in ("xreid-matcher", "xreid-api"):
+        (c,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in c["env"]}
+        assert env["XREID_STORE__URL"]["value"] == "postgresql://xreid@postgres:5432/xreid"
+        assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "xreid-secrets", "key": "postgres-password"}
+        assert "--store" not in c["args"] and not any("postgres" in a for a in c["args"])
+    assert "--from-literal=postgres-password=" in text
+
+
 def test_compose_restarts_a_crashed_camera_but_not_a_finished_one():
     """Exit 0 means the camera worker finished for good (docs/distributed.md): ``on-failure`` leaves it down."""
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert services["camera"]["restart"] == "on-failure"
-    for name in ("redis", "reid", "matcher", "api"):  # services never finish: restarted whatever their status
+    for name in ("redis", "postgres", "reid", "matcher", "api"):  # services never finish: restarted whatever
         assert services[name]["restart"] == "unless-stopped", name
 
 
@@ -184,3 +230,14 @@ def test_the_secret_check_catches_what_it_is_for():
     for doc in bad:
         with pytest.raises(AssertionError):
             _assert_no_secret_on_command_lines([doc])
+
+
+def test_a_site_on_a_postgresql_store_passes_no_password_in_argv():
+    from models.errors import ConfigError
+
+    url = "postgresql://xreid@db:5432/xreid"
+    specs = {s.name: s for s in site_processes(SiteCfg(store=url))}
+    assert url in specs["matcher"].argv and url in specs["api"].argv
+    with pytest.raises(ConfigError, match="put it in PGPASSWORD instead") as err:
+        load_config(SiteCfg, None, overrides={"store": "postgresql://xreid:hunter2@db:5432/xreid"})
+    assert "hunter2" not in str(err.value)

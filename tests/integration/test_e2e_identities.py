@@ -9,7 +9,7 @@ from pipeline.bus import MemoryBus
 from pipeline.config.settings import CameraCfg, DetectorCfg, MatcherCfg, MotionCfg, PairThresholds, XreidCfg
 from pipeline.matcher.calibrate import label_tracks
 from pipeline.replay.embedded import Replay, ReplayOptions
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.tracks import list_tracks
 from tests.support.scene_helpers import MarkEncoder, painted_scenes
 from workers.identity_chain import align_clip_length, identity_stages, write_identities

@@ -10,8 +10,8 @@ from pipeline.camera.clipbuffer import TrackSummary
 from pipeline.config.loader import from_dict
 from pipeline.config.settings import ApiCfg, XreidCfg
 from pipeline.replay.embedded import _row
+from pipeline.store.base import Store
 from pipeline.store.crops import crops_dir
-from pipeline.store.sqlite import Store
 from tests.support.reid_helpers import CodeEncoder, make_clip
 from tests.support.services import wait_until
 from workers.identity_chain import identity_stages, privacy_duty

@@ -15,7 +15,7 @@ from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store import event_log
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from tests.support.events import SseReader, ThreadedServer
 from tests.support.matcher_helpers import emb, person
 from tests.support.services import wait_until
@@ -46,7 +46,16 @@ class Writer:
 
 
 @pytest.fixture
-def writer(tmp_path):
+def writer(store_url):
+    """The matcher's side, once on a SQLite file and once on a PostgreSQL database."""
+    w = Writer(store_url)
+    yield w
+    w.store.close()
+
+
+@pytest.fixture
+def sqlite_writer(tmp_path):
+    """SQLite only: there the API executes an erasure itself (PostgreSQL queues it for the matcher, 202)."""
     w = Writer(tmp_path / "xreid.sqlite")
     yield w
     w.store.close()
@@ -57,7 +66,7 @@ def _serve(path, admin: str | None = ADMIN) -> ThreadedServer:  # noqa: ANN001
 
 
 def test_event_stream_needs_the_token_and_checks_last_event_id(writer):
-    server = _serve(writer.store.path)
+    server = _serve(writer.store.location)
     try:
         assert httpx.get(f"{server.url}/events/stream", timeout=5).status_code == 401
         bad = httpx.get(f"{server.url}/events/stream", headers={**AUTH, "Last-Event-ID": "no spaces allowed"},
@@ -69,7 +78,7 @@ def test_event_stream_needs_the_token_and_checks_last_event_id(writer):
 
 def test_committed_decisions_stream_live_and_resume_after_an_api_restart(writer):
     writer.people("before")   # logged before the API starts: not streamed as new, but kept for replay
-    server = _serve(writer.store.path)
+    server = _serve(writer.store.location)
     reader = SseReader(f"{server.url}/events/stream", AUTH)
     try:
         assert reader.status == 200
@@ -85,7 +94,7 @@ def test_committed_decisions_stream_live_and_resume_after_an_api_restart(writer)
         server.stop()
     # the browser reconnects to a restarted API with the last id it saw: nothing is lost meanwhile
     writer.people("c", base=3)
-    server = _serve(writer.store.path)
+    server = _serve(writer.store.location)
     resumed = SseReader(f"{server.url}/events/stream", {**AUTH, "Last-Event-ID": frames[-1].id})
     try:
         wait_until(lambda: len(resumed.snapshot()) >= 2, what="the events announced while the API was down")
@@ -97,7 +106,7 @@ def test_committed_decisions_stream_live_and_resume_after_an_api_restart(writer)
 
 def test_watchlist_routes_need_the_admin_token(writer):
     writer.people("a", "b")
-    server = _serve(writer.store.path)
+    server = _serve(writer.store.location)
     try:
         url = f"{server.url}/watchlists"
         assert httpx.get(url, timeout=5).status_code == 401
@@ -118,7 +127,7 @@ def test_watchlist_routes_need_the_admin_token(writer):
         assert httpx.delete(f"{url}/{entry['id']}", headers=ADMIN_AUTH, timeout=5).status_code == 404
     finally:
         server.stop()
-    closed = _serve(writer.store.path, admin=None)
+    closed = _serve(writer.store.location, admin=None)
     try:
         refused = httpx.get(f"{closed.url}/watchlists", headers=AUTH, timeout=5)
         assert refused.status_code == 403 and "XREID_API__ADMIN_TOKEN" in refused.json()["detail"]
@@ -126,8 +135,9 @@ def test_watchlist_routes_need_the_admin_token(writer):
         closed.stop()
 
 
-def test_forgetting_a_track_takes_its_events_out_of_the_log_and_the_stream_replay(writer):
-    server = _serve(writer.store.path)
+def test_forgetting_a_track_takes_its_events_out_of_the_log_and_the_stream_replay(sqlite_writer):
+    writer = sqlite_writer
+    server = _serve(writer.store.location)
     reader = SseReader(f"{server.url}/events/stream", AUTH)
     try:
         writer.people("a", "b")

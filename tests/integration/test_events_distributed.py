@@ -15,7 +15,7 @@ from pipeline.events.sink import Backoff
 from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from tests.support.events import SseReader, ThreadedServer
 from tests.support.matcher_helpers import emb, person, view
 from tests.support.services import free_port, wait_until

@@ -23,7 +23,7 @@ from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.store import event_log
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.tracks import list_tracks
 from tests.support.events import MosquittoBroker, MqttCollector, WebhookReceiver
 from tests.support.matcher_helpers import emb, person

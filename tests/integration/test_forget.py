@@ -1,14 +1,15 @@
 """``xreid forget`` on a replay's output folder: nothing of the erased tracks is left, anywhere.
 
-Real store (the matcher's own decisions, a merge), real crop files, real report files, the real CLI.
-After each erasure the store's schema is introspected cell by cell, every file in the folder is
-searched for the erased crops, and the matcher rebuilt from the store must not find them again.
+Real store (the matcher's own decisions, a merge), real crop files, real report files, the real CLI,
+on both backends (a SQLite file in the folder; a PostgreSQL database with the crops and reports in the
+folder, the replay's ``--out``). After each erasure the store's schema is introspected cell by cell,
+every file in the folder is searched for the erased crops, and the matcher rebuilt from the store must
+not find them again.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -16,23 +17,23 @@ from pipeline.config.settings import MatcherCfg
 from pipeline.matcher import records
 from pipeline.matcher.matcher import Matcher
 from pipeline.store import event_log, watchlists
-from pipeline.store.crops import CropKeeper, crops_dir
+from pipeline.store.base import Store, describe, is_postgres
+from pipeline.store.crops import CropKeeper
 from pipeline.store.erasure import uid_hash
-from pipeline.store.sqlite import Store
 from pipeline.store.summaries import identity_detail
 from pipeline.store.tracks import TrackRow, upsert_track
 from tests.support.api_helpers import COLORS, TEST_MODEL, TRACKS, crop_jpeg
-from tests.support.privacy_helpers import files_holding, make_site, references
+from tests.support.privacy_helpers import cells_holding, files_holding, make_site, references
 from workers.cli import main
 
 
 @pytest.fixture
-def site(tmp_path):
-    return make_site(tmp_path / "out")
+def site(tmp_path, store_url):
+    return make_site(tmp_path / "out", store_url if is_postgres(store_url) else None)
 
 
 def forget(site, *args: str) -> int:
-    return main(["forget", *args, "--store", str(site.store), "--wait", "0"])
+    return main(["forget", *args, "--store", site.store, *site.out_args(), "--wait", "0"])
 
 
 def test_forgetting_a_person_leaves_no_row_file_crop_or_gallery_vector(site, capsys):
@@ -43,7 +44,11 @@ def test_forgetting_a_person_leaves_no_row_file_crop_or_gallery_vector(site, cap
     assert (site.folder / "identities" / f"{winner}.png").is_file()
     person_crops = [crop_jpeg(COLORS[3], "rgb"), crop_jpeg(COLORS[3], "ir")] + [site.crop_of[u] for u in uids]
     holding = files_holding(site.folder, person_crops)
-    assert "xreid.sqlite" in holding and sum("xreid.crops" in f for f in holding) == 3, holding
+    assert sum(site.crops.name in f for f in holding) == 3, holding
+    if site.postgres:
+        assert cells_holding(site.store, person_crops), "the thumbnails are in the database"
+    else:
+        assert "xreid.sqlite" in holding, holding
     found = references(site.store, uids, nos, [winner, loser])
     tables = {where.split(".")[0] for where in found}
     assert tables >= {"tracks", "links", "merges", "identities", "event_log", "event_log_refs", "watchlists",
@@ -64,10 +69,11 @@ def test_forgetting_a_person_leaves_no_row_file_crop_or_gallery_vector(site, cap
     assert entries[site.watch["images 3"]].n_refs == 3 and entries[site.watch["images 3"]].n_hits == 0, \
         "an entry made from images stays, without the erased tracks' hits"
     assert entries[site.watch["identity 0"]].n_refs == 3
-    # the crops: kept files, thumbnails in the store (secure_delete, WAL emptied), contact sheets
+    # the crops: kept files, thumbnails in the store (SQLite: secure_delete, WAL emptied), contact sheets
     assert files_holding(site.folder, person_crops) == []
+    assert cells_holding(site.store, person_crops) == []
     assert not (site.folder / "identities" / f"{winner}.png").exists()
-    assert all(not CropKeeper(crops_dir(site.store)).crops(u) for u in uids)
+    assert all(not CropKeeper(site.crops).crops(u) for u in uids)
     doc = json.loads((site.folder / "identities.json").read_text())
     assert winner not in [d["identity"] for d in doc["identities"]] and doc["n_identities"] == 3
     tracks_jsonl = (site.folder / "tracks.jsonl").read_text()
@@ -95,13 +101,13 @@ def test_forget_is_idempotent_and_an_unknown_id_exits_2(site, capsys):
     assert again["state"] == "already" and again["n_tracks"] == 1 and again["kind"] == "identity"
     assert forget(site, "--identity", "9999") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"xreid forget: error: no identity 9999 in store {site.store}"]
+    assert err == [f"xreid forget: error: no identity 9999 in store {describe(site.store)}"]
     assert forget(site, "--track", "no-such-track") == 2
     assert "no track no-such-track" in capsys.readouterr().err
     assert forget(site, "--camera", "cam-a") == 2   # --before is required with --camera
     assert "--camera and --before go together" in capsys.readouterr().err
-    with sqlite3.connect(site.store) as db:
-        rows = db.execute("SELECT kind, target, status, requested_by, n_tracks FROM erasures").fetchall()
+    with Store(site.store, readonly=True) as store:
+        rows = store.execute("SELECT kind, target, status, requested_by, n_tracks FROM erasures")
     assert rows == [("identity", str(ident), "done", rows[0][3], 1)] and rows[0][3].startswith("cli:")
 
 
@@ -147,7 +153,7 @@ def test_forgetting_a_camera_before_a_time_erases_only_the_tracks_it_saw_before(
 
 def test_xreid_retention_sweeps_once_with_the_configured_horizons(site, capsys, monkeypatch):
     monkeypatch.setenv("XREID_RETENTION__CROPS", "0s")     # every crop is past its horizon at once
-    assert main(["retention", "--store", str(site.store), "--json"]) == 0
+    assert main(["retention", "--store", site.store, *site.out_args(), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["crops"] == len(TRACKS) and result["tracks"] == 0 and result["files"] >= 1
     assert files_holding(site.folder, list(site.crop_of.values())) == []

@@ -3,6 +3,7 @@ and clips of the erased track still in flight do not bring it back.
 
 First in one process (``MatcherStage`` on ``MemoryBus`` in a thread, as in an embedded replay), then
 distributed: a real redis-server, a real ``xreid matcher`` process, ``xreid forget --redis`` as a process.
+Both on a SQLite file and on a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pipeline.matcher.forget import Eraser, request_forget
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.privacy import PrivacyDuty
 from pipeline.matcher.stage import MatcherStage
-from pipeline.store.crops import CropKeeper, crops_dir
+from pipeline.store.base import Store
+from pipeline.store.crops import CropKeeper, crops_root
 from pipeline.store.erasure import Selector
-from pipeline.store.sqlite import Store
 from tests.support.fault_helpers import REPO, WorkerProc
 from tests.support.matcher_helpers import emb, view
 from tests.support.privacy_helpers import references, unique_crop
@@ -47,10 +48,11 @@ def identity_of(store_path, uid) -> int | None:
     return rows[0][0] if rows else None
 
 
-def test_forget_during_an_embedded_run_is_executed_by_the_running_matcher(tmp_path):
-    path = tmp_path / "xreid.sqlite"
+def test_forget_during_an_embedded_run_is_executed_by_the_running_matcher(tmp_path, store_url):
+    path = store_url
+    crops = crops_root(path, None, tmp_path)   # SQLite: beside the file; PostgreSQL: the run's folder
     bus, store = MemoryBus(), Store(path)
-    eraser = Eraser(store, CropKeeper(crops_dir(path)), bus, "matcher-embedded")
+    eraser = Eraser(store, CropKeeper(crops), bus, "matcher-embedded")
     stage = MatcherStage(bus, store, Matcher(CFG), CFG, crops=eraser.crops, privacy=PrivacyDuty(eraser))
     stop = threading.Event()
     runner = threading.Thread(target=lambda: [stage.step() for _ in iter(stop.is_set, True)], daemon=True)
@@ -74,7 +76,7 @@ def test_forget_during_an_embedded_run_is_executed_by_the_running_matcher(tmp_pa
         wait_until(lambda: stage.forgotten_dropped == 1, what="the late clip dropped")
         assert tracks_of(path, ["a-1", "a-2"]) == []
         assert identity_of(path, "a-3") > person, "a new identity: the erased one is not in the gallery any more"
-        assert CropKeeper(crops_dir(path)).crops("a-1") == []
+        assert CropKeeper(crops).crops("a-1") == []
     finally:
         stop.set()
         runner.join(timeout=10)
@@ -89,10 +91,11 @@ def _metric(worker: WorkerProc, name: str) -> float:
     return 0.0
 
 
-def test_forget_during_a_live_distributed_run(tmp_path, redis_server):
-    store_path = tmp_path / "xreid.sqlite"
+def test_forget_during_a_live_distributed_run(tmp_path, redis_server, store_url):
+    store_path = store_url
     env = {"XREID_REDIS_URL": redis_server.url, "XREID_MATCHER__MIN_CLIPS": "1", "XREID_MATCHER__MIN_GAP": "0",
-           "XREID_MATCHER__THRESHOLDS__RGB_RGB": "0.6", "XREID_MATCHER__IDLE_BLOCK_MS": "50"}
+           "XREID_MATCHER__THRESHOLDS__RGB_RGB": "0.6", "XREID_MATCHER__IDLE_BLOCK_MS": "50",
+           "XREID_STORE__CROPS_DIR": str(tmp_path / "crops")}   # a PostgreSQL store's crops: not under the repo
     matcher = WorkerProc(["matcher", "--store", str(store_path), "--consumer", "m-live"], env, tmp_path / "m.log")
     bus = create_bus(redis_server.url, BusCfg())
     matcher.start()
@@ -110,7 +113,7 @@ def test_forget_during_a_live_distributed_run(tmp_path, redis_server):
         person = identity_of(store_path, "p-1")
         done = subprocess.run([sys.executable, "-m", "workers.cli", "forget", "--identity", str(person), "--store",
                                str(store_path), "--wait", "30", "--json", "--redis"], cwd=REPO, capture_output=True, text=True,
-                              timeout=60, env={**os.environ, "XREID_REDIS_URL": redis_server.url})
+                              timeout=60, env={**os.environ, **env})
         assert done.returncode == 0, done.stderr
         assert '"executed_by": "m-live"' in done.stdout and '"n_dead": 1' in done.stdout, done.stdout
         assert bus.dead_letters(STREAM_EMBEDDINGS) == [], "the dead letter carrying the erased track is gone"
@@ -129,7 +132,8 @@ def test_forget_during_a_live_distributed_run(tmp_path, redis_server):
     assert matcher.proc.returncode == 0, matcher.output()[-2000:]
     assert references(store_path, ["p-1", "p-2"], [1, 2], [person], skip_tables=("erasures",)) == []
     again = subprocess.run([sys.executable, "-m", "workers.cli", "forget", "--identity", str(person), "--store",
-                            str(store_path), "--wait", "1"], cwd=REPO, capture_output=True, text=True, timeout=60)
+                            str(store_path), "--wait", "1"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **env})
     assert again.returncode == 0 and "already erased" in again.stdout, again.stdout + again.stderr
     with Store(store_path, readonly=True) as s:
         assert s.execute("SELECT count(*) FROM writer_lease")[0][0] == 0, "a clean stop gives the lease up"

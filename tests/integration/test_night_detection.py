@@ -18,8 +18,8 @@ from pipeline.detection.conditioning import Denoiser, noise_sigma
 from pipeline.detection.motion import ForegroundModel, is_gray
 from pipeline.ingest.looks import NightNirLook, render_camera
 from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec
+from pipeline.store.base import Store
 from pipeline.store.modality_events import list_switches
-from pipeline.store.sqlite import Store
 from pipeline.tracking.mot import evaluate, read_mot
 
 NIGHT_FRAMES = 150

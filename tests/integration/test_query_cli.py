@@ -10,7 +10,7 @@ from pipeline.config.settings import MatcherCfg, PairThresholds, ReidCfg
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.reid.stage import ReidStage, decode_crops
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from tests.support.hostile_images import bmp_header, png_1bit_bomb, png_header
 from tests.support.matcher_helpers import emb, person, view
 from tests.support.reid_helpers import make_clip
@@ -21,8 +21,8 @@ CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), 
 
 
 @pytest.fixture
-def store_path(tmp_path):
-    path = tmp_path / "x.sqlite"
+def store_path(store_url):
+    """The matcher's store on each backend: a SQLite file, then a PostgreSQL database."""
     embs = [
         emb("c1", "a", view(0, 0.85, 1), 100, 110),
         emb("c2", "b", 0.85 * person(0) - 0.527 * person(1), 100, 110, modality="ir"),
@@ -31,12 +31,12 @@ def store_path(tmp_path):
         emb("c2", "p2ir", view(2, 0.8, 7), 200, 230, modality="ir"),
     ]
     bus = MemoryBus()
-    with Store(path) as store:
+    with Store(store_url) as store:
         stage = MatcherStage(bus, store, Matcher(CFG))
         for e in embs:
             bus.publish(STREAM_EMBEDDINGS, e.to_bytes())
         stage.drain()
-    return str(path)
+    return store_url
 
 
 def _json(capsys, argv) -> object:
@@ -132,7 +132,7 @@ def test_output_cut_short_by_the_reader_is_not_a_traceback(tmp_path):
     import subprocess
     import sys
 
-    from pipeline.store.sqlite import Store
+    from pipeline.store.base import Store
     from pipeline.store.tracks import TrackRow, upsert_track
 
     path = tmp_path / "s.sqlite"
@@ -179,16 +179,15 @@ def test_search_images_share_one_pixel_budget(store_path, tmp_path, capsys):
 
 
 def test_a_store_from_a_newer_build_is_refused_with_the_same_reason_as_the_api(store_path, capsys):
-    import sqlite3
-
     from fastapi.testclient import TestClient
 
     from pipeline.api import create_app
     from pipeline.config.settings import ApiCfg
+    from pipeline.store.base import describe
 
-    with sqlite3.connect(store_path) as conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    reason = f"store {store_path} has schema v99, newer than this build"
+    with Store(store_path) as store:   # what a newer build's migration would leave behind
+        store.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    reason = f"store {describe(store_path)} has schema v99, newer than this build"
     for argv in (["tracks"], ["identity", "1"], ["search", "--track", "a"]):
         _one_line(capsys, [*argv, "--store", store_path], reason)
     with TestClient(create_app(ApiCfg(), store_path)) as client:
@@ -197,3 +196,24 @@ def test_a_store_from_a_newer_build_is_refused_with_the_same_reason_as_the_api(s
             assert resp.status_code == 503 and reason in resp.json()["detail"], resp.text
         health = client.get("/health").json()
         assert health["status"] == "degraded" and reason in health["store"]["error"]
+
+
+def test_a_missing_database_or_wrong_credentials_are_one_line_with_the_password_masked(pg_url, capsys):
+    base = pg_url.rsplit("/", 1)[0]
+    _one_line(capsys, ["tracks", "--store", base + "/no_such_xreid_db"], 'database "no_such_xreid_db" does not exist')
+    err = _one_line(capsys, ["tracks", "--store", base.replace("postgres@", "nobody_here:hunter2@") + "/postgres"],
+                    'role "nobody_here" does not exist')
+    assert "hunter2" not in err and "postgresql://***@127.0.0.1" in err
+
+
+def test_an_unreachable_database_is_retried_then_one_line(capsys, monkeypatch):
+    import time
+
+    from tests.support.services import free_port
+
+    monkeypatch.setenv("XREID_STORE__RETRY_TIMEOUT_S", "1.5")
+    t0 = time.monotonic()
+    err = _one_line(capsys, ["tracks", "--store", f"postgresql://xreid:pw@127.0.0.1:{free_port()}/xreid"],
+                    "unreachable for")
+    assert time.monotonic() - t0 >= 1.5, "gave up before the retry budget"
+    assert "pw@" not in err and "Connection refused" in err

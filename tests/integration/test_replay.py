@@ -16,7 +16,7 @@ from pipeline.config.loader import from_dict
 from pipeline.config.settings import XreidCfg
 from pipeline.ingest.pseudo_thermal import render_video
 from pipeline.replay.embedded import Replay, ReplayOptions, parse_camera_spec, with_camera_settings
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from pipeline.store.tracks import count_tracks, list_tracks
 from pipeline.tracking.mot import read_mot
 
@@ -213,3 +213,28 @@ def test_train_eval_and_synth_refuse_an_unwritable_out_before_loading_anything(t
     assert main([*argv, "--out", str(a_file / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--out '{a_file / 'sub'}': cannot write an output folder there" in err, err
+
+
+def test_replay_into_a_postgresql_store_writes_there_and_no_sqlite_file(cameras, tmp_path, pg_url, capsys):
+    import yaml
+
+    from workers.cli import main
+
+    rgb, _ = cameras
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(FAST))
+    out = tmp_path / "out"
+    assert main(["replay", "--camera", f"cam1:rgb:{rgb}", "--max-frames", "24", "--out", str(out), "--store", pg_url,
+                 "--config", str(cfg), "--no-progress", "--start-time", "2024-05-01T12:00:00Z"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["outputs"]["store"].startswith("postgresql://***@127.0.0.1")
+    assert not list(out.glob("*.sqlite")), "nothing written beside the run"
+    with Store(pg_url, readonly=True) as store:
+        stored = {t.track_uid for t in list_tracks(store)}
+    assert stored and len(stored) == summary["tracks"]
+    capsys.readouterr()
+    assert main(["tracks", "--store", pg_url, "--json"]) == 0
+    assert {r["track_uid"] for r in json.loads(capsys.readouterr().out)} == stored
+    database = pg_url.rsplit("/", 1)[1]
+    assert summary["identities"]["clips_embedded"] > 0
+    assert list((out / f"{database}.crops").rglob("*.jpg")), "crops of a PostgreSQL store go under --out"

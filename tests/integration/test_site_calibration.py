@@ -16,8 +16,8 @@ from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds,
 from pipeline.matcher.calibration import GENUINE, IMPOSTOR, place_threshold
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
+from pipeline.store.base import Store
 from pipeline.store.calibration import list_thresholds
-from pipeline.store.sqlite import Store
 from tests.support.matcher_helpers import drain_matcher, emb, unit
 from workers.cli import main
 
@@ -167,13 +167,13 @@ def _calibrated_store(path):
         return stage.matcher.calibrator.state()
 
 
-def test_calibration_command_prints_each_pair_with_its_source_and_evidence(tmp_path, capsys):
-    state = _calibrated_store(tmp_path / "x.sqlite")
-    assert main(["calibration", "--store", str(tmp_path / "x.sqlite"), "--json"]) == 0
+def test_calibration_command_prints_each_pair_with_its_source_and_evidence(store_url, tmp_path, capsys):
+    state = _calibrated_store(store_url)
+    assert main(["calibration", "--store", store_url, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["pair"], r["source"]) for r in rows] == [("rgb_rgb", "auto"), ("ir_ir", "default"), ("rgb_ir", "default")]
     assert rows[0]["threshold"] == pytest.approx(state[0].threshold)
-    assert main(["calibration", "--store", str(tmp_path / "x.sqlite")]) == 0
+    assert main(["calibration", "--store", store_url]) == 0
     text = capsys.readouterr().out
     assert "rgb_rgb" in text and "auto" in text and f"{state[0].threshold:.3f}" in text
     assert main(["calibration", "--store", str(tmp_path / "missing.sqlite")]) == 2

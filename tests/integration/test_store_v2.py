@@ -8,9 +8,9 @@ from pipeline.bus import GROUP_MATCHER, STREAM_EMBEDDINGS, MemoryBus
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
+from pipeline.store.base import Store, is_postgres
 from pipeline.store.identities import resolve
 from pipeline.store.schema import MIGRATIONS
-from pipeline.store.sqlite import Store
 from pipeline.store.summaries import identity_detail
 from pipeline.store.tracks import TrackFilter, TrackRow, get_track, list_tracks, upsert_track
 from tests.support.matcher_helpers import emb, person, view
@@ -43,22 +43,21 @@ def _run(bus, store, embs) -> MatcherStage:
     return stage
 
 
-def test_v1_store_migrates_to_v2_keeping_tracks(tmp_path):
-    path = tmp_path / "x.sqlite"
+def test_v1_store_migrates_to_v2_keeping_tracks(store_url):
+    path = store_url
     with Store(path, migrations=MIGRATIONS[:1]) as v1:
         upsert_track(v1, TrackRow("cam1-1", "cam1", "rgb", 1.0, 2.0, 10, 1))
         assert v1.schema_version == 1
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS) >= 2
         assert get_track(store, "cam1-1").n_frames == 10
-        tables = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert {"tracks", "identities", "links", "merges"} <= tables
+        assert {"tracks", "identities", "links", "merges"} <= set(store.table_names())
         [info] = list_tracks(store)
         assert (info.track_uid, info.identity, info.track_no) == ("cam1-1", None, None)
 
 
-def test_stage_stores_every_decision_and_restart_rebuilds_the_same_answers(tmp_path):
-    path = tmp_path / "x.sqlite"
+def test_stage_stores_every_decision_and_restart_rebuilds_the_same_answers(store_url):
+    path = store_url
     embs = _history()
     with Store(path) as store:
         stage = _run(MemoryBus(), store, embs)
@@ -90,8 +89,8 @@ def test_stage_stores_every_decision_and_restart_rebuilds_the_same_answers(tmp_p
            [(o.new_identity, [(ln.kind, ln.identity, ln.matched_track) for ln in o.links]) for o in outs_ref]
 
 
-def test_merge_history_is_stored_and_both_old_ids_resolve(tmp_path):
-    with Store(tmp_path / "x.sqlite") as store:
+def test_merge_history_is_stored_and_both_old_ids_resolve(store_url):
+    with Store(store_url) as store:
         _run(MemoryBus(), store, _history())
         [(winner, loser)] = store.execute("SELECT winner, loser FROM merges")
         assert resolve(store, winner) == resolve(store, loser) == winner
@@ -104,8 +103,8 @@ def test_merge_history_is_stored_and_both_old_ids_resolve(tmp_path):
         assert via_old == via_new == {"a", "b", "bridge"}
 
 
-def test_redelivered_embeddings_are_acked_without_double_counting(tmp_path):
-    with Store(tmp_path / "x.sqlite") as store:
+def test_redelivered_embeddings_are_acked_without_double_counting(store_url):
+    with Store(store_url) as store:
         bus = MemoryBus()
         embs = _history()
         stage = _run(bus, store, embs)
@@ -120,26 +119,36 @@ def test_redelivered_embeddings_are_acked_without_double_counting(tmp_path):
         assert bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER) == 0
 
 
-def test_failed_store_write_leaves_the_batch_pending(tmp_path):
-    path = tmp_path / "x.sqlite"
+def _refuse_links(store: Store) -> None:
+    """Every insert into links fails, as a full disk would make it."""
+    if store.dialect == "sqlite":
+        store.execute("CREATE TRIGGER no_links BEFORE INSERT ON links BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        return
+    store.execute("CREATE FUNCTION no_links() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN RAISE EXCEPTION 'disk says no'; END $$")
+    store.execute("CREATE TRIGGER no_links BEFORE INSERT ON links FOR EACH ROW EXECUTE FUNCTION no_links()")
+
+
+def test_failed_store_write_leaves_the_batch_pending(store_url):
+    path = store_url
     with Store(path) as store:
         bus = MemoryBus()
         stage = MatcherStage(bus, store, Matcher(CFG))
         bus.publish(STREAM_EMBEDDINGS, emb("c1", "a", person(0), 0, 10).to_bytes())
-        store.execute("CREATE TRIGGER no_links BEFORE INSERT ON links BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
-        with pytest.raises(StoreError):
+        _refuse_links(store)
+        with pytest.raises(StoreError, match="disk says no"):
             stage.step(block_ms=0)
         assert bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER) == 1
         assert stage.matcher.track(1) is None, "memory never runs ahead of the store"
-        store.execute("DROP TRIGGER no_links")
+        store.execute("DROP TRIGGER no_links" + (" ON links" if is_postgres(path) else ""))
         stage.claim_idle_ms = 0
         assert stage.step(block_ms=0).stored == 1
         assert bus.pending(STREAM_EMBEDDINGS, GROUP_MATCHER) == 0
         assert [t.track_uid for t in list_tracks(store)] == ["a"]
 
 
-def test_malformed_embeddings_are_dead_lettered(tmp_path):
-    with Store(tmp_path / "x.sqlite") as store:
+def test_malformed_embeddings_are_dead_lettered(store_url):
+    with Store(store_url) as store:
         bus = MemoryBus()
         stage = MatcherStage(bus, store, Matcher(CFG))
         bus.publish(STREAM_EMBEDDINGS, b"junk")

@@ -27,8 +27,8 @@ from pipeline.matcher import records
 from pipeline.matcher.announce import Announcer
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.watchlist import Watchlist
+from pipeline.store.base import Store
 from pipeline.store.identities import resolve
-from pipeline.store.sqlite import Store
 from pipeline.store.tracks import TrackRow, upsert_track
 from tests.support.matcher_helpers import view
 

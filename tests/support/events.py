@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.events.event import Event
 from pipeline.events.webhook import EVENT_HEADER, SIGNATURE_HEADER, verify_signature
+from pipeline.store.base import is_postgres
 from tests.support.services import free_port, wait_until
 
 # one valid payload of every kind
@@ -300,7 +301,8 @@ class ThreadedServer:
         self._thread = threading.Thread(target=self.server.run, daemon=True)
         self._thread.start()
         wait_until(lambda: self.server.started, timeout=20, what="uvicorn to start")
-        if app.state.reader.path.is_file():   # the event log is positioned: what is logged from now on is new
+        loc = app.state.reader.location
+        if is_postgres(loc) or Path(loc).is_file():   # the event log is positioned: what is logged from now on is new
             wait_until(lambda: app.state.event_tail is not None and app.state.event_tail.last_seq is not None,
                        what="the API to position itself in the event log")
 

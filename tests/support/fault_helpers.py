@@ -94,17 +94,17 @@ class WorkerProc:
             self._log.close()
 
 
-def store_clip_counts(store_path: Path) -> dict[str, int]:
-    """clip id -> how many times the store recorded it (links of kind new/join/update: one per clip)."""
-    import sqlite3
+def store_clip_counts(store: Path | str) -> dict[str, int]:
+    """clip id -> how many times the store recorded it (links of kind new/join/update: one per clip).
 
-    conn = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT clip_id, count(*) FROM links WHERE kind IN ('new', 'join', 'update') "
-                            "GROUP BY clip_id").fetchall()
-        n_embedded = conn.execute("SELECT coalesce(sum(n_embedded), 0) FROM tracks").fetchone()[0]
-    finally:
-        conn.close()
+    ``store`` is a SQLite file or a PostgreSQL URL; it is only read.
+    """
+    from pipeline.store.base import Store
+
+    with Store(str(store), readonly=True) as s, s.snapshot():   # one view: the matcher commits meanwhile
+        rows = s.execute("SELECT clip_id, count(*) FROM links WHERE kind IN ('new', 'join', 'update') "
+                         "GROUP BY clip_id")
+        n_embedded = s.execute("SELECT coalesce(sum(n_embedded), 0) FROM tracks")[0][0]
     counts = {str(c): int(n) for c, n in rows}
     assert n_embedded == sum(counts.values()), "tracks' clip counts and link rows disagree"
     return counts

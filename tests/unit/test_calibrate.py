@@ -12,7 +12,7 @@ from pipeline.config.settings import MatcherCfg, PairThresholds, XreidCfg
 from pipeline.matcher.calibrate import LabelledTrack, fit_thresholds, label_tracks, pairwise_f1, partition
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from tests.support.matcher_helpers import emb, unit
 from workers.cli import main
 

@@ -18,9 +18,9 @@ from pipeline.matcher.stage import MatcherStage
 from pipeline.matcher.status_sink import CameraStatusSink
 from pipeline.matcher.watchlist import Watchlist
 from pipeline.store import erasure, event_log, watchlists
+from pipeline.store.base import Store
 from pipeline.store.identities import MergeRow, add_identity, add_merge
 from pipeline.store.schema import MIGRATIONS, V_EVENTS
-from pipeline.store.sqlite import Store
 from tests.support.matcher_helpers import emb, person, view
 
 CFG = MatcherCfg(thresholds=PairThresholds(rgb_rgb=0.7, ir_ir=0.7, rgb_ir=0.5), merge_margin=0.1, min_clips=1,
@@ -50,15 +50,25 @@ def _feed(stage: MatcherStage, bus: MemoryBus, *embs) -> None:
         pass
 
 
-@pytest.fixture
-def world(tmp_path):
-    store = Store(tmp_path / "x.sqlite")
+def _world(location):  # noqa: ANN001
+    store = Store(location)
     bus = MemoryBus()
     sse = SseBroadcaster()
     announcer = Announcer(EventHub([sse], site="lobby"), site="lobby", watchlist=Watchlist(store, refresh_s=0.0))
     stage = MatcherStage(bus, store, Matcher(CFG), announcer=announcer)
     yield store, bus, stage, sse
     store.close()
+
+
+@pytest.fixture
+def world(store_url):
+    """A matcher stage with an announcer, once on a SQLite file and once on a PostgreSQL database."""
+    yield from _world(store_url)
+
+
+@pytest.fixture
+def sqlite_world(tmp_path):
+    yield from _world(tmp_path / "x.sqlite")
 
 
 def test_store_v7_holds_the_event_log_and_watchlists(tmp_path):
@@ -128,8 +138,8 @@ def test_a_merge_is_announced_with_its_evidence_track(world):
     assert {merged[0]["payload"]["winner"], merged[0]["payload"]["loser"]} == {1, 2}
 
 
-def test_a_failed_commit_announces_nothing(world, tmp_path):
-    store, bus, stage, sse = world
+def test_a_failed_commit_announces_nothing(sqlite_world):
+    store, bus, stage, sse = sqlite_world   # a SQLite trigger fails the batch's commit
     store.execute("CREATE TRIGGER no_links BEFORE INSERT ON links BEGIN SELECT RAISE(ABORT, 'disk full'); END")
     bus.publish(STREAM_EMBEDDINGS, emb("c1", "a", person(0), 0, 10).to_bytes())
     with pytest.raises(StoreError):
@@ -200,8 +210,8 @@ def test_track_ended_report_round_trips_and_bad_ones_are_contract_errors():
         decode_report(json.dumps(bad).encode())
 
 
-def test_event_log_trims_to_the_newest_and_positions_stay_valid(tmp_path):
-    with Store(tmp_path / "x.sqlite") as store:
+def test_event_log_trims_to_the_newest_and_positions_stay_valid(store_url):
+    with Store(store_url) as store:
         rows = [event_log.LogRow(f"e{i}", "track.started", float(i), "{}") for i in range(10)]
         event_log.append(store, rows)
         event_log.append(store, rows[:3])   # the same facts again: kept once
@@ -213,8 +223,8 @@ def test_event_log_trims_to_the_newest_and_positions_stay_valid(tmp_path):
         assert event_log.after(store, 10)[0].seq > 10   # numbers only grow: a reader's position stays valid
 
 
-def test_retention_and_forget_delete_watchlist_entries(tmp_path):
-    with Store(tmp_path / "x.sqlite") as store:
+def test_retention_and_forget_delete_watchlist_entries(store_url):
+    with Store(store_url) as store:
         for i in (1, 2, 3):
             add_identity(store, i, "test@0", 0.0)
         add_merge(store, MergeRow(1, 2, 1, 0.9, 5.0))   # 2 lives on as 1

@@ -10,7 +10,7 @@ from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
 from pipeline.config.settings import MatcherCfg, PairThresholds
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 from tests.support.matcher_helpers import emb, person, unit, view
 
 TH = PairThresholds(rgb_rgb=0.5, ir_ir=0.5, rgb_ir=0.5)

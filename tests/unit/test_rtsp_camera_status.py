@@ -8,7 +8,7 @@ from models.errors import ContractError
 from pipeline.bus import MemoryBus
 from pipeline.camera.status import STREAM_CAMERA_STATUS, CameraStatusEvent
 from pipeline.matcher.status_sink import CameraStatusSink
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store
 
 SECRET = "pa55-word"
 

@@ -29,7 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from models.errors import ConfigError
+    from pipeline.store.base import is_postgres
 
+    if is_postgres(args.store):   # crops are files beside a SQLite store; a database has no "beside"
+        raise ConfigError("xreid adapt works on a SQLite store with its crops beside it: copy the PostgreSQL store "
+                          "into a file (xreid store copy URL site.sqlite) and move its crops (store.crops_dir) to "
+                          "site.crops/ (docs/store.md)")
     if not args.minutes > 0:
         raise ConfigError(f"--minutes must be > 0, got {args.minutes}")
     if args.threads < 1:

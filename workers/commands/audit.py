@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.store.audit import AuditFilter, audit_path, list_entries, open_audit
+    from pipeline.store.audit import AuditFilter, audit_exists, list_entries, open_audit
+    from pipeline.store.base import NetworkOptions
+    from pipeline.store.configured import CLI_GIVE_UP_S
     from pipeline.store.erasure import list_erasures
 
     with open_store(args) as store:
@@ -35,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
             f = AuditFilter(parse_time(args.since, "--since"), parse_time(args.until, "--until"), args.token_id,
                             args.route)
             rows, total = [], 0
-            if audit_path(store.path).is_file():   # none yet: nobody has queried the API
-                with open_audit(store.path, readonly=True) as log_store:
+            if audit_exists(store.location):   # no SQLite log yet: nobody has queried the API
+                with open_audit(store.location, readonly=True,
+                                network=NetworkOptions(give_up_s=CLI_GIVE_UP_S)) as log_store:
                     entries, total = list_entries(log_store, f, args.limit)
                 rows = [e.as_dict() for e in entries]
     if args.json:

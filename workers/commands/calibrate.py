@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.config.loader import load_config, load_yaml, merge
     from pipeline.config.settings import XreidCfg
     from pipeline.matcher.calibrate import fit_thresholds, label_tracks, load_labelled, static_thresholds
-    from pipeline.store.sqlite import Store
+    from pipeline.store.base import Store
 
     gt = _gt_specs(args.gt)
     extra = _csv_labels(args.labels) if args.labels else {}

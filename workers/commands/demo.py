@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 def _accuracy(summary: dict[str, Any], out: Path, gt: Path) -> dict[str, Any]:
     """Pairwise identity scores of this run against the PETS09 ground truth (both cameras show its frames)."""
     from pipeline.matcher.identity_eval import run_labels, score_run
-    from pipeline.store.sqlite import Store
+    from pipeline.store.base import Store
 
     if not gt.is_file():
         return {"scored": False, "reason": f"ground truth not found at {gt}"}

@@ -22,7 +22,13 @@ EXIT_PENDING = 3
 
 
 def add_writable_store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="the SQLite store (default: store.path of the config, xreid-out/xreid.sqlite)")
+    p.add_argument("--store", help="the store: a SQLite file or postgresql://user@host:port/db, password from "
+                                   "PGPASSWORD (default: store.url, else store.path of the config, "
+                                   "xreid-out/xreid.sqlite)")
+    p.add_argument("--out", metavar="DIR", help="a replay's output folder whose report files (tracks.jsonl, "
+                                                "identities.json, contact sheets) to clean too, and where a "
+                                                "PostgreSQL store's crops are when store.crops_dir is unset "
+                                                "(default: the SQLite store's folder; none for PostgreSQL)")
     p.add_argument("--config", help="pipeline YAML (default: configs/default.yaml when present)")
     p.add_argument("--redis", nargs="?", const="", default=None, metavar="URL",
                    help="also clean this Redis (dead letters, streams); without URL: $XREID_REDIS_URL")
@@ -38,14 +44,18 @@ def load_cfg(args: argparse.Namespace) -> Any:
 
 
 def open_writable(args: argparse.Namespace, cfg: Any) -> Any:
-    """The store named by --store or the config, for writing (it must exist: nothing to erase otherwise)."""
-    from models.errors import StoreError
-    from pipeline.store.sqlite import Store
+    """The store named by --store or the config, for writing (a SQLite file must exist: nothing to erase otherwise).
 
-    path = args.store or cfg.store.path
-    if not Path(path).is_file():
-        raise StoreError(f"no store at {path} (pass --store)")
-    return Store(path)
+    An unreachable PostgreSQL store is retried for ``store.retry_timeout_s`` (10 s when 0), then is one line.
+    """
+    from models.errors import StoreError
+    from pipeline.store.base import is_postgres
+    from pipeline.store.configured import CLI_GIVE_UP_S, open_store, store_location
+
+    location = store_location(cfg.store, args.store)
+    if not is_postgres(location) and not Path(location).is_file():
+        raise StoreError(f"no store at {location} (pass --store)")
+    return open_store(location, cfg.store, give_up_s=cfg.store.retry_timeout_s or CLI_GIVE_UP_S)
 
 
 def optional_bus(args: argparse.Namespace, cfg: Any) -> Any:
@@ -105,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_writable(args, cfg) as store:
             def make_eraser() -> Eraser:
-                from pipeline.store.crops import CropKeeper, crops_dir
+                from pipeline.store.crops import CropKeeper, crops_root
 
-                crops = crop_keeper(cfg, store.path) or CropKeeper(crops_dir(store.path))
-                return Eraser(store, crops, bus, who)
+                crops = crop_keeper(cfg, store.location, args.out) or \
+                    CropKeeper(crops_root(store.location, cfg.store.crops_dir, args.out))
+                return Eraser(store, crops, bus, who, reports_dir=args.out)
 
             outcome = request_forget(store, sel, who, make_eraser, wait_s=args.wait)
     finally:

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
             raise StoreError(f"store {store.path} has no identities yet (schema v{store.schema_version})")
         detail = identity_detail(store, args.id)
     if detail is None:
-        raise StoreError(f"no identity {args.id} in {args.store or 'the store'}")
+        raise StoreError(f"no identity {args.id} in {store.path}")
     if args.json:
         json.dump(detail, sys.stdout, indent=1)
         print()

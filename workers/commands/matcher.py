@@ -11,13 +11,17 @@ from workers.commands.reid_worker import add_worker_args
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("matcher", help="matcher: embeddings from Redis -> identities in the store (distributed mode)",
                        description="Consume embeddings from the Redis embeddings stream in the 'matcher' group, link "
-                                   "tracks into identities and write the store. Run exactly one per store.")
-    p.add_argument("--store", default=None, help="SQLite store path (default store.path from --config)")
+                                   "tracks into identities and write the store. Run exactly one per store (on "
+                                   "PostgreSQL a second one refuses to start).")
+    p.add_argument("--store", default=None, help="the store: a SQLite file or postgresql://user@host:port/db, "
+                                                 "password from PGPASSWORD (default: store.url, else store.path)")
     add_worker_args(p, metrics_port=9103)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from pipeline.bus import create_bus
     from pipeline.config.redact import redact_url
     from pipeline.events import create_hub
@@ -25,23 +29,26 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.matcher.matcher import Matcher
     from pipeline.matcher.stage import MatcherStage
     from pipeline.runtime.metrics import MetricsServer
-    from pipeline.store.sqlite import Store
+    from pipeline.store.configured import open_store, store_location
     from workers.commands.reid_worker import load_worker_config
-    from workers.identity_chain import privacy_duty
+    from workers.identity_chain import keeps_crops, privacy_duty
     from workers.lifecycle import METRICS_HOST_ENV, Shutdown, default_consumer, resolve_redis_url
     from workers.matcher import MatcherWorker
 
+    log = logging.getLogger("workers.matcher")
     cfg = load_worker_config(args)
     shutdown = Shutdown().install()
     url = resolve_redis_url(args.redis, os.environ, cfg.bus.url)
     consumer = args.consumer or default_consumer("matcher")
-    store = Store(args.store or cfg.store.path)
+    store = open_store(store_location(cfg.store, args.store), cfg.store, stop=shutdown.abort)
+    if not store.hold_writer_lock():   # PostgreSQL: a second matcher stops here with the holder named
+        log.info("store %s: one matcher per file is not enforced on SQLite; run exactly one", store.path)
     bus = create_bus(url, cfg.bus, stop_event=shutdown.abort, client_name=consumer)
     hub = create_hub(cfg.events)   # MQTT and webhooks when configured (events:); the store's event log always
     privacy = privacy_duty(cfg, store, bus, consumer)   # forget requests, retention sweeps (docs/privacy.md)
     stage = MatcherStage(bus, store, Matcher(cfg.matcher), cfg.matcher, consumer=consumer,
                          claim_idle_ms=cfg.bus.claim_idle_ms,
-                         crops=None if cfg.retention.embeddings_only else privacy.eraser.crops, privacy=privacy,
+                         crops=privacy.eraser.crops if keeps_crops(cfg) else None, privacy=privacy,
                          keep_thumbnails=not cfg.retention.embeddings_only,
                          announcer=Announcer.for_config(cfg.events, store, hub))
     worker = MatcherWorker(bus, stage, store, shutdown, consumer, cfg.bus.trim_every_s, hub=hub,

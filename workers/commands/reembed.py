@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     config = args.config or ("configs/default.yaml" if Path("configs/default.yaml").is_file() else None)
     cfg = load_config(XreidCfg, config, env=os.environ)
+    from pipeline.store.base import is_postgres
+
+    if is_postgres(args.store):   # crops are files beside a SQLite store; a database has no "beside"
+        raise ConfigError("xreid reembed works on a SQLite store with its crops beside it: copy the PostgreSQL store "
+                          "into a file (xreid store copy URL site.sqlite) and move its crops (store.crops_dir) to "
+                          "site.crops/ (docs/store.md)")
     if not Path(args.store).is_file():
         raise ConfigError(f"no store at {args.store}")
     encoder = ReidEncoder.from_checkpoint(args.checkpoint, device="cpu", preprocess_workers=1)

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "sequence (repeat for several cameras); a camera of the same id "
                         "in the config's cameras list lends its detector settings; none: the config's cameras")
     p.add_argument("--max-frames", type=int, help="stop each file after N frames")
+    p.add_argument("--store", metavar="PATH|URL",
+                   help="write tracks and identities here instead of <out>/xreid.sqlite: a SQLite file or "
+                        "postgresql://user@host:port/db, password from PGPASSWORD (default: store.url when set)")
     p.add_argument("--redis", nargs="?", const="", default=None, metavar="URL",
                    help="push clips into a running deployment's Redis instead of the embedded pipeline (its re-ID "
                         "workers and matcher do the rest); without URL: $XREID_REDIS_URL (keeps the password out "
@@ -104,25 +107,31 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
     cfg = load_pipeline_config(args)
     cameras = with_camera_settings(cameras, cfg.cameras)
+    # replay: --store, else store.url (XREID_STORE__URL); neither, or the demo (it scores its own run's
+    # file): the run's own <out>/xreid.sqlite
+    location = None
+    if hasattr(args, "store"):
+        location = args.store or (cfg.store.location if cfg.store.url is not None else None)
     options = ReplayOptions(out_dir=Path(args.out), start_time=parse_start_time(args.start_time),
                             max_frames=max_frames, annotate=args.annotate, mot_out=args.mot_out,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, store=location)
     if getattr(args, "redis", None) is not None:   # the deployment's matcher stores and announces the reports
         return Replay(cfg, cameras, options, bus=deployment_bus(args.redis, cfg), reports_on_bus=True).run()
     if args.no_identities:
         from pipeline.replay.embedded import STORE_NAME
         from workers.identity_chain import sweep_store
 
-        sweep_store(cfg, Path(args.out) / STORE_NAME)   # retention at the start and the end of the replay
+        swept = location or str(Path(args.out) / STORE_NAME)
+        sweep_store(cfg, swept, args.out)   # retention at the start and the end of the replay
         summary = Replay(cfg, cameras, options).run()
-        sweep_store(cfg, Path(args.out) / STORE_NAME)
+        sweep_store(cfg, swept, args.out)
         return summary
     probe_cameras(cameras)  # a missing or broken file is reported before the re-ID model loads
     prepare_out_dir(args.out)  # ... and so is an unwritable --out (Replay checks it for the other paths)
     from pipeline.bus import create_bus
     from pipeline.events import create_hub
     from pipeline.replay.embedded import STORE_NAME
-    from pipeline.store.sqlite import Store
+    from pipeline.store.configured import open_store
     from workers.identity_chain import align_clip_length, identity_stages, load_encoder, privacy_duty, write_identities
 
     encoder = load_encoder(args.checkpoint or cfg.reid.checkpoint, args.device or cfg.reid.device, cfg.reid.amp,
@@ -131,10 +140,10 @@ def run_pipeline(args: argparse.Namespace, cameras: list[Any], max_frames: int |
     bus = create_bus(None, cfg.bus)  # in-process, trimming what every stage has acked
     hub = create_hub(cfg.events)     # MQTT and webhooks when configured; the store's event log always
     try:
-        with Store(Path(args.out) / STORE_NAME) as store:
-            privacy = privacy_duty(cfg, store, bus, f"replay-{os.getpid()}")
+        with open_store(location or str(Path(args.out) / STORE_NAME), cfg.store) as store:
+            privacy = privacy_duty(cfg, store, bus, f"replay-{os.getpid()}", args.out)
             privacy.sweep.run()   # retention at the start (before the matcher loads the store) ...
-            stages = identity_stages(cfg, encoder, bus, store, privacy, hub)
+            stages = identity_stages(cfg, encoder, bus, store, privacy, hub, args.out)
             replay = Replay(cfg, cameras, options, bus=bus, store=store, downstream=stages, reports_on_bus=True)
             try:
                 summary = replay.run()

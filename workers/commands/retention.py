@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     bus = optional_bus(args, cfg)
     try:
         with open_writable(args, cfg) as store:
-            result = privacy_duty(cfg, store, bus, whoami()).sweep.run()
+            result = privacy_duty(cfg, store, bus, whoami(), args.out).sweep.run()
     finally:
         if bus is not None:
             bus.close()

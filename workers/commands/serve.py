@@ -1,8 +1,9 @@
 """``xreid serve``: the query API and dashboard over the store, under uvicorn.
 
-The server reads the store, so it runs beside a replay or the distributed matcher on the same file;
-it streams their live events by tailing the store's event log (``GET /events/stream``), and writes
-only watchlist entries (admin routes). Binding a non-loopback address needs a bearer token (``XREID_API__TOKEN``). A store
+The server reads the store, so it runs beside a replay or the distributed matcher on the same file,
+or, several replicas of it, on one PostgreSQL store; it streams their live events by tailing the
+store's event log (``GET /events/stream``), and writes only watchlist entries (admin routes).
+Binding a non-loopback address needs a bearer token (``XREID_API__TOKEN``). A store
 written by a newer build is refused at start (exit 2), as every other command refuses it.
 """
 
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(/) over the store. Set the bearer token with XREID_API__TOKEN; it is required "
                                    "when --host is not a loopback address.")
     p.add_argument("--config", type=Path, help="YAML config (default: built-in defaults + XREID_* environment)")
-    p.add_argument("--store", help="store file (default: api.store_path, else store.path = xreid-out/xreid.sqlite)")
+    p.add_argument("--store", help="the store: a SQLite file or postgresql://user@host:port/db (password: PGPASSWORD) "
+                                   "(default: api.store_path, else store.url, else store.path = xreid-out/xreid.sqlite)")
     p.add_argument("--host", help="bind address (default: api.host = 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default: api.port = 8000)")
     p.add_argument("--checkpoint", help="X-ReID checkpoint for image search (default: api.checkpoint, else the "
@@ -71,16 +73,21 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.api.queries import StoreReader
     from pipeline.config.loader import load_config
     from pipeline.config.settings import XreidCfg
+    from pipeline.store.base import describe
+    from pipeline.store.configured import network_options, store_location
 
     log = logging.getLogger("workers.serve")
-    flags = {"host": args.host, "port": args.port, "checkpoint": args.checkpoint, "store_path": args.store}
+    flags = {"host": args.host, "port": args.port, "checkpoint": args.checkpoint}
     cfg = load_config(XreidCfg, args.config, env=os.environ,
                       overrides={"api": {k: v for k, v in flags.items() if v is not None}})
     api = cfg.api
-    store_path = api.store_path or cfg.store.path
+    store_path = store_location(cfg.store, args.store or api.store_path)
+    network = network_options(cfg.store)
     # a store from a newer build is refused here with the CLI's reason (exit 2); one swapped in
     # later is answered 503 with the same reason; a missing one may still be created by its writer
-    StoreReader(store_path).check_schema()
+    reader = StoreReader(store_path, network=network)
+    reader.check_schema()
+    reader.close()
     encoder = None
     if api.checkpoint and args.untrained_encoder:
         raise ConfigError("--untrained-encoder and a checkpoint (--checkpoint / api.checkpoint) exclude each other")
@@ -90,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
         # no checkpoint: the committed model replay and demo use by default, so their stores are searchable
         encoder = load_encoder(api.checkpoint, device=args.device, untrained=args.untrained_encoder)
         log.info("image search with %s", encoder.model_id)
-    app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery, events_cfg=cfg.events)
+    app = create_app(api, store_path, encoder=encoder, gallery=cfg.matcher.gallery, events_cfg=cfg.events,
+                     network=network)
     host = f"[{api.host}]" if ":" in api.host else api.host
-    print(f"xreid serve: http://{host}:{api.port}/ over {store_path} (auth {'on' if api.token is not None else 'off'})",
+    print(f"xreid serve: http://{host}:{api.port}/ over {describe(store_path)} (auth {'on' if api.token is not None else 'off'})",
           flush=True)
     level = logging.getLogger().getEffectiveLevel()
     # uvicorn shuts down gracefully on SIGTERM, restores the previous handler and re-raises the

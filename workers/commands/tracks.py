@@ -30,26 +30,32 @@ def int_flag(lo: int = -SQLITE_INT_MAX - 1, hi: int = SQLITE_INT_MAX) -> Callabl
 
 
 def add_store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="the SQLite store (default: store.path of the config, xreid-out/xreid.sqlite)")
+    p.add_argument("--store", help="the store: a SQLite file or postgresql://user@host:port/db, password from "
+                                   "PGPASSWORD (default: store.url, else store.path of the config, "
+                                   "xreid-out/xreid.sqlite)")
     p.add_argument("--config", help="pipeline YAML (default: configs/default.yaml when present)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def open_store(args: argparse.Namespace, writable: bool = False) -> Any:
     """The store named by --store or the config, read-only unless ``writable`` (then migrated to this
-    build's schema); a missing file is a one-line error."""
+    build's schema); a missing file is a one-line error.
+
+    An unreachable PostgreSQL store is retried with backoff for ``store.retry_timeout_s`` (10 s when
+    that is 0, "never": a query should answer), then is a one-line error too.
+    """
     from models.errors import StoreError
     from pipeline.config.loader import load_config
     from pipeline.config.settings import XreidCfg
-    from pipeline.store.sqlite import Store
+    from pipeline.store.base import is_postgres
+    from pipeline.store.configured import CLI_GIVE_UP_S, open_store, store_location
 
-    path = args.store
-    if path is None:
-        config = args.config or ("configs/default.yaml" if Path("configs/default.yaml").is_file() else None)
-        path = load_config(XreidCfg, config, env=os.environ).store.path
-    if not Path(path).is_file():
-        raise StoreError(f"no store at {path} (run `xreid replay` or `xreid demo` first, or pass --store)")
-    return Store(path, readonly=not writable)
+    config = args.config or ("configs/default.yaml" if Path("configs/default.yaml").is_file() else None)
+    cfg = load_config(XreidCfg, config, env=os.environ).store
+    location = store_location(cfg, args.store)
+    if not is_postgres(location) and not Path(location).is_file():
+        raise StoreError(f"no store at {location} (run `xreid replay` or `xreid demo` first, or pass --store)")
+    return open_store(location, cfg, readonly=not writable, give_up_s=cfg.retry_timeout_s or CLI_GIVE_UP_S)
 
 
 def parse_time(text: str | None, flag: str) -> float | None:

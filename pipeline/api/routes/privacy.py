@@ -3,11 +3,15 @@
 Every route here depends on ``require_admin``: the read token gets 403. An erasure is queued in the
 store and executed by the running matcher (or, when none runs, by this process), exactly as
 ``xreid forget`` does (``pipeline/matcher/forget.py``); afterwards ``GET /identities/{id}`` answers 404.
+On a PostgreSQL store the API only queues: its replicas run on other machines than the matcher and
+cannot reach the crops it keeps, so the matcher executes the request (at once when it runs, else when
+it starts) and the answer is 202 until then.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path as PathLib
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -15,13 +19,13 @@ from pydantic import BaseModel, Field
 
 from models.errors import StoreError
 from pipeline.api.auth import require_admin
-from pipeline.api.deps import MAX_OFFSET, PageParams, TimeRange, page_params, time_range
+from pipeline.api.deps import MAX_OFFSET, PageParams, TimeRange, page_params, snapshot, time_range
 from pipeline.api.schemas import Page, to_iso
 from pipeline.matcher.forget import Eraser, ForgetOutcome, UnknownTarget, request_forget
-from pipeline.store.audit import AuditFilter, list_entries, open_audit
+from pipeline.store.audit import AuditFilter
+from pipeline.store.base import Store, is_postgres
 from pipeline.store.crops import CropKeeper, crops_dir
 from pipeline.store.erasure import Selector, list_erasures
-from pipeline.store.sqlite import Store
 
 router = APIRouter(tags=["privacy"])
 
@@ -73,15 +77,17 @@ ERASE_RESPONSES = {202: {"description": "queued; the running matcher has not fin
 
 
 def _forget(request: Request, response: Response, sel: Selector, admin: str) -> ErasureOut:
-    path = request.app.state.reader.path
-    if not path.is_file():
-        raise HTTPException(503, f"store {path} does not exist yet")
+    reader = request.app.state.reader
+    location = reader.location
+    shared = is_postgres(location)
+    if not shared and not PathLib(location).is_file():
+        raise HTTPException(503, f"store {location} does not exist yet")
     client = request.client.host if request.client else "?"
     who = f"api:{admin}@{client}"
     try:
-        with Store(path) as store:
-            outcome = request_forget(store, sel, who, lambda: Eraser(store, CropKeeper(crops_dir(path)), None, who),
-                                     wait_s=FORGET_WAIT_S)
+        with Store(location, network=reader.network) as store:
+            make = None if shared else lambda: Eraser(store, CropKeeper(crops_dir(location)), None, who)
+            outcome = request_forget(store, sel, who, make, wait_s=FORGET_WAIT_S)
     except UnknownTarget as e:
         raise HTTPException(404, str(e)) from None
     except StoreError as e:
@@ -109,16 +115,6 @@ def delete_track(request: Request, response: Response, admin: Admin,
     return _forget(request, response, Selector("track", track_uid), admin)
 
 
-def _read_store(request: Request) -> Store:
-    path = request.app.state.reader.path
-    if not path.is_file():
-        raise HTTPException(503, f"store {path} does not exist yet")
-    try:
-        return Store(path, readonly=True)
-    except StoreError as e:
-        raise HTTPException(503, f"store unavailable: {e}") from None
-
-
 @router.get("/audit", response_model=Page[AuditEntryOut], responses={403: {"description": "not the admin token"}})
 def audit_log(request: Request, _admin: Admin, page: Annotated[PageParams, Depends(page_params)],
               span: Annotated[TimeRange, Depends(time_range)],
@@ -127,10 +123,9 @@ def audit_log(request: Request, _admin: Admin, page: Annotated[PageParams, Depen
               ) -> Page[AuditEntryOut]:
     """Who queried what, newest first: time, token id, route, parameters, status, result count, client."""
     try:
-        with open_audit(request.app.state.reader.path) as store:
-            entries, total = list_entries(store, AuditFilter(span.t_from, span.t_to, token_id, route), page.limit,
-                                          page.offset)
-    except StoreError as e:
+        entries, total = request.app.state.audit_log.entries(AuditFilter(span.t_from, span.t_to, token_id, route),
+                                                             page.limit, page.offset)
+    except (StoreError, OSError) as e:
         raise HTTPException(503, f"audit log unavailable: {e}") from None
     request.state.audit_count = len(entries)
     items = [AuditEntryOut(at=to_iso(e.ts), token_id=e.token_id, method=e.method, route=e.route,  # type: ignore[arg-type]
@@ -144,8 +139,8 @@ def audit_log(request: Request, _admin: Admin, page: Annotated[PageParams, Depen
 def erasures(request: Request, _admin: Admin,
              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ErasureOut]:
     """Forget requests and their tombstones, newest first."""
-    with _read_store(request) as store:
-        rows = list_erasures(store, limit)
+    with snapshot(request) as snap:
+        rows = list_erasures(snap.store, limit)
     request.state.audit_count = len(rows)
     state = {"done": "done", "failed": "failed"}
     return [ErasureOut.from_outcome(ForgetOutcome(state.get(e.status, "pending"), e)) for e in rows]

@@ -3,12 +3,14 @@
 Entries are made from images of one person (encoded with the server's search encoder, as ``POST
 /search`` does, one reference per image) or from a stored identity (its tracks' embeddings), and stored with their model and
 threshold; the matcher compares each new or updated track with them and announces ``watchlist.hit``.
-These are the only routes that write the store: each opens it for one short transaction beside the
-matcher (SQLite WAL lets them share the file).
+These routes and the erasure requests are the only ones that write the store: each opens it for one short
+transaction beside the matcher (SQLite WAL lets them share the file; a PostgreSQL store takes any number
+of writers, the matcher's lock only keeps out a second matcher).
 """
 
 from __future__ import annotations
 
+from pathlib import Path as PathLib
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
@@ -20,7 +22,7 @@ from pipeline.api.images import check_headers, embed_images, http_status
 from pipeline.api.schemas import WatchlistEntry, to_iso
 from pipeline.ingest.image_input import ImageLimits, ImageRejected
 from pipeline.store import watchlists
-from pipeline.store.sqlite import Store
+from pipeline.store.base import Store, is_postgres
 
 router = APIRouter(tags=["watchlists"], dependencies=[Depends(require_admin)], responses={
     403: {"description": "no admin token configured, or the request does not carry it"},
@@ -29,11 +31,11 @@ router = APIRouter(tags=["watchlists"], dependencies=[Depends(require_admin)], r
 
 
 def _open(request: Request) -> Store:
-    path = request.app.state.reader.path
-    if not path.is_file():
-        raise HTTPException(503, f"store {path} does not exist yet (has the replay or matcher run?)")
-    try:
-        return Store(path)   # migrated to this build's schema if older (watchlists need v7)
+    reader = request.app.state.reader
+    if not is_postgres(reader.location) and not PathLib(reader.location).is_file():
+        raise HTTPException(503, f"store {reader.path} does not exist yet (has the replay or matcher run?)")
+    try:   # migrated to this build's schema if older (watchlists need v7)
+        return Store(reader.location, network=reader.network)
     except StoreError as e:
         raise HTTPException(503, f"store unavailable: {e}") from None
 
