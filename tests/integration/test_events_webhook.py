@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import time
 
 from pipeline.events import Event, EventHub, WebhookSink, sign, verify_signature
 from pipeline.events.sink import publisher_backoff
@@ -92,10 +91,9 @@ def test_dead_endpoint_never_blocks_the_caller_and_counts_drops():
                        backoff=publisher_backoff(0.2, 0.4))
     hub = EventHub([sink], site="lobby")
     try:
-        t0 = time.perf_counter()
         for i in range(50):
             hub.publish(track_event(i))
-        assert time.perf_counter() - t0 < 0.05
+        # the caller did not wait for delivery: had it, nothing would have been dropped
         assert sink.counters.dropped >= 50 - 3 - 1   # at most one in delivery, three waiting
         assert len(sink.outbox) == 3
         wait_until(lambda: accounted(sink) == 50, timeout=15, what="every event delivered, failed or dropped")
@@ -112,9 +110,8 @@ def test_hanging_endpoint_costs_its_timeout_not_the_caller():
     port = listener.getsockname()[1]
     sink = WebhookSink(f"http://127.0.0.1:{port}/hook", SECRET, timeout_s=0.3, max_attempts=2, backoff=fast_backoff())
     try:
-        t0 = time.perf_counter()
         sink.submit(track_event(1))
-        assert time.perf_counter() - t0 < 0.01
+        assert sink.counters.failed == 0   # submit returned before the two 0.3 s attempts gave up
         wait_until(lambda: sink.counters.failed == 1, timeout=10, what="hung delivery given up")
         assert sink.counters.retries == 1 and "timed out" in (sink.last_error or "")
     finally:
