@@ -6,6 +6,7 @@ drives it through ``executable_path``, so no browser download is involved.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,13 +65,10 @@ def server(replayed, tmp_path_factory):
         proc.wait(timeout=20)
 
 
-def test_dashboard_shows_identities_and_a_cross_camera_timeline(server, tmp_path):
-    identities = httpx.get(f"{server}/identities", headers=AUTH, params={"limit": 24}).json()
-    assert identities["total"] > 0, "the replay produced no identity"
-    first = identities["items"][0]
-    detail = httpx.get(f"{server}/identities/{first['identity_id']}", headers=AUTH).json()
 
-    page_errors: list[str] = []
+@contextlib.contextmanager
+def _dashboard(server: str, tmp_path, page_errors: list[str]):
+    """A headless Chromium tab on the dashboard; page errors land in ``page_errors``."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
@@ -79,51 +77,61 @@ def test_dashboard_shows_identities_and_a_cross_camera_timeline(server, tmp_path
             page = browser.pages[0] if browser.pages else browser.new_page()
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
             page.goto(server)
-
-            # the server wants a token: the page asks for it, keeps it for the tab
-            expect(page.locator("#token-dialog")).to_be_visible()
-            page.fill("#token-input", TOKEN)
-            page.press("#token-input", "Enter")
-
-            cards = page.locator(".identity-card")
-            expect(cards).to_have_count(len(identities["items"]))
-            expect(page.locator('#cameras tr[data-camera="cam1"]')).to_be_visible()
-            expect(page.locator("#store-status")).to_contain_text("store schema")
-            # the RGB thumbnail of the first card really loaded (fetched with the token)
-            thumb = cards.first.locator("img.thumb").first
-            wait_until(lambda: thumb.evaluate("img => img.complete && img.naturalWidth > 0"), timeout=15,
-                       what="the first identity's RGB thumbnail")
-            page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
-
-            cards.first.click()
-            expect(page.locator("#identity-title")).to_have_text(f"Person #{first['identity_id']}")
-            bars = page.locator("#timeline .timeline-bar")
-            expect(bars).to_have_count(len(detail["timeline"]))
-            lanes = {f"{t['camera_id']} · {t['modality']}" for t in detail["timeline"]}
-            for lane in lanes:
-                expect(page.locator("#timeline .lane-label", has_text=lane)).to_have_count(1)
-            expect(page.locator("#tracks tr.track-row")).to_have_count(len(detail["timeline"]))
-            page.screenshot(path=str(tmp_path / "identity.png"), full_page=True)
-
-            # "where else?": search by one of its tracks from the identity page
-            page.locator("#tracks tr.track-row a", has_text="similar").first.click()
-            expect(page.locator("#search-results h2")).to_contain_text("nearest identit")
-            page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
-
-            # search by uploading an image (the tiny synthetic-trained model ranks real people poorly: check the flow, not the rank)
-            crop = tmp_path / "crop.jpg"
-            crop.write_bytes(httpx.get(server + detail["timeline"][0]["thumbnail_url"], headers=AUTH).content)
-            page.goto(f"{server}/#/search")
-            page.set_input_files("#search-files", str(crop))
-            page.click("#search-form button[type=submit]")
-            hits = page.locator("#search-results li.hit")
-            expect(hits).to_have_count(min(10, identities["total"]))
-            expect(page.locator("#search-results h2")).to_contain_text("nearest identit")
-            known = {f"Person #{i['identity_id']}" for i in identities["items"]}
-            assert hits.first.locator("a").inner_text() in known or identities["total"] > len(identities["items"])
-            page.screenshot(path=str(tmp_path / "search-image.png"), full_page=True)
+            yield page
         finally:
             browser.close()
+
+
+def test_dashboard_shows_identities_and_a_cross_camera_timeline(server, tmp_path):
+    identities = httpx.get(f"{server}/identities", headers=AUTH, params={"limit": 24}).json()
+    assert identities["total"] > 0, "the replay produced no identity"
+    first = identities["items"][0]
+    detail = httpx.get(f"{server}/identities/{first['identity_id']}", headers=AUTH).json()
+
+    page_errors: list[str] = []
+    with _dashboard(server, tmp_path, page_errors) as page:
+        # the server wants a token: the page asks for it, keeps it for the tab
+        expect(page.locator("#token-dialog")).to_be_visible()
+        page.fill("#token-input", TOKEN)
+        page.press("#token-input", "Enter")
+
+        cards = page.locator(".identity-card")
+        expect(cards).to_have_count(len(identities["items"]))
+        expect(page.locator('#cameras tr[data-camera="cam1"]')).to_be_visible()
+        expect(page.locator("#store-status")).to_contain_text("store schema")
+        # the RGB thumbnail of the first card really loaded (fetched with the token)
+        thumb = cards.first.locator("img.thumb").first
+        wait_until(lambda: thumb.evaluate("img => img.complete && img.naturalWidth > 0"), timeout=15,
+                   what="the first identity's RGB thumbnail")
+        page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+        cards.first.click()
+        expect(page.locator("#identity-title")).to_have_text(f"Person #{first['identity_id']}")
+        bars = page.locator("#timeline .timeline-bar")
+        expect(bars).to_have_count(len(detail["timeline"]))
+        lanes = {f"{t['camera_id']} · {t['modality']}" for t in detail["timeline"]}
+        for lane in lanes:
+            expect(page.locator("#timeline .lane-label", has_text=lane)).to_have_count(1)
+        expect(page.locator("#tracks tr.track-row")).to_have_count(len(detail["timeline"]))
+        page.screenshot(path=str(tmp_path / "identity.png"), full_page=True)
+
+        # "where else?": search by one of its tracks from the identity page
+        page.locator("#tracks tr.track-row a", has_text="similar").first.click()
+        expect(page.locator("#search-results h2")).to_contain_text("nearest identit")
+        page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+
+        # search by uploading an image (the tiny synthetic-trained model ranks real people poorly: check the flow, not the rank)
+        crop = tmp_path / "crop.jpg"
+        crop.write_bytes(httpx.get(server + detail["timeline"][0]["thumbnail_url"], headers=AUTH).content)
+        page.goto(f"{server}/#/search")
+        page.set_input_files("#search-files", str(crop))
+        page.click("#search-form button[type=submit]")
+        hits = page.locator("#search-results li.hit")
+        expect(hits).to_have_count(min(10, identities["total"]))
+        expect(page.locator("#search-results h2")).to_contain_text("nearest identit")
+        known = {f"Person #{i['identity_id']}" for i in identities["items"]}
+        assert hits.first.locator("a").inner_text() in known or identities["total"] > len(identities["items"])
+        page.screenshot(path=str(tmp_path / "search-image.png"), full_page=True)
 
     assert not page_errors, page_errors
     for name in ("overview.png", "identity.png", "search.png", "search-image.png"):
@@ -136,32 +144,23 @@ def test_dashboard_shows_new_identities_live_from_the_event_stream(server, repla
     """The matcher commits a new identity while the overview is open: its card and the event appear, no reload."""
     before = httpx.get(f"{server}/identities", headers=AUTH, params={"limit": 1}).json()["total"]
     page_errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 900})
-        try:
-            page = browser.pages[0] if browser.pages else browser.new_page()
-            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            page.goto(server)
-            page.fill("#token-input", TOKEN)
-            page.press("#token-input", "Enter")
-            expect(page.locator(".identity-card")).to_have_count(min(before, 24))
-            expect(page.locator("#live-state")).to_have_text("live")
-            navigations = page.evaluate("performance.getEntriesByType('navigation').length")
+    with _dashboard(server, tmp_path, page_errors) as page:
+        page.fill("#token-input", TOKEN)
+        page.press("#token-input", "Enter")
+        expect(page.locator(".identity-card")).to_have_count(min(before, 24))
+        expect(page.locator("#live-state")).to_have_text("live")
+        navigations = page.evaluate("performance.getEntriesByType('navigation').length")
 
-            new_identity = _match_a_new_person(replayed)   # the matcher's write, in another process's place
+        new_identity = _match_a_new_person(replayed)   # the matcher's write, in another process's place
 
-            card = page.locator(f'.identity-card[data-identity="{new_identity}"]')
-            expect(card).to_be_visible(timeout=15_000)
-            expect(card).to_contain_text(f"Person #{new_identity}")
-            feed = page.locator('#live-feed li[data-kind="identity.created"]')
-            expect(feed).to_contain_text(f"new person #{new_identity}")
-            expect(page.locator('#live-counters .live-count[data-kind="track.started"]')).to_contain_text("1")
-            assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations, "no reload"
-            page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
-        finally:
-            browser.close()
+        card = page.locator(f'.identity-card[data-identity="{new_identity}"]')
+        expect(card).to_be_visible(timeout=15_000)
+        expect(card).to_contain_text(f"Person #{new_identity}")
+        feed = page.locator('#live-feed li[data-kind="identity.created"]')
+        expect(feed).to_contain_text(f"new person #{new_identity}")
+        expect(page.locator('#live-counters .live-count[data-kind="track.started"]')).to_contain_text("1")
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations, "no reload"
+        page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
     assert not page_errors, page_errors
 
 
