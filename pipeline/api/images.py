@@ -4,10 +4,13 @@ encoding shared by ``/search`` and the watchlist routes), person-crop contact sh
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import cv2
 import numpy as np
+from fastapi import HTTPException, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from models.errors import ContractError
 from pipeline.ingest.image_input import ImageLimits, ImageRejected, check_total_pixels, decode_image, read_header
@@ -38,6 +41,30 @@ def embed_images(encoder: Any, blobs: list[tuple[str, bytes]], limits: ImageLimi
     if each:
         return encoder.encode([[c] for c in crops], [modality] * len(crops))
     return encoder.encode([crops], [modality])
+
+
+async def encode_uploads(request: Request, uploads: list[UploadFile], encoder: Any, modality: str,
+                         each: bool = False, on_reject: Callable[[str], None] | None = None) -> np.ndarray:
+    """Uploaded crops → unit vectors under the whole upload policy, or an HTTPException saying why not.
+
+    Headers are checked off the event loop before any decoding (bombs refused early); decoding and encoding
+    wait for one of the server's bounded decode slots (decoded crops are large). ``on_reject`` sees the
+    policy's reason of a refused upload (the search route counts them).
+    """
+    cfg = request.app.state.cfg
+    blobs = [(upload.filename or f"image {i}", await upload.read(cfg.max_upload_bytes + 1))
+             for i, upload in enumerate(uploads)]
+    limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_image_pixels)
+    try:
+        await run_in_threadpool(check_headers, blobs, limits, cfg.max_request_pixels)
+        async with request.app.state.decode_gate.slot():
+            return await run_in_threadpool(embed_images, encoder, blobs, limits, modality, each)
+    except ImageRejected as e:
+        if on_reject is not None:
+            on_reject(e.reason)
+        raise HTTPException(http_status(e), str(e)) from None
+    except ContractError as e:
+        raise HTTPException(422, f"cannot encode the images: {e}") from None
 
 
 def contact_sheet(jpegs: list[bytes], tile_hw: tuple[int, int] = (160, 80), cols: int = 8,

@@ -9,12 +9,10 @@ import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from models.errors import ContractError
 from pipeline.api.deps import snapshot
-from pipeline.api.images import check_headers, embed_images, http_status
+from pipeline.api.images import encode_uploads
 from pipeline.api.schemas import SearchHit, SearchResult, Thumbnails, to_iso
 from pipeline.api.search import IdentityHit
-from pipeline.ingest.image_input import ImageLimits, ImageRejected
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +56,10 @@ async def search(
     encoder = request.app.state.encoder
     if encoder is None:
         raise HTTPException(409, "this server has no re-ID checkpoint (api.checkpoint): search by track_id instead")
-    blobs = [(upload.filename or f"image {i}", await upload.read(cfg.max_upload_bytes + 1))
-             for i, upload in enumerate(images)]
-    limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_image_pixels)
-    try:
-        # headers only, off the event loop: size, type and pixel counts refuse bombs before any decoding
-        await run_in_threadpool(check_headers, blobs, limits, cfg.max_request_pixels)
-        async with request.app.state.decode_gate.slot():  # bounded: decoded crops are large
-            vectors = await run_in_threadpool(embed_images, encoder, blobs, limits, modality)
-    except ImageRejected as e:
-        metrics.rejected_uploads.labels(e.reason).inc()
-        raise HTTPException(http_status(e), str(e)) from None
-    except ContractError as e:
-        raise HTTPException(422, f"cannot encode the images: {e}") from None
+    vectors = await encode_uploads(request, images, encoder, modality,
+                                   on_reject=lambda reason: metrics.rejected_uploads.labels(reason).inc())
     query = np.asarray(vectors, dtype=np.float32)[0]
-    return await run_in_threadpool(_answer, request, query, encoder.model_id, k, None, "images", len(blobs),
+    return await run_in_threadpool(_answer, request, query, encoder.model_id, k, None, "images", len(images),
                                    None, modality)
 
 

@@ -16,11 +16,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from models.errors import ContractError, StoreError
+from models.errors import StoreError
 from pipeline.api.auth import require_admin
-from pipeline.api.images import check_headers, embed_images, http_status
+from pipeline.api.images import encode_uploads
 from pipeline.api.schemas import WatchlistEntry, to_iso
-from pipeline.ingest.image_input import ImageLimits, ImageRejected
 from pipeline.store import watchlists
 from pipeline.store.base import Store, is_postgres
 
@@ -87,17 +86,7 @@ async def add_watchlist(
     encoder = request.app.state.encoder
     if encoder is None:
         raise HTTPException(409, "this server has no re-ID encoder (api.checkpoint): add an identity instead")
-    blobs = [(upload.filename or f"image {i}", await upload.read(cfg.max_upload_bytes + 1))
-             for i, upload in enumerate(images)]
-    limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_image_pixels)
-    try:
-        await run_in_threadpool(check_headers, blobs, limits, cfg.max_request_pixels)
-        async with request.app.state.decode_gate.slot():
-            vectors = await run_in_threadpool(embed_images, encoder, blobs, limits, modality, True)
-    except ImageRejected as e:
-        raise HTTPException(http_status(e), str(e)) from None
-    except ContractError as e:
-        raise HTTPException(422, f"cannot encode the images: {e}") from None
+    vectors = await encode_uploads(request, images, encoder, modality, each=True)
     return await run_in_threadpool(_add_vectors, request, name, encoder.model_id, thr, vectors)
 
 
