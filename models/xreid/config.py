@@ -57,6 +57,10 @@ class XReIDCfg(Section):
         share_frame_classifier: per-frame MII logits reuse the sequence classifier (reference).
         cpc_temperature / cpc_momentum / cpc_update: prototype memory settings of CPC.
         num_classes: training identities; 0 builds no classifiers (inference only).
+        site_centre: the checkpoint carries one site's mean unit embedding per modality (buffer
+            ``site_centre``, set by ``xreid adapt``) and inference subtracts it before the vector is
+            normalised: what every person at that site shares (the scene, the lens, the modality's
+            look) stops counting as likeness. Off for a model trained once for every site.
     """
 
     name: str = "xreid_vitb16"
@@ -85,6 +89,7 @@ class XReIDCfg(Section):
     cpc_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.1
     cpc_update: PrototypeUpdate = "hard"
     num_classes: Annotated[int, Field(ge=0)] = 0
+    site_centre: bool = False
 
     @model_validator(mode="after")
     def _mobilenet_shapes(self) -> Self:

@@ -19,9 +19,11 @@ Data flow for a batch of B sequences of T frames (reference: ``make_model_clipre
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.errors import ContractError
@@ -76,6 +78,22 @@ class XReID(nn.Module):
         self.cpc = (CrossModalityPrototypes(n, width + proj, cfg.cpc_temperature, cfg.cpc_momentum, cfg.cpc_update)
                     if n else None)
         self.embed_dim: int = width + proj + width * (2 if self.long_term is not None else 1)
+        if cfg.site_centre:
+            self.register_buffer("site_centre", torch.zeros(2, self.embed_dim))
+
+    # ----------------------------------------------------------------- site centre
+    def set_site_centre(self, centre: Tensor) -> None:
+        """Subtract ``centre`` (2, embed_dim): rows rgb, ir) from every unit embedding at inference.
+
+        Turns ``cfg.site_centre`` on, so the buffer travels in the checkpoint and ``model_id`` changes:
+        vectors with and without the centre never share a gallery.
+        """
+        if tuple(centre.shape) != (2, self.embed_dim):
+            raise ContractError(f"site centre must be (2, {self.embed_dim}), got {tuple(centre.shape)}")
+        if not self.cfg.site_centre:
+            self.cfg = dataclasses.replace(self.cfg, site_centre=True)
+            self.register_buffer("site_centre", torch.zeros(2, self.embed_dim))
+        self.site_centre.copy_(centre.to(self.site_centre.dtype))
 
     # ----------------------------------------------------------------- cameras
     def set_camera_modalities(self, seen: Tensor) -> None:
@@ -167,8 +185,12 @@ class XReID(nn.Module):
         return out
 
     def forward(self, frames: Tensor, modality: Tensor, camera: Tensor | None = None):
-        """Embedding (B, embed_dim) in eval mode; the training dict of ``forward_head`` in train mode."""
-        return self.forward_head(self.forward_features(frames, modality, camera), pre_logits=not self.training)
+        """Embedding (B, embed_dim) in eval mode (site-centred when the model has a centre, then not
+        normalised); the training dict of ``forward_head`` in train mode."""
+        out = self.forward_head(self.forward_features(frames, modality, camera), pre_logits=not self.training)
+        if self.training or not self.cfg.site_centre:
+            return out
+        return F.normalize(out.float(), dim=1).to(out.dtype) - self.site_centre[modality].to(out.dtype)
 
     @torch.no_grad()
     def prototype_features(self, frames: Tensor) -> Tensor:

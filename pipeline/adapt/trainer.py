@@ -107,6 +107,36 @@ def track_vectors(model: torch.nn.Module, tracks: list[SiteTrack], seq_len: int)
     return np.asarray(out, np.float32)
 
 
+@torch.no_grad()
+def site_centre(model: torch.nn.Module, tracks: list[SiteTrack], seq_len: int) -> tuple[Tensor, dict[str, int]]:
+    """(2, D) mean unit clip embedding of the site per modality (rows rgb, ir), and the clips behind each.
+
+    Each kept clip (a track's crops of one segment) is embedded as the re-ID stage would, without any
+    centre the model already has. A modality the site never showed takes the other's row, so a camera
+    that switches to it later is centred by what the site does share.
+    """
+    sums = torch.zeros(2, int(model.embed_dim))
+    counts = [0, 0]
+    for t in tracks:
+        by_segment: dict[int, list[np.ndarray]] = {}
+        for seg, crop in zip(t.segments or [0] * len(t.crops), t.crops, strict=True):
+            by_segment.setdefault(seg, []).append(crop)
+        for crops in by_segment.values():
+            idx = np.linspace(0, len(crops) - 1, seq_len).round().astype(int)
+            v = embed(model, np.stack([crops[i] for i in idx])[None], [t.modality])[0].float()
+            row = _MODALITY_CODE[t.modality]
+            sums[row] += v / v.norm().clamp_min(1e-12)
+            counts[row] += 1
+    if not any(counts):
+        raise ValueError("site_centre needs at least one track with crops")
+    centre = sums / torch.tensor(counts, dtype=torch.float32).clamp_min(1.0)[:, None]
+    shared = sums.sum(0) / sum(counts)
+    for row in (0, 1):
+        if counts[row] == 0:
+            centre[row] = shared
+    return centre, {"rgb": counts[0], "ir": counts[1]}
+
+
 def pseudo_identities(vectors: np.ndarray, forbidden: np.ndarray, quantile: float) -> tuple[np.ndarray, dict[str, float]]:
     """Cluster labels from mutual nearest neighbours above the impostor score quantile.
 

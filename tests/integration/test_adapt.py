@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models.weights import DEFAULT_CHECKPOINT
 from models.xreid.checkpoint import load_checkpoint, read_checkpoint
 from models.xreid.encoder import ReidEncoder
 from pipeline.adapt.reembed import reembed
-from pipeline.adapt.site import MIN_TRACKS, bridge
+from pipeline.adapt.site import MIN_TRACKS, bridge, load_site
+from pipeline.adapt.trainer import site_centre
 from pipeline.bus import STREAM_CLIPS, STREAM_EMBEDDINGS, create_bus
 from pipeline.bus.messages import Clip, make_clip_id
 from pipeline.config.settings import MatcherCfg, ReidCfg
@@ -106,6 +108,17 @@ def test_adapt_writes_a_loadable_checkpoint_with_a_new_model_id_and_a_card(adapt
     assert adapted.with_name("site.loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert read_checkpoint(adapted)["extra"]["adapt"]["source_store"] == card["source_store"]
     assert not [p for p in adapted.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_adapted_model_carries_the_sites_mean_embedding_measured_on_the_sites_own_clips(adapted, site_store):
+    model = load_checkpoint(adapted)
+    card = json.loads(adapted.with_name("site.card.json").read_text())
+    assert model.cfg.site_centre and not load_checkpoint(DEFAULT_CHECKPOINT).cfg.site_centre
+    assert card["site_centre_clips"]["rgb"] >= card["counts"]["tracks"] and card["site_centre_clips"]["ir"] == 0
+    site = load_site(site_store, tuple(model.cfg.input_hw))
+    centre, _ = site_centre(model, site.tracks, model.cfg.seq_len)   # the raw path: the stored centre is not applied
+    assert torch.allclose(model.site_centre, centre, atol=1e-5)
+    assert torch.equal(model.site_centre[1], model.site_centre[0]), "no IR at this site: IR is centred like RGB"
 
 
 def test_adapt_refuses_a_store_with_too_few_tracks_or_no_crops_in_one_line(site_store, tmp_path, capsys):

@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=20.0, help="training time budget in minutes (default 20)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-centre", action="store_true",
+                   help="do not store the site's mean embedding per modality in the checkpoint (by default the "
+                        "adapted model subtracts it: docs/adapt.md \"Site centre\")")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from models.xreid.checkpoint import load_checkpoint, save_checkpoint
     from pipeline.adapt.card import card_paths, write_card, write_loss_png
     from pipeline.adapt.site import load_site
-    from pipeline.adapt.trainer import AdaptOptions, SiteAdapter
+    from pipeline.adapt.trainer import AdaptOptions, SiteAdapter, site_centre
 
     torch.set_num_threads(args.threads)
     source = Path(args.from_checkpoint) if args.from_checkpoint else DEFAULT_CHECKPOINT
@@ -79,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    centre_clips = None
+    if not args.no_centre:
+        centre, centre_clips = site_centre(model, site.tracks, int(model.cfg.seq_len))
+        model.set_site_centre(centre)
     card = {
         "kind": "xreid-site-adaptation",
         "from_model_id": from_id,
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "total_seconds": None,
         "threads": args.threads,
         "trainable_params": result.trainable_params,
+        "site_centre_clips": centre_clips,
         "pseudo_labels": result.relabels,
         "loss_first": result.losses[0] if result.losses else None,
         "loss_last_mean": float(sum(result.losses[-20:]) / max(len(result.losses[-20:]), 1)),
@@ -107,5 +115,6 @@ def run(args: argparse.Namespace) -> int:
     card["losses"] = [round(v, 5) for v in result.losses]
     write_card(card, card_path)
     print(f"adapted {from_id} -> {model_id} in {result.steps} steps ({result.seconds:.0f} s of training); "
+          f"{'' if centre_clips is None else f'site centre from {centre_clips} clips; '}"
           f"checkpoint {args.out}, card {card_path}, loss curve {png_path}")
     return 0
