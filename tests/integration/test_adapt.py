@@ -110,10 +110,17 @@ def test_adapt_writes_a_loadable_checkpoint_with_a_new_model_id_and_a_card(adapt
     assert not [p for p in adapted.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_the_adapted_model_carries_the_sites_mean_embedding_measured_on_the_sites_own_clips(adapted, site_store):
-    model = load_checkpoint(adapted)
-    card = json.loads(adapted.with_name("site.card.json").read_text())
-    assert model.cfg.site_centre and not load_checkpoint(DEFAULT_CHECKPOINT).cfg.site_centre
+def test_with_centre_the_adapted_model_carries_the_sites_mean_embedding_measured_on_its_own_clips(adapted, site_store,
+                                                                                                  tmp_path):
+    assert not load_checkpoint(adapted).cfg.site_centre, "no centre unless asked for"
+    assert json.loads(adapted.with_name("site.card.json").read_text())["site_centre_clips"] is None
+    out = tmp_path / "centred.pt"
+    r = xreid("adapt", "--store", str(site_store), "--out", str(out), "--minutes", "0.01", "--threads", "1", "--centre",
+              "--no-progress")
+    assert r.returncode == 0, r.stderr
+    model = load_checkpoint(out)
+    card = json.loads(out.with_name("centred.card.json").read_text())
+    assert model.cfg.site_centre and "site centre from" in r.stdout
     assert card["site_centre_clips"]["rgb"] >= card["counts"]["tracks"] and card["site_centre_clips"]["ir"] == 0
     site = load_site(site_store, tuple(model.cfg.input_hw))
     centre, _ = site_centre(model, site.tracks, model.cfg.seq_len)   # the raw path: the stored centre is not applied

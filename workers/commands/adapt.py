@@ -21,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=20.0, help="training time budget in minutes (default 20)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-centre", action="store_true",
-                   help="do not store the site's mean embedding per modality in the checkpoint (by default the "
-                        "adapted model subtracts it: docs/adapt.md \"Site centre\")")
+    p.add_argument("--centre", action="store_true",
+                   help="also store the site's mean embedding per modality in the checkpoint, for the adapted model "
+                        "to subtract (docs/adapt.md \"Site centre\": better probe mAP, no better whole-chain links)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     centre_clips = None
-    if not args.no_centre:
+    if args.centre:
         centre, centre_clips = site_centre(model, site.tracks, int(model.cfg.seq_len))
         model.set_site_centre(centre)
     card = {
