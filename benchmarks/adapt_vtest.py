@@ -10,10 +10,14 @@
    camera-B clips in the other-RGB and the night-NIR look against camera-A clips), scored with the
    starting and with the adapted checkpoint: Rank-1 / mAP and their deltas.
 5. ``xreid reembed`` of a copy of the store onto the adapted model: every track under one model_id.
+6. The whole chain (``benchmarks/identity_chain.py``, both looks) with the starting and with the adapted
+   checkpoint: cross-camera pairwise F1 and precision of the site-calibrated matcher (``--no-chain``
+   skips it, about 6 min on 2 cores).
 
 Frames 401+ are never read. The ground truth is used for scoring only.
 
     nice -n 10 .venv/bin/python benchmarks/adapt_vtest.py --minutes 20
+    nice -n 10 .venv/bin/python benchmarks/adapt_vtest.py --minutes 15 --threads 1 --centre   # + the site centre
 """
 
 from __future__ import annotations
@@ -75,6 +79,15 @@ def xreid(*args: str) -> float:
     return time.perf_counter() - t0
 
 
+def whole_chain(checkpoint: Path, out: Path) -> dict[str, dict]:
+    """``identity_chain.py`` under ``checkpoint``: the site-calibrated cross-camera counts per look."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "identity_chain.py"), "--checkpoint", str(checkpoint),
+                    "--out", str(out)], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    rows = json.loads((out / "identity_chain.json").read_text())["rows"]
+    return {r["look"]: r["calibrated"]["cross_camera"] for r in rows}
+
+
 def store_facts(store: Path) -> dict:
     """Tracks per camera and modality, the day/night switches, and tracks and identities per model."""
     with Store(store, readonly=True) as s:
@@ -97,6 +110,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="bench-out/adapt_vtest", help="scratch folder (footage, store, model)")
     ap.add_argument("--out", default="bench-out/adapt_vtest.json")
+    ap.add_argument("--centre", action="store_true", help="adapt with --centre (the site centre, docs/adapt.md)")
+    ap.add_argument("--no-chain", action="store_true", help="skip the whole-chain rows (step 6)")
     ap.add_argument("--reuse-replay", action="store_true",
                     help="keep WORK/replay from an earlier run with the same --from (skips the replay)")
     args = ap.parse_args()
@@ -122,7 +137,8 @@ def main() -> int:
           f"day/night events {before_facts['modality_events']}", flush=True)
     adapted = work / "adapted.pt"
     adapt_s = xreid("adapt", "--store", str(store), "--out", str(adapted), "--from", args.start,
-                    "--minutes", f"{args.minutes:g}", "--threads", str(args.threads), "--no-progress")
+                    "--minutes", f"{args.minutes:g}", "--threads", str(args.threads), "--no-progress",
+                    *(["--centre"] if args.centre else []))
     card = json.loads(adapted.with_name("adapted.card.json").read_text())
     moved = work / "moved.sqlite"
     shutil.copy(store, moved)
@@ -147,12 +163,21 @@ def main() -> int:
         print(f"{k:<18}{b['rank1']:>11.1f}{a['rank1']:>10.1f}{d['rank1']:>+7.1f}{b['mAP']:>11.1f}{a['mAP']:>10.1f}"
               f"{d['mAP']:>+7.1f}")
     print(f"reembed: {reembed_s:.0f} s; store models after: {moved_facts['models']}")
+    chain = None if args.no_chain else {name: whole_chain(ckpt, work / f"chain-{name}")
+                                        for name, ckpt in (("before", Path(args.start)), ("after", adapted))}
+    if chain:
+        print(f"\n{'whole chain (calibrated)':<26}{'cross F1 / P before':>22}{'after':>16}")
+        for look in chain["before"]:
+            b, a = chain["before"][look], chain["after"][look]
+            print(f"{look:<26}{b['f1']:>15.3f} / {b['precision']:.3f}{a['f1']:>9.3f} / {a['precision']:.3f}"
+                  f"   ({b['tp']}/{b['fp']}/{b['fn']} -> {a['tp']}/{a['fp']}/{a['fn']} tp/fp/fn)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"frames": [1, LAST_FRAME], "night_from_frame": NIGHT_FROM, "start": args.start,
                                "minutes": args.minutes, "threads": args.threads, "replay_seconds": replay_s,
                                "adapt_wall_seconds": adapt_s, "reembed_seconds": reembed_s, "card": card,
-                               "store": before_facts, "moved_store": moved_facts, "probe": rows, "deltas": deltas},
+                               "store": before_facts, "moved_store": moved_facts, "probe": rows, "deltas": deltas,
+                               "chain": chain},
                               indent=2) + "\n")
     print(f"wrote {out}")
     return 0
