@@ -83,7 +83,7 @@ class XReID(nn.Module):
 
     # ----------------------------------------------------------------- site centre
     def set_site_centre(self, centre: Tensor) -> None:
-        """Subtract ``centre`` (2, embed_dim): rows rgb, ir) from every unit embedding at inference.
+        """Subtract ``centre`` ((2, embed_dim), rows rgb and ir) from every unit embedding at inference.
 
         Turns ``cfg.site_centre`` on, so the buffer travels in the checkpoint and ``model_id`` changes:
         vectors with and without the centre never share a gallery.

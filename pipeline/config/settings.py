@@ -545,8 +545,8 @@ class CalibrationCfg(Section):
     min_impostor: PosInt = 100       # impostor samples before the calibrated value takes over (1/target_fmr: fewer
                                      # cannot show where a 1 % false-match rate lies)
     min_genuine: PosInt = 5          # genuine samples before the calibrated value takes over
-    floor: Cosine = 0.3              # a calibrated threshold is never laxer than this (a site-centred model
-                                     # scores one person near 0.4: docs/adapt.md "Site centre")
+    floor: Cosine = 0.3              # a calibrated threshold is never laxer than this (adapted and site-centred
+                                     # models score one person at 0.4-0.6: docs/adapt.md "Site centre")
     ceiling: Cosine = 1.0            # nor stricter than this (1.0: a model that cannot tell people apart links nothing)
     recompute_every: PosInt = 1      # new tracks of a model between two recomputations (a sort of <= max_samples)
     max_samples: PosInt = 5000       # newest samples per model, pair and kind that count (the site drifts)
