@@ -71,19 +71,23 @@ def write_cameras(video: Path, out: Path) -> tuple[Path, Path]:
     return paths
 
 
-def xreid(*args: str) -> float:
-    """Run the real CLI; returns its wall time in seconds."""
+def python(*args: str, quiet: bool = False) -> float:
+    """Run this interpreter on ``args`` in the repository (``quiet``: no stdout); returns its wall time in seconds."""
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "workers.cli", *args], check=True, cwd=ROOT, env=env)
+    subprocess.run([sys.executable, *args], check=True, cwd=ROOT, env=env,
+                   stdout=subprocess.DEVNULL if quiet else None)
     return time.perf_counter() - t0
+
+
+def xreid(*args: str) -> float:
+    """Run the real CLI; returns its wall time in seconds."""
+    return python("-m", "workers.cli", *args)
 
 
 def whole_chain(checkpoint: Path, out: Path) -> dict[str, dict]:
     """``identity_chain.py`` under ``checkpoint``: the site-calibrated cross-camera counts per look."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "identity_chain.py"), "--checkpoint", str(checkpoint),
-                    "--out", str(out)], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    python(str(ROOT / "benchmarks" / "identity_chain.py"), "--checkpoint", str(checkpoint), "--out", str(out), quiet=True)
     rows = json.loads((out / "identity_chain.json").read_text())["rows"]
     return {r["look"]: r["calibrated"]["cross_camera"] for r in rows}
 

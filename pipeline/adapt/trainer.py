@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from models.train.supcon import supcon_loss
-from models.xreid.preprocess import normalize_frames
+from models.xreid.preprocess import normalize_frames, sample_indices
 from pipeline.adapt.site import BRIDGE_MODALITY, BRIDGES, SiteData, SiteTrack, bridge, hard_negatives
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ def track_vectors(model: torch.nn.Module, tracks: list[SiteTrack], seq_len: int)
 def site_centre(model: torch.nn.Module, tracks: list[SiteTrack], seq_len: int) -> tuple[Tensor, dict[str, int]]:
     """(2, D) mean unit clip embedding of the site per modality (rows rgb, ir), and the clips behind each.
 
-    Each kept clip (a track's crops of one segment) is embedded as the re-ID stage would, without any
-    centre the model already has. A modality the site never showed takes the other's row, so a camera
+    Each kept clip (a track's crops of one segment) is sampled as the re-ID stage samples a clip
+    (``sample_indices``) and embedded without any centre the model already has. A modality the site never showed takes the other's row, so a camera
     that switches to it later is centred by what the site does share.
     """
     sums = torch.zeros(2, int(model.embed_dim))
@@ -122,7 +122,7 @@ def site_centre(model: torch.nn.Module, tracks: list[SiteTrack], seq_len: int) -
         for seg, crop in zip(t.segments or [0] * len(t.crops), t.crops, strict=True):
             by_segment.setdefault(seg, []).append(crop)
         for crops in by_segment.values():
-            idx = np.linspace(0, len(crops) - 1, seq_len).round().astype(int)
+            idx = sample_indices(len(crops), seq_len)
             v = embed(model, np.stack([crops[i] for i in idx])[None], [t.modality])[0].float()
             row = _MODALITY_CODE[t.modality]
             sums[row] += v / v.norm().clamp_min(1e-12)
