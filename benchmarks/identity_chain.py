@@ -17,6 +17,12 @@ the fixed thresholds the matcher had before site calibration (rgb_rgb 0.6, ir_ir
 calibration); the ``calibrated`` rows are the replay's own store. Re-linking the tapped embeddings
 under the shipped config must reproduce the store; the script checks that it does.
 
+Then, rules aside, whether the embedding can tell the scene's people apart at all
+(``identity_eval.separability``): camera-B→A Rank-1 of track means, cross-camera AUC, the AUC of the
+matcher's free evidence (a later clip against its own track, against simultaneous same-camera tracks)
+and the share of true cross-camera pairs above a 1 % bar; for the model, and for a colour histogram and
+raw ImageNet MobileNetV2 features on the same clips' crops, which the store keeps beside it.
+
     .venv/bin/python benchmarks/identity_chain.py                           # both looks, default model
     .venv/bin/python benchmarks/identity_chain.py --checkpoint PATH.pt --looks rgb
 
@@ -47,11 +53,12 @@ from pipeline.config.settings import MatcherCfg, PairThresholds, XreidCfg  # noq
 from pipeline.ingest.footage import default_cache_dir, ensure_vtest  # noqa: E402
 from pipeline.ingest.looks import NightNirLook, OtherRgbLook, render_camera  # noqa: E402
 from pipeline.ingest.pseudo_thermal import estimate_background  # noqa: E402
-from pipeline.matcher.identity_eval import run_labels, score_partition, score_run  # noqa: E402
+from pipeline.matcher.identity_eval import ClipVector, run_labels, score_partition, score_run, separability  # noqa: E402
 from pipeline.matcher.matcher import Matcher  # noqa: E402
 from pipeline.replay.embedded import STORE_NAME, Replay, ReplayOptions, parse_camera_spec  # noqa: E402
 from pipeline.store.base import Store  # noqa: E402
 from pipeline.store.calibration import list_thresholds  # noqa: E402
+from pipeline.store.crops import CropKeeper, crops_dir  # noqa: E402
 from pipeline.store.tracks import list_tracks  # noqa: E402
 from pipeline.tracking.mot import read_mot  # noqa: E402
 from workers.identity_chain import align_clip_length, identity_stages, load_encoder  # noqa: E402
@@ -124,9 +131,32 @@ def run_look(cfg: XreidCfg, encoder: Any, look: str, cam_a: Path, cam_b: Path, g
         cfg.matcher.calibration, enabled=False))
     static, _ = relink(tapped, static_cfg, labels)
     again, same = relink(tapped, cfg.matcher, labels, store_path=run_dir / STORE_NAME)
+    apart = {name: separability(vectors, labels, "camB", "camA", cfg.matcher.overlap_slack_s).to_dict()
+             for name, vectors in embeddings_by(tapped, run_dir / STORE_NAME, modality_b).items()}
     return {"look": look, "modality_b": modality_b, "run_id": replay.run_id, "wall_s": round(wall, 1),
             "tracks": summary["tracks"], "clips": len(tapped), "static": static.to_dict(),
-            "calibrated": live.to_dict(), "relink_reproduces_store": same, "calibration": calibration}
+            "calibrated": live.to_dict(), "relink_reproduces_store": same, "calibration": calibration,
+            "separability": apart}
+
+
+def embeddings_by(tapped: list[Embedding], store_path: Path, modality_b: str) -> dict[str, list[ClipVector]]:
+    """The run's clips as the model embedded them, and as the off-the-shelf baselines embed the same
+    clips' kept crops (the store keeps up to 4 per clip): a colour histogram and raw ImageNet features."""
+    from benchmarks.identity_vtest import histogram_embedder, imagenet_embedder
+
+    out = {"model": [ClipVector(e.track_uid, e.camera_id, e.t_start, e.t_end, e.vector) for e in tapped]}
+    keeper = CropKeeper(crops_dir(store_path))
+    kept: dict[tuple[str, int], list[np.ndarray]] = {}
+    for uid in dict.fromkeys(e.track_uid for e in tapped):
+        for c in keeper.crops(uid):
+            kept.setdefault((uid, c.segment), []).append(cv2.cvtColor(cv2.imread(str(c.path)), cv2.COLOR_BGR2RGB))
+    order = [e for e in tapped if (e.track_uid, e.segment) in kept]
+    clips = [kept[(e.track_uid, e.segment)] for e in order]
+    modalities = ["rgb" if e.camera_id == "camA" else modality_b for e in order]
+    for name, embed in (("colour histogram", histogram_embedder()), ("ImageNet MobileNetV2", imagenet_embedder(False))):
+        vectors = embed(clips, modalities)
+        out[name] = [ClipVector(e.track_uid, e.camera_id, e.t_start, e.t_end, v) for e, v in zip(order, vectors, strict=True)]
+    return out
 
 
 def save_tapped(path: Path, tapped: list[Embedding]) -> None:
@@ -202,6 +232,15 @@ def main() -> int:
     for r in rows:
         print(fmt_row(r["look"], "static 0.6", r["static"]))
         print(fmt_row(r["look"], "calibrated", r["calibrated"]))
+    print("\nCan the embedding tell these people apart? (camera-B track means against camera-A's; "
+          "evidence = the matcher's free pairs: a later clip vs its track, against simultaneous same-camera tracks)\n")
+    print("| look | embedding | B→A Rank-1 | cross AUC | evidence AUC | 1 % bar | cross pairs ≥ bar |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        for name, s in r["separability"].items():
+            bar = "–" if s["bar"] is None else f"{s['bar']:.3f}"
+            print(f"| {r['look']} | {name} | {100 * s['rank1']:.0f} % of {s['queries']} | {s['cross_auc']:.3f} | "
+                  f"{s['evidence_auc']:.3f} | {bar} | {100 * s['cross_pass']:.0f} % |")
     for r in rows:
         print(f"\n{r['look']}: {r['tracks']} tracks, {r['clips']} clips, {r['wall_s']} s; relinking reproduces the "
               f"store: {r['relink_reproduces_store']}")

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.matcher.calibrate import label_tracks
 from pipeline.store.base import Store
 from pipeline.store.tracks import list_tracks
@@ -103,3 +105,98 @@ def score_run(store: Store, run_id: str, labels: Mapping[str, str]) -> IdentityS
               and t.track_uid.startswith(f"{t.camera_id}-{run_id}-")]
     return score_partition([int(t.identity) for t in tracks], [labels.get(t.track_uid) for t in tracks],  # type: ignore[arg-type]
                            [t.camera_id for t in tracks])
+
+
+@dataclass(frozen=True)
+class ClipVector:
+    """One embedded clip of a track, in the order the matcher consumed it."""
+
+    track_uid: str
+    camera_id: str
+    t_start: float
+    t_end: float
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Separability:
+    """Can an embedding tell a scene's people apart at all, whatever rule links them?
+
+    F1 mixes the embedding with the matcher's rules and thresholds; these numbers isolate the
+    embedding, so a low F1 can be traced to one or the other.
+
+    Attributes:
+        queries: labelled query-camera tracks that have a same-person gallery-camera track.
+        rank1: share of them whose nearest gallery-camera track (track means) is that person.
+        cross_auc: chance that a same-person cross-camera track pair scores above a different-person one.
+        evidence_auc: the matcher's free evidence (docs/matcher.md "Site calibration"): chance that a
+            later clip of a track scores against the track so far above two tracks one camera saw at the
+            same time. Label-free: 0.5 means the site's own evidence cannot place any threshold.
+        bar: the 99th percentile of those same-camera simultaneous pairs, roughly where a 1 % false-match
+            bar lands (None: fewer than 2 such pairs). Same-modality pairs only: across modalities the
+            matcher places its bar from a cohort instead, so there it is a rough guide.
+        cross_pass: share of same-person cross-camera pairs that reach ``bar``: the recall such a bar
+            leaves the matcher before any other rule.
+    """
+
+    queries: int
+    rank1: float
+    cross_auc: float
+    evidence_auc: float
+    bar: float | None
+    cross_pass: float
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _auc(high: Sequence[float], low: Sequence[float]) -> float:
+    """P(a score of ``high`` > one of ``low``), ties half (the Mann-Whitney statistic); nan if either is empty."""
+    if not len(high) or not len(low):
+        return float("nan")
+    h, lo = np.asarray(high, np.float64)[:, None], np.asarray(low, np.float64)[None, :]
+    return float((h > lo).mean() + 0.5 * (h == lo).mean())
+
+
+def separability(clips: Sequence[ClipVector], labels: Mapping[str, str], query_camera: str, gallery_camera: str,
+                 overlap_slack_s: float = 0.2) -> Separability:
+    """How well the clip vectors of a two-camera run separate its people (see ``Separability``).
+
+    Tracks are compared by the normalised mean of their clips' unit vectors (the matcher's running
+    mean at the end of the run). Evidence pairs follow the matcher's geometry: each later clip against
+    the mean of its track's earlier clips; two tracks of one camera whose spans overlap by more than
+    ``overlap_slack_s`` are the impostor side.
+    """
+    by_track: dict[str, list[ClipVector]] = {}
+    for c in clips:
+        by_track.setdefault(c.track_uid, []).append(c)
+    uids = list(by_track)
+    means = {u: _unit(np.mean([_unit(np.asarray(c.vector, np.float64)) for c in cs], axis=0)) for u, cs in by_track.items()}
+    camera = {u: cs[0].camera_id for u, cs in by_track.items()}
+    span = {u: (min(c.t_start for c in cs), max(c.t_end for c in cs)) for u, cs in by_track.items()}
+
+    genuine = []
+    for cs in by_track.values():
+        vecs = [_unit(np.asarray(c.vector, np.float64)) for c in cs]
+        genuine += [float(vecs[k] @ _unit(np.mean(vecs[:k], axis=0))) for k in range(1, len(vecs))]
+    impostor = [float(means[a] @ means[b]) for a, b in combinations(uids, 2)
+                if camera[a] == camera[b] and min(span[a][1], span[b][1]) - max(span[a][0], span[b][0]) > overlap_slack_s]
+    bar = float(np.quantile(impostor, 0.99)) if len(impostor) >= 2 else None
+
+    gallery = [u for u in uids if camera[u] == gallery_camera and u in labels]
+    same, other, hits, queries = [], [], 0, 0
+    for q in (u for u in uids if camera[u] == query_camera and u in labels):
+        scores = {g: float(means[q] @ means[g]) for g in gallery}
+        if not any(labels[g] == labels[q] for g in gallery):
+            continue
+        queries += 1
+        hits += labels[max(scores, key=scores.__getitem__)] == labels[q]
+        for g, s in scores.items():
+            (same if labels[g] == labels[q] else other).append(s)
+    return Separability(queries, hits / queries if queries else float("nan"), _auc(same, other),
+                        _auc(genuine, impostor), bar,
+                        float(np.mean(np.asarray(same) >= bar)) if same and bar is not None else float("nan"))
