@@ -142,10 +142,23 @@ def _identity_chain(d: dict) -> list[Figure]:
         (f"cross-camera pairwise identity precision, two RGB cameras, {model}", c["precision"], ">= 0.90",
          c["precision"] >= 0.90),
         ("all-pairs identity F1, two RGB cameras", r["calibrated"]["all_pairs"]["f1"], "-", None)]
+    for name, s in r.get("separability", {}).items():   # docs/matcher.md "What limits the chain"
+        figs.append((f"evidence AUC (later clip vs own track, against simultaneous tracks), {name}",
+                     s["evidence_auc"], "-", None))
     if "nir" in rows:
         figs.append(("cross-camera identity precision, RGB + night-NIR camera", rows["nir"]["calibrated"]
                      ["cross_camera"]["precision"], "-", None))
     return figs
+
+
+def _crowd(d: dict) -> list[Figure]:
+    rows = d.get("rows", [])
+    if not rows:
+        return [("synthetic crowd: people merged into someone else (nobody returns)", None, "0", None)]
+    worst = max(rows, key=lambda r: r["wrong_merges"])
+    return [(f"synthetic crowd of {worst['people']}, nobody returns: people merged into someone else, worst of "
+             f"{len(rows)} runs ({worst['crowd']}, of {worst['people_after_calibration']} after calibration)",
+             worst["wrong_merges"], "0", worst["wrong_merges"] == 0)]
 
 
 def _night(d: dict) -> list[Figure]:
@@ -182,6 +195,7 @@ BENCHES = (
     Bench("identity_vtest", ("benchmarks/identity_vtest.py",), _identity_vtest, 900),
     Bench("matcher", ("benchmarks/matcher.py", "--sizes", "1000", "100000", "1000000", "--kinds", "flat", "ivf"),
           _matcher, 1200),
+    Bench("matcher_crowd", ("benchmarks/matcher_crowd.py",), _crowd, 300),
     Bench("bus", ("benchmarks/bus.py",), _bus, 600),
     Bench("mot_vtest", ("benchmarks/mot_vtest.py",), _mot, 1200),
     Bench("identity_chain", ("benchmarks/identity_chain.py",), _identity_chain, 1200),
