@@ -10,6 +10,7 @@ returns, so every join on c1 is a wrong merge. Looks are unit vectors in 64 dime
 independent (``random``: strangers score about 0 ± 0.13) or drawn around one shared look
 (``look-alike``: strangers score about 0.64 or 0.81, say a site where everyone wears the same
 uniform); each clip is the person's look at cosine 0.95. Only the rule is measured here, not a model.
+Each run is made twice: with the config as it is, and with ``calibration.per_decision: true``.
 
     .venv/bin/python benchmarks/matcher_crowd.py                 # ~10 s
     .venv/bin/python benchmarks/matcher_crowd.py --people 400 --seeds 0 1 2 3 4
@@ -20,6 +21,7 @@ Prints a table and writes ``bench-out/matcher_crowd.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -64,9 +66,10 @@ def site(rng: np.random.Generator, people: int, spread: float | None) -> list[Em
     return out
 
 
-def run(crowd: str, people: int, seed: int, cfg: XreidCfg) -> dict[str, float | int | str]:
+def run(crowd: str, people: int, seed: int, cfg: XreidCfg, per_decision: bool) -> dict[str, float | int | str]:
     embs = site(np.random.default_rng(seed), people, CROWDS[crowd])
-    m = Matcher(cfg.matcher)
+    m = Matcher(dataclasses.replace(cfg.matcher, calibration=dataclasses.replace(cfg.matcher.calibration,
+                                                                               per_decision=per_decision)))
     calibrated_at = None
     for i, e in enumerate(embs):
         m.observe(e)
@@ -76,7 +79,7 @@ def run(crowd: str, people: int, seed: int, cfg: XreidCfg) -> dict[str, float | 
     [state] = [s for s in m.calibrator.state() if s.pair == "rgb_rgb"]
     wrong = people - len(identities)   # nobody returns: every person fewer is one wrong merge
     decided = people - (calibrated_at or people)
-    return {"crowd": crowd, "seed": seed, "people": people, "wrong_merges": wrong,
+    return {"crowd": crowd, "seed": seed, "per_decision": per_decision, "people": people, "wrong_merges": wrong,
             "people_after_calibration": decided, "threshold": round(state.threshold, 3),
             "wrong_per_100_decisions": round(100 * wrong / decided, 1) if decided else None}
 
@@ -92,15 +95,17 @@ def main() -> int:
         print("error: --people must be a multiple of 4 and at least 8", file=sys.stderr)
         return 2
     cfg = load_config(XreidCfg, args.config)
-    rows = [run(crowd, args.people, seed, cfg) for crowd in CROWDS for seed in args.seeds]
+    rows = [run(crowd, args.people, seed, cfg, per) for per in (cfg.matcher.calibration.per_decision, True)
+            for crowd in CROWDS for seed in args.seeds]
     c = cfg.matcher.calibration
     print(f"matcher: target_fmr {c.target_fmr}, min_impostor {c.min_impostor}, min_gap {cfg.matcher.min_gap}, "
-          f"min_clips {cfg.matcher.min_clips}; {args.people} people, nobody returns\n")
-    print("| crowd | seed | rgb_rgb threshold | people after calibration | wrong merges | per 100 of them |")
-    print("|---|---|---|---|---|---|")
+          f"min_clips {cfg.matcher.min_clips}; {args.people} people, nobody returns; the config's per_decision "
+          f"({c.per_decision}), then per_decision: true\n")
+    print("| per_decision | crowd | seed | rgb_rgb threshold | people after calibration | wrong merges | per 100 of them |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['crowd']} | {r['seed']} | {r['threshold']:.3f} | {r['people_after_calibration']} | "
-              f"{r['wrong_merges']} | {r['wrong_per_100_decisions']} |")
+        print(f"| {str(r['per_decision']).lower()} | {r['crowd']} | {r['seed']} | {r['threshold']:.3f} | "
+              f"{r['people_after_calibration']} | {r['wrong_merges']} | {r['wrong_per_100_decisions']} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"config": args.config, "rows": rows}, indent=2) + "\n", encoding="utf-8")

@@ -152,13 +152,16 @@ def _identity_chain(d: dict) -> list[Figure]:
 
 
 def _crowd(d: dict) -> list[Figure]:
-    rows = d.get("rows", [])
-    if not rows:
-        return [("synthetic crowd: people merged into someone else (nobody returns)", None, "0", None)]
-    worst = max(rows, key=lambda r: r["wrong_merges"])
-    return [(f"synthetic crowd of {worst['people']}, nobody returns: people merged into someone else, worst of "
-             f"{len(rows)} runs ({worst['crowd']}, of {worst['people_after_calibration']} after calibration)",
-             worst["wrong_merges"], "0", worst["wrong_merges"] == 0)]
+    figs: list[Figure] = []
+    for per, what in ((False, "shipped config"), (True, "per_decision: true")):
+        rows = [r for r in d.get("rows", []) if r.get("per_decision", False) == per]
+        if not rows:
+            continue
+        worst = max(rows, key=lambda r: r["wrong_merges"])
+        figs.append((f"synthetic crowd of {worst['people']}, nobody returns, {what}: people merged into someone "
+                     f"else, worst of {len(rows)} runs (of {worst['people_after_calibration']} after calibration)",
+                     worst["wrong_merges"], "0", worst["wrong_merges"] == 0))
+    return figs or [("synthetic crowd: people merged into someone else (nobody returns)", None, "0", None)]
 
 
 def _night(d: dict) -> list[Figure]:

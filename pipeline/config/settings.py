@@ -555,6 +555,8 @@ class CalibrationCfg(Section):
     cohort_size: PosInt = 16         # random other-modality tracks a new track is scored against
     min_cohort: PosInt = 50          # cohort scores before the cohort threshold takes over from the fallback
     cohort_z: PosFloat = 3.0         # least robust sigmas above the cohort median (auto rgb_rgb/ir_ir may demand more)
+    per_decision: bool = False       # target_fmr per decision (a new track against the whole gallery: 1:N), not per
+                                     # pair; needed where hundreds of people pass (benchmarks/matcher_crowd.py)
 
     @model_validator(mode="after")
     def _sample_counts(self) -> Self:

@@ -19,6 +19,13 @@ fallback once ``min_impostor`` and ``min_genuine`` samples exist, and is recompu
 Same-camera impostors are harder than cross-camera ones (same light, same angle), which errs on
 the side of abstaining.
 
+With ``per_decision``, ``target_fmr`` counts per decision instead of per pair. A new track is compared
+with every track of its model's gallery, so with N of them the chance that its best stranger passes a
+per-pair bar is about N times that bar's rate (a 1:N search: what biometrics calls the false positive
+identification rate). The bar then also stands at least ``z`` robust sigmas above the impostor median,
+with z the normal quantile of ``1 - (1 - target_fmr) ** (1 / N)``; the samples cannot show such a rare
+tail, so it is extrapolated from their median and MAD. The same z is the least for the ``rgb_ir`` cohort.
+
 ``rgb_ir`` has no free impostors (one camera at one moment has one modality), so it is placed from
 a **cohort** instead (``cross_modal: cohort``): each new track is also scored against a few random
 tracks of the other modality. Nearly all of them are other people (about one in as many people as
@@ -35,6 +42,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
+from statistics import NormalDist
 
 import numpy as np
 
@@ -67,6 +75,13 @@ def cohort_threshold(cohort: Sequence[float], z: float, floor: float, ceiling: f
     med, sigma = robust_location(cohort)
     bar = med + z * sigma if sigma > 0 else float(np.nextafter(med, np.inf))
     return float(min(max(bar, floor), ceiling))
+
+
+def decision_z(target_fmr: float, gallery: int) -> float:
+    """Robust sigmas above the impostor median that keep one decision among ``gallery`` candidates at
+    ``target_fmr``: the normal quantile of ``1 - (1 - target_fmr) ** (1 / gallery)``."""
+    per_pair = -math.expm1(math.log1p(-target_fmr) / max(gallery, 1))
+    return NormalDist().inv_cdf(1.0 - per_pair)
 
 
 def _rate(scores: Sequence[float], threshold: float) -> float | None:
@@ -141,6 +156,8 @@ class Calibrator:
             threshold, source = float(manual), "manual"
         elif c.enabled and pair in AUTO_PAIRS and len(impostor) >= c.min_impostor and len(genuine) >= c.min_genuine:
             threshold, source = place_threshold(impostor, c.target_fmr, c.floor, c.ceiling), "auto"
+            if c.per_decision:
+                threshold = max(threshold, cohort_threshold(impostor, self._decision_z(model_id), c.floor, c.ceiling))
         elif c.enabled and pair == CROSS_PAIR and c.cross_modal == "cohort" and len(impostor) >= c.min_cohort:
             threshold, source = cohort_threshold(impostor, self._site_z(model_id), c.floor, c.ceiling), "auto"
         else:
@@ -160,4 +177,10 @@ class Calibrator:
             med, sigma = robust_location(self._scores[(model_id, pair, IMPOSTOR)])
             if sigma > 0:
                 zs.append((same.threshold - med) / sigma)
+        if self.ccfg.per_decision:
+            zs.append(self._decision_z(model_id))
         return max([self.ccfg.cohort_z, *zs])   # cohort_z is the least: a few dozen impostors understate the tail
+
+    def _decision_z(self, model_id: str) -> float:
+        """``decision_z`` for a new track of ``model_id`` (the gallery it meets: the model's other tracks)."""
+        return decision_z(self.ccfg.target_fmr, self._tracks.get(model_id, 0) - 1)

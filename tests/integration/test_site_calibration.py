@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.api import create_app
 from pipeline.bus import STREAM_EMBEDDINGS, MemoryBus
 from pipeline.config.settings import ApiCfg, CalibrationCfg, FallbackThresholds, MatcherCfg, PairThresholds
-from pipeline.matcher.calibration import GENUINE, IMPOSTOR, place_threshold
+from pipeline.matcher.calibration import GENUINE, IMPOSTOR, Calibrator, decision_z, place_threshold
 from pipeline.matcher.matcher import Matcher
 from pipeline.matcher.stage import MatcherStage
 from pipeline.store.base import Store
-from pipeline.store.calibration import list_thresholds
+from pipeline.store.calibration import Evidence, list_thresholds
 from tests.support.matcher_helpers import drain_matcher, emb, unit
 from workers.cli import main
 
@@ -202,3 +202,35 @@ def test_api_serves_the_calibration_and_the_matcher_worker_exports_it(tmp_path):
     n = {(s.labels["pair"], s.labels["kind"]): s.value for s in fams["xreid_matcher_calibration_samples"].samples}
     assert n[("rgb_rgb", "impostor")] == rows[0]["n_impostor"] > 0
 
+
+
+def test_per_decision_keeps_a_crowd_of_strangers_apart_where_the_per_pair_rate_merges_them():
+    """Nobody in the crowd returns, so every join is a wrong merge. A per-pair 1 % bar meets a gallery of
+    a hundred strangers at every new track; per decision, the bar grows with the gallery."""
+    embs = list(_crowd(np.random.default_rng(3), n_rounds=50))
+    merged = {}
+    for per_decision in (False, True):
+        m = Matcher(MatcherCfg(calibration=CalibrationCfg(per_decision=per_decision)))
+        for e in embs:
+            m.observe(e)
+        merged[per_decision] = 200 - len({m.identity_of(k) for k in range(1, m.next_track)})
+        [state] = [s for s in m.calibrator.state() if s.pair == "rgb_rgb"]
+        assert state.source == "auto"
+    assert merged[False] >= 10, merged
+    assert merged[True] <= 2, merged
+
+
+def test_the_per_decision_bar_rises_with_the_gallery_and_never_undercuts_the_per_pair_bar():
+    rng = np.random.default_rng(4)
+    impostor = rng.normal(0.6, 0.08, size=400).tolist()
+    evidence = [Evidence("m", "rgb_rgb", IMPOSTOR, s, 1, 2, 0.0) for s in impostor] + \
+               [Evidence("m", "rgb_rgb", GENUINE, 0.9, 1, None, 0.0) for _ in range(10)]
+    bars = []
+    for tracks in (2, 10, 100, 1000):
+        cal = Calibrator(MatcherCfg(calibration=CalibrationCfg(per_decision=True)))
+        cal.restore(evidence, {"m": tracks})
+        bars.append(cal.threshold("m", "rgb_rgb"))
+    per_pair = place_threshold(impostor, 0.01, 0.3, 1.0)
+    assert bars == sorted(bars) and bars[-1] > bars[0] + 0.05
+    assert min(bars) >= per_pair
+    assert bars[-1] == pytest.approx(0.6 + 0.08 * decision_z(0.01, 999), abs=0.02)   # a normal tail, extrapolated
