@@ -162,7 +162,10 @@ def load_config(cls: type[T], path: str | Path | None = None, env: Mapping[str, 
 def from_dict(cls: type[T], data: Any, source: str = "<dict>") -> T:
     """Build config dataclass ``cls`` from plain data; errors name ``source`` and the dotted key."""
     _refuse_huge_ints(data, source)
-    return validate(cls, data, source, show=_show)
+    try:
+        return validate(cls, data, source, show=_show)
+    except ConfigError as e:   # a check's own message may quote the value it refused: no credentials in it
+        raise ConfigError(redact_text(str(e))) from None
 
 
 def _refuse_huge_ints(data: Any, source: str) -> None:

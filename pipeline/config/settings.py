@@ -18,6 +18,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from models.config_base import Section, config_dataclass
 from pipeline.config.events import EventsCfg
 from pipeline.config.ids import CAMERA_ID_RULE, is_camera_id
+from pipeline.config.redact import redact_text
 
 Modality = Literal["rgb", "ir"]
 CameraModality = Literal["rgb", "ir", "auto"]   # auto: switches between rgb and ir (day/night cameras)
@@ -625,7 +626,8 @@ def parse_duration(value: object) -> float | None:
     else:
         m = _DURATION.match(str(value))
         if m is None:
-            raise ValueError(f"must be a duration such as 30d, 12h, 15m or 90s (or forever), got {str(value)[:40]!r}")
+            raise ValueError(f"must be a duration such as 30d, 12h, 15m or 90s (or forever), "
+                             f"got {redact_text(str(value))[:40]!r}")
         seconds = float(m[1]) * _UNIT_S[m[2]]
     if not 0 <= seconds < 1e11:
         raise ValueError(f"must be a duration between 0 and ~3000 years, got {value!r}")

@@ -131,6 +131,18 @@ def test_defects_the_generated_values_found_are_one_line_errors(key, raw, expect
     assert expected in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("key", ["retention.crops", "retention.cameras.cam1.tracks", "cameras"])
+def test_a_check_that_quotes_the_value_it_refused_masks_credentials(tmp_path, key):
+    # found by the YAML fuzz above: the duration check quoted a camera URL, password and all
+    url = f"rtsp://admin:{SECRET_TEXT}@cam/1"
+    path = tmp_path / "leak.yaml"
+    raw = json.dumps([{"id": url}]) if key == "cameras" else json.dumps(url)
+    path.write_text(_nested(key, raw))
+    with pytest.raises(ConfigError) as e:
+        load_config(XreidCfg, path)
+    assert SECRET_TEXT not in str(e.value) and "rtsp://***@cam/1" in str(e.value), str(e.value)
+
+
 def test_a_deeply_nested_yaml_file_is_a_config_error(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("detector: " + "[" * 100_000 + "]" * 100_000 + "\n")
