@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.matcher.calibrate import label_tracks
+from pipeline.matcher.gallery import l2_normalise
 from pipeline.store.base import Store
 from pipeline.store.tracks import list_tracks
 
@@ -150,10 +151,6 @@ class Separability:
         return asdict(self)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
 def _auc(high: Sequence[float], low: Sequence[float]) -> float:
     """P(a score of ``high`` > one of ``low``), ties half (the Mann-Whitney statistic); nan if either is empty."""
     if not len(high) or not len(low):
@@ -175,14 +172,12 @@ def separability(clips: Sequence[ClipVector], labels: Mapping[str, str], query_c
     for c in clips:
         by_track.setdefault(c.track_uid, []).append(c)
     uids = list(by_track)
-    means = {u: _unit(np.mean([_unit(np.asarray(c.vector, np.float64)) for c in cs], axis=0)) for u, cs in by_track.items()}
+    units = {u: l2_normalise(np.stack([c.vector for c in cs])) for u, cs in by_track.items()}   # (clips, D) each
+    means = {u: l2_normalise(v.mean(axis=0)) for u, v in units.items()}
     camera = {u: cs[0].camera_id for u, cs in by_track.items()}
     span = {u: (min(c.t_start for c in cs), max(c.t_end for c in cs)) for u, cs in by_track.items()}
 
-    genuine = []
-    for cs in by_track.values():
-        vecs = [_unit(np.asarray(c.vector, np.float64)) for c in cs]
-        genuine += [float(vecs[k] @ _unit(np.mean(vecs[:k], axis=0))) for k in range(1, len(vecs))]
+    genuine = [float(v[k] @ l2_normalise(v[:k].mean(axis=0))) for v in units.values() for k in range(1, len(v))]
     impostor = [float(means[a] @ means[b]) for a, b in combinations(uids, 2)
                 if camera[a] == camera[b] and min(span[a][1], span[b][1]) - max(span[a][0], span[b][0]) > overlap_slack_s]
     bar = float(np.quantile(impostor, 0.99)) if len(impostor) >= 2 else None
