@@ -29,7 +29,7 @@ from pydantic import (
 
 from models.errors import ConfigError
 from pipeline.config.ids import SITE_PATTERN, is_site
-from pipeline.config.redact import redact_url
+from pipeline.config.redact import redact_text, redact_url
 
 MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 WEBHOOK_SCHEMES = ("http", "https")
@@ -83,13 +83,13 @@ def check_webhook_url(url: str) -> str:
 def check_topic_prefix(prefix: str) -> str:
     """Return ``prefix`` when it can head every topic: levels without wildcards, nothing empty."""
     if not prefix or len(prefix) > _MAX_TOPIC_PREFIX:
-        raise ValueError(f"must be 1..{_MAX_TOPIC_PREFIX} characters, got {prefix!r:.80}")
+        raise ValueError(f"must be 1..{_MAX_TOPIC_PREFIX} characters, got {redact_text(prefix)!r:.80}")
     if prefix.startswith("$"):
-        raise ValueError(f"must not start with '$' (reserved for the broker), got {prefix!r:.80}")
+        raise ValueError(f"must not start with '$' (reserved for the broker), got {redact_text(prefix)!r:.80}")
     if any(c in "+#\x00" or c.isspace() for c in prefix):
-        raise ValueError(f"must not contain '+', '#', NUL or whitespace, got {prefix!r:.80}")
+        raise ValueError(f"must not contain '+', '#', NUL or whitespace, got {redact_text(prefix)!r:.80}")
     if "" in prefix.split("/"):
-        raise ValueError(f"must not have an empty level (leading, trailing or double '/'), got {prefix!r:.80}")
+        raise ValueError(f"must not have an empty level (leading, trailing or double '/'), got {redact_text(prefix)!r:.80}")
     return prefix
 
 
@@ -140,7 +140,7 @@ class EventsCfg(BaseModel):
     @classmethod
     def _site(cls, v: str) -> str:
         if not is_site(v):
-            raise ValueError(f"must match {SITE_PATTERN}, got {v!r:.80}")
+            raise ValueError(f"must match {SITE_PATTERN}, got {redact_text(v)!r:.80}")
         return v
 
     @field_validator("webhook_urls", mode="before")

@@ -143,6 +143,18 @@ def test_a_check_that_quotes_the_value_it_refused_masks_credentials(tmp_path, ke
     assert SECRET_TEXT not in str(e.value) and "rtsp://***@cam/1" in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize("key", ["retention.crops", "events.topic_prefix", "events.site"])
+def test_a_check_that_shortens_the_value_it_quotes_masks_credentials_first(tmp_path, key):
+    # a check that cuts a long value at 40 or 80 characters cut the URL before its '@', so the masking
+    # after it saw no credentials to mask
+    url = f"rtsp://admin:{SECRET_TEXT}{'x' * 80}@cam/1"
+    path = tmp_path / "long.yaml"
+    path.write_text(_nested(key, json.dumps(url)))
+    with pytest.raises(ConfigError) as e:
+        load_config(XreidCfg, path)
+    assert SECRET_TEXT not in str(e.value) and "rtsp://***@" in str(e.value), str(e.value)
+
+
 def test_a_deeply_nested_yaml_file_is_a_config_error(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("detector: " + "[" * 100_000 + "]" * 100_000 + "\n")
